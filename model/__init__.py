@@ -1,0 +1,1 @@
+"""The machine-learning half of esteira: data, validation, the classifier, its profile and serving."""

@@ -1,0 +1,86 @@
+"""Every setting esteira reads, in one place.
+
+Product code never knows where it runs: bucket names, endpoints, the MLflow URI and the model URI all
+come from environment variables read here, with the defaults documented next to them. A Lambda, an ECS
+task, the CLI and the local demo differ only in these values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the configuration; build one with `Settings.from_env()`."""
+
+    # Where BANKING77 lives. Unset: download from the public source into `cache_dir`.
+    data_dir: str | None = None
+    # Download cache for the public data set.
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "esteira")
+    # Public source of BANKING77 (PolyAI-LDN/task-specific-datasets, folder banking_data).
+    data_url: str = "https://raw.githubusercontent.com/PolyAI-LDN/task-specific-datasets/master/banking_data"
+    # MLflow tracking server and registry (the demo starts one on 127.0.0.1:5500).
+    mlflow_tracking_uri: str = "http://127.0.0.1:5500"
+    experiment_name: str = "esteira-intent"
+    registered_model_name: str = "esteira-intent"
+    # Gate: a challenger must beat the champion by this much accuracy on the same evaluation set...
+    gate_min_improvement: float = 0.0
+    # ...and no intent's F1 may fall by more than this.
+    gate_max_intent_f1_drop: float = 0.10
+    # The first model (no champion yet) must clear these absolute bars.
+    gate_min_accuracy: float = 0.85
+    gate_min_macro_f1: float = 0.85
+    # Validation limits.
+    max_text_chars: int = 1000
+    min_rows: int = 20
+    max_rows: int = 2_000_000
+    max_file_bytes: int = 500 * 1024 * 1024
+    # AWS endpoint override (moto/LocalStack); unset in AWS.
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = os.environ.get("ESTEIRA_DATA_DIR") or None
+        return cls(
+            data_dir=data_dir,
+            cache_dir=Path(_env("ESTEIRA_CACHE_DIR", str(Path.home() / ".cache" / "esteira"))),
+            data_url=_env("ESTEIRA_DATA_URL", cls.data_url),
+            mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", cls.mlflow_tracking_uri),
+            experiment_name=_env("ESTEIRA_EXPERIMENT", cls.experiment_name),
+            registered_model_name=_env("ESTEIRA_MODEL_NAME", cls.registered_model_name),
+            gate_min_improvement=_env_float("ESTEIRA_GATE_MIN_IMPROVEMENT", cls.gate_min_improvement),
+            gate_max_intent_f1_drop=_env_float("ESTEIRA_GATE_MAX_INTENT_F1_DROP", cls.gate_max_intent_f1_drop),
+            gate_min_accuracy=_env_float("ESTEIRA_GATE_MIN_ACCURACY", cls.gate_min_accuracy),
+            gate_min_macro_f1=_env_float("ESTEIRA_GATE_MIN_MACRO_F1", cls.gate_min_macro_f1),
+            max_text_chars=_env_int("ESTEIRA_MAX_TEXT_CHARS", cls.max_text_chars),
+            min_rows=_env_int("ESTEIRA_MIN_ROWS", cls.min_rows),
+            max_rows=_env_int("ESTEIRA_MAX_ROWS", cls.max_rows),
+            max_file_bytes=_env_int("ESTEIRA_MAX_FILE_BYTES", cls.max_file_bytes),
+            aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            aws_region=_env("AWS_DEFAULT_REGION", _env("AWS_REGION", cls.aws_region)),
+        )

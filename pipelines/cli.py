@@ -1,0 +1,97 @@
+"""`esteira`: one subcommand per pipeline step, each printing its JSON result on stdout.
+
+Exit codes: 0 done (read `status` in the JSON), 2 the data failed validation or could not be read,
+1 anything else. Errors are printed as JSON too, so a Step Functions task or a script can parse them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from model.data import DataSourceError
+from model.validate import DataValidationError
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(json.dumps(result, indent=2, default=str))
+
+
+def _run(step: str, fn: Callable[[], dict[str, Any]]) -> int:
+    try:
+        _print(fn())
+        return 0
+    except DataValidationError as exc:
+        _print(
+            {
+                "step": step,
+                "status": "invalid",
+                "error": str(exc),
+                "issues": [str(i) for i in exc.issues if i.severity == "error"][:50],
+            }
+        )
+        print(str(exc), file=sys.stderr)
+        return 2
+    except DataSourceError as exc:
+        _print({"step": step, "status": "unreadable", "error": str(exc)})
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esteira", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate-data", help="validate a labelled CSV/Parquet (local path, s3:// or banking77:<split>)")
+    p.add_argument("--data", default="banking77:train")
+    p.add_argument("--new-label", action="append", default=[], help="declare a label not in BANKING77 (repeatable)")
+    p.add_argument("--label-column", default=None)
+
+    p = sub.add_parser("train", help="validate, train, log to MLflow, register as challenger")
+    p.add_argument("--train-data", default="banking77:train")
+    p.add_argument("--eval-data", default="banking77:test")
+    p.add_argument("--new-label", action="append", default=[])
+    p.add_argument("--search", action="store_true", help="hyper-parameter search, logged as nested runs")
+
+    p = sub.add_parser("evaluate", help="score challenger and champion on one evaluation set; apply the gate")
+    p.add_argument("--model-version", default=None, help="default: the 'challenger' alias")
+    p.add_argument("--eval-data", default="banking77:test")
+
+    p = sub.add_parser("promote", help="move 'champion' to the version if the gate passes")
+    p.add_argument("--model-version", default=None)
+    p.add_argument("--eval-data", default="banking77:test")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "validate-data":
+        from pipelines.validate_data import validate_data
+
+        return _run(
+            "validate-data",
+            lambda: validate_data(args.data, new_labels=args.new_label, label_column=args.label_column),
+        )
+    if args.command == "train":
+        from pipelines.train import train
+
+        return _run(
+            "train",
+            lambda: train(args.train_data, args.eval_data, search=args.search, new_labels=args.new_label),
+        )
+    if args.command == "evaluate":
+        from pipelines.evaluate import evaluate
+
+        return _run("evaluate", lambda: evaluate(args.model_version, args.eval_data))
+    if args.command == "promote":
+        from pipelines.promote import promote
+
+        return _run("promote", lambda: promote(args.model_version, eval_uri=args.eval_data))
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

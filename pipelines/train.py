@@ -1,0 +1,212 @@
+"""Step: train a classifier on validated data, track it in MLflow and register it as `challenger`.
+
+Idempotent: a model version already trained from the same data version, parameters and code commit is
+returned instead of training again, so a retried Step Functions task never registers duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from model.classifier import IntentClassifier, ModelParams
+from model.config import Settings
+from model.metrics import confusion_png, evaluate_classifier
+from model.pyfunc import IntentPyfunc
+from model.validate import ValidatedData
+from pipelines import registry
+from pipelines.validate_data import load_validated
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "numpy", "scipy", "pandas", "mlflow-skinny")]
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow only [A-Za-z0-9_-. :/]; intent names such as `reverted_card_payment?` don't."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
+
+
+def params_hash(params: ModelParams) -> str:
+    return hashlib.sha256(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+SEARCH_GRID: list[dict[str, Any]] = [
+    {"estimator": "svm", "svm_c": 0.3},
+    {"estimator": "svm", "svm_c": 0.5},
+    {"estimator": "svm", "svm_c": 1.0},
+    {"estimator": "svm", "svm_c": 0.5, "char_weight": 1.0},
+    {"estimator": "svm+logreg"},
+]
+
+
+def _search(data: ValidatedData, base: ModelParams, settings: Settings) -> ModelParams:
+    """Pick parameters on a split of the TRAINING data (never the test split), one nested run each."""
+    rng = np.random.default_rng(base.seed)
+    idx = rng.permutation(len(data.texts))
+    cut = int(len(idx) * 0.8)
+    texts, labels = np.asarray(data.texts, dtype=object), np.asarray(data.labels, dtype=object)
+    best, best_acc = base, -1.0
+    for overrides in SEARCH_GRID:
+        candidate = replace(base, calibration_folds=0, **overrides)
+        with mlflow.start_run(nested=True, run_name=f"search {overrides}"):
+            clf = IntentClassifier(candidate).fit(texts[idx[:cut]].tolist(), labels[idx[:cut]].tolist())
+            ev = evaluate_classifier(clf, texts[idx[cut:]].tolist(), labels[idx[cut:]].tolist())
+            mlflow.log_params(candidate.as_dict())
+            mlflow.log_metrics(
+                {"val_accuracy": ev.accuracy, "val_macro_f1": ev.macro_f1, "fit_seconds": clf.fit_seconds}
+            )
+        if ev.accuracy > best_acc:
+            best, best_acc = replace(candidate, calibration_folds=base.calibration_folds), ev.accuracy
+    mlflow.log_param("search_best", json.dumps({k: v for k, v in best.as_dict().items()}))
+    return best
+
+
+def _existing_version(settings: Settings, data_hash: str, p_hash: str, commit: str) -> Any | None:
+    client = registry.client(settings)
+    query = (
+        f"name='{settings.registered_model_name}' and tags.dataset_hash='{data_hash}' "
+        f"and tags.params_hash='{p_hash}' and tags.git_commit='{commit}'"
+    )
+    try:
+        found = client.search_model_versions(query)
+    except Exception:  # the registered model does not exist yet
+        return None
+    ready = [v for v in found if v.status == "READY"]
+    return max(ready, key=lambda v: int(v.version)) if ready else None
+
+
+def train(
+    train_uri: str = "banking77:train",
+    eval_uri: str = "banking77:test",
+    *,
+    params: ModelParams | None = None,
+    search: bool = False,
+    new_labels: Sequence[str] = (),
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    settings = settings or Settings.from_env()
+    params = params or ModelParams()
+    data = load_validated(train_uri, new_labels=new_labels, settings=settings)
+    eval_data = load_validated(eval_uri, new_labels=new_labels, settings=settings)
+    commit = registry.git_commit()
+
+    if not search:
+        existing = _existing_version(settings, data.dataset_hash, params_hash(params), commit)
+        if existing is not None:
+            registry.client(settings).set_registered_model_alias(
+                settings.registered_model_name, registry.CHALLENGER, existing.version
+            )
+            run = registry.client(settings).get_run(existing.run_id)
+            return {
+                "step": "train",
+                "status": "reused",
+                "run_id": existing.run_id,
+                "model_version": str(existing.version),
+                "model_uri": registry.model_uri(settings, existing.version),
+                "dataset_hash": data.dataset_hash,
+                "metrics": {k: run.data.metrics[k] for k in ("accuracy", "macro_f1") if k in run.data.metrics},
+            }
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    exp_id = registry.experiment_id(settings)
+    with mlflow.start_run(experiment_id=exp_id, run_name="train") as run:
+        mlflow.set_tags(
+            {
+                "dataset_hash": data.dataset_hash,
+                "eval_dataset_hash": eval_data.dataset_hash,
+                "git_commit": commit,
+                "step": "train",
+                "train_uri": train_uri,
+            }
+        )
+        if search:
+            params = _search(data, params, settings)
+        p_hash = params_hash(params)
+        mlflow.log_params(
+            {
+                **params.as_dict(),
+                "params_hash": p_hash,
+                "train_rows": len(data.texts),
+                "dropped_duplicates": data.dropped_duplicates,
+            }
+        )
+        frame = pd.DataFrame({"text": data.texts, "label": data.labels})
+        with warnings.catch_warnings():  # MLflow warns that a local path is ambiguous as a source
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+                frame, source=data.source, name="train", digest=data.dataset_hash[7:23]
+            )
+        mlflow.log_input(dataset, context="training")
+        clf = IntentClassifier(params).fit(data.texts, data.labels)
+        ev = evaluate_classifier(clf, eval_data.texts, eval_data.labels)
+        mlflow.log_metrics(
+            {
+                "accuracy": ev.accuracy,
+                "macro_f1": ev.macro_f1,
+                "fit_seconds": clf.fit_seconds,
+                "mean_confidence": ev.mean_confidence,
+                "calibration_beta": clf.beta_,
+            }
+        )
+        mlflow.log_metrics({f"f1.{metric_key(k)}": v for k, v in ev.per_intent_f1.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpdir = Path(tmp)
+            confusion_png(ev, str(tmpdir / "confusion_matrix.png"))
+            (tmpdir / "intent_index.json").write_text(json.dumps(ev.labels, indent=1))
+            (tmpdir / "top_features.json").write_text(json.dumps(clf.global_top_features(), indent=1))
+            (tmpdir / "validation.json").write_text(json.dumps(data.summary(), indent=1))
+            for name in ("confusion_matrix.png", "intent_index.json", "top_features.json", "validation.json"):
+                mlflow.log_artifact(str(tmpdir / name), artifact_path="evaluation")
+            pickle_path = tmpdir / "classifier.pkl"
+            with pickle_path.open("wb") as fh:
+                pickle.dump(clf, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            example = pd.DataFrame({"text": eval_data.texts[:3]})
+            signature = infer_signature(example, IntentPyfunc._predict_frame(clf, example))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=IntentPyfunc(),
+                artifacts={"classifier": str(pickle_path)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_requirements(),
+            )
+        version = mlflow.register_model(
+            info.model_uri,
+            settings.registered_model_name,
+            tags={
+                "dataset_hash": data.dataset_hash,
+                "eval_dataset_hash": eval_data.dataset_hash,
+                "params_hash": p_hash,
+                "git_commit": commit,
+                "run_id": run.info.run_id,
+            },
+        )
+        registry.client(settings).set_registered_model_alias(
+            settings.registered_model_name, registry.CHALLENGER, version.version
+        )
+        return {
+            "step": "train",
+            "status": "trained",
+            "run_id": run.info.run_id,
+            "model_version": str(version.version),
+            "model_uri": registry.model_uri(settings, version.version),
+            "dataset_hash": data.dataset_hash,
+            "params": params.as_dict(),
+            "metrics": {**ev.summary(), "fit_seconds": round(clf.fit_seconds, 2)},
+        }

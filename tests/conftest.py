@@ -1,0 +1,77 @@
+"""Shared fixtures: the real BANKING77 files, small slices of them, and a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from demo.mlflow_server import MlflowServer, free_port
+from model.config import Settings
+from model.data import banking77_dir
+
+
+@pytest.fixture(scope="session")
+def banking77() -> Path:
+    """The data folder; needs ESTEIRA_DATA_DIR (set by the Makefile here) or network access."""
+    return banking77_dir(Settings.from_env())
+
+
+@pytest.fixture(scope="session")
+def train_frame(banking77: Path) -> pd.DataFrame:
+    return pd.read_csv(banking77 / "train.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def test_frame(banking77: Path) -> pd.DataFrame:
+    return pd.read_csv(banking77 / "test.csv", dtype=str, keep_default_na=False)
+
+
+def small_slice(frame: pd.DataFrame, intents: int, per_intent: int, seed: int = 0) -> pd.DataFrame:
+    keep = sorted(frame["category"].unique())[:intents]
+    part = frame[frame["category"].isin(keep)]
+    return part.sample(frac=1.0, random_state=seed).groupby("category").head(per_intent).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def slice_files(
+    tmp_path_factory: pytest.TempPathFactory, train_frame: pd.DataFrame, test_frame: pd.DataFrame
+) -> dict[str, Path]:
+    """A 12-intent slice: big enough for a meaningful model, small enough to train in about a second."""
+    folder = tmp_path_factory.mktemp("slice")
+    paths = {"train": folder / "train.csv", "test": folder / "test.csv"}
+    small_slice(train_frame, 12, 60).to_csv(paths["train"], index=False)
+    small_slice(test_frame, 12, 30).to_csv(paths["test"], index=False)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real `mlflow server` process; no part of MLflow is mocked."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), free_port()).start()
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = server.uri
+    yield server
+    server.stop()
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@pytest.fixture()
+def settings(mlflow_server: MlflowServer) -> Settings:
+    """Settings bound to the test server, with a registered model name of its own per test."""
+    name = f"intent-{uuid.uuid4().hex[:8]}"
+    return replace(
+        Settings.from_env(),
+        mlflow_tracking_uri=mlflow_server.uri,
+        registered_model_name=name,
+        experiment_name=name,
+        min_rows=20,
+    )
