@@ -66,7 +66,7 @@ fmt: venv ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff format model pipelines lambdas demo tests benchmarks
 
 benchmark: venv ## training benchmark -> docs/benchmarks.md
-	$(PY) benchmarks/train.py
+	$(PY) -m benchmarks.train
 
 clean: ## remove local state (not the tool cache)
 	rm -rf .esteira $(REPORTS) .pytest_cache .mypy_cache .ruff_cache

@@ -42,7 +42,7 @@ class ModelParams:
     min_df: int = 2
     estimator: str = "svm+logreg"  # "svm", "logreg" or "svm+logreg" (logit average, still linear)
     svm_c: float = 0.5
-    logreg_c: float = 30.0
+    logreg_c: float = 20.0
     calibration_folds: int = 3
     n_jobs: int = 2
     seed: int = 0

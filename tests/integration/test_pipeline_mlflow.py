@@ -108,3 +108,12 @@ def test_bad_data_stops_before_training(
     monkeypatch.setenv("ESTEIRA_EXPERIMENT", settings.experiment_name)
     assert cli_main(["train", "--train-data", str(bad), "--eval-data", str(slice_files["test"])]) == 2
     assert '"status": "invalid"' in capsys.readouterr().out
+
+
+def test_search_logs_nested_runs(settings: Settings, slice_files: dict[str, Path]) -> None:
+    res = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, search=True, settings=settings)
+    client = registry.client(settings)
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{res['run_id']}'")
+    assert len(children) >= 3 and all("val_accuracy" in c.data.metrics for c in children)
+    assert "search_best" in client.get_run(res["run_id"]).data.params
