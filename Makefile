@@ -21,7 +21,7 @@ endif
 
 # Pytest always writes JUnit XML (Jenkins, GitHub and Qase read it) and coverage.
 PYTEST_ARGS ?=
-PYTEST := $(PY) -m pytest --junitxml=$(REPORTS)/junit-$@.xml --cov=model --cov=pipelines --cov=lambdas \
+PYTEST = $(PY) -m pytest --junitxml=$(REPORTS)/junit-$@.xml --cov=model --cov=pipelines --cov=lambdas \
           --cov-report=xml:$(REPORTS)/coverage-$@.xml --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 .PHONY: help venv demo demo-down test test-all test-slow lint fmt benchmark clean

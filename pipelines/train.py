@@ -55,7 +55,7 @@ SEARCH_GRID: list[dict[str, Any]] = [
 ]
 
 
-def _search(data: ValidatedData, base: ModelParams, settings: Settings) -> ModelParams:
+def _search(data: ValidatedData, base: ModelParams, experiment_id: str) -> ModelParams:
     """Pick parameters on a split of the TRAINING data (never the test split), one nested run each."""
     rng = np.random.default_rng(base.seed)
     idx = rng.permutation(len(data.texts))
@@ -64,7 +64,7 @@ def _search(data: ValidatedData, base: ModelParams, settings: Settings) -> Model
     best, best_acc = base, -1.0
     for overrides in SEARCH_GRID:
         candidate = replace(base, calibration_folds=0, **overrides)
-        with mlflow.start_run(nested=True, run_name=f"search {overrides}"):
+        with mlflow.start_run(nested=True, experiment_id=experiment_id, run_name=f"search {overrides}"):
             clf = IntentClassifier(candidate).fit(texts[idx[:cut]].tolist(), labels[idx[:cut]].tolist())
             ev = evaluate_classifier(clf, texts[idx[cut:]].tolist(), labels[idx[cut:]].tolist())
             mlflow.log_params(candidate.as_dict())
@@ -136,7 +136,7 @@ def train(
             }
         )
         if search:
-            params = _search(data, params, settings)
+            params = _search(data, params, exp_id)
         p_hash = params_hash(params)
         mlflow.log_params(
             {
