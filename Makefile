@@ -19,6 +19,9 @@ ifneq ($(wildcard $(SHARED_DATA)/train.csv),)
 export ESTEIRA_DATA_DIR ?= $(SHARED_DATA)
 endif
 
+PY_DIRS    := $(wildcard model pipelines lambdas localaws demo tests benchmarks infra/cdk)
+TYPED_DIRS := $(wildcard model pipelines lambdas)
+
 # Pytest always writes JUnit XML (Jenkins, GitHub and Qase read it) and coverage.
 PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest --junitxml=$(REPORTS)/junit-$@.xml --cov=model --cov=pipelines --cov=lambdas \
@@ -58,12 +61,12 @@ test-all: venv ## everything, as CI runs it
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check model pipelines lambdas demo tests benchmarks
-	$(VENV)/bin/mypy model pipelines
+	$(VENV)/bin/ruff format --check $(PY_DIRS)
+	$(VENV)/bin/mypy $(TYPED_DIRS)
 
 fmt: venv ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format model pipelines lambdas demo tests benchmarks
+	$(VENV)/bin/ruff format $(PY_DIRS)
 
 benchmark: venv ## training benchmark -> docs/benchmarks.md
 	$(PY) -m benchmarks.train
