@@ -228,6 +228,7 @@ resource "aws_vpc_security_group_egress_rule" "tasks_mlflow" {
 }
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_20:HTTP redirects to HTTPS (listener http_redirect) whenever certificate_arn is set; without a certificate (no domain in the reference) HTTP is all there is.
   #checkov:skip=CKV2_AWS_28:WAF is optional (cost); attach a web ACL with aws_wafv2_web_acl_association for public production traffic.
   name                       = "${var.name}-serving"
   load_balancer_type         = "application"
