@@ -83,6 +83,7 @@ module "serving" {
   allowed_ingress_cidrs = var.allowed_ingress_cidrs
   alb_logs_bucket       = module.storage.logs_bucket_name
   deletion_protection   = var.deletion_protection
+  enable_autoscaling    = var.enable_service_autoscaling
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
 }
@@ -154,6 +155,7 @@ module "monitoring" {
     name = module.workflow.function_names["drift_check"]
   }
   drift_check_schedule = var.drift_check_schedule
+  enable_alarms        = var.enable_metric_alarms
   tags                 = local.tags
 }
 

@@ -10,6 +10,7 @@ provider "aws" {
   skip_requesting_account_id  = local.emulated
   skip_metadata_api_check     = local.emulated
   s3_use_path_style           = local.emulated
+  max_retries                 = local.emulated ? 2 : null
 
   # Every service this configuration calls goes to the emulator when aws_endpoint_url is set.
   dynamic "endpoints" {

@@ -147,7 +147,7 @@ def moto_server(tmp_path: Path) -> Iterator[Moto]:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**tofu_env(), "MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+            env={**tofu_env(), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},  # AWS managed policies exist
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + MOTO_READY_TIMEOUT_S

@@ -1,5 +1,6 @@
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   alb_dimensions = {
@@ -8,6 +9,16 @@ locals {
   }
   service_dimensions = { Service = var.service_name }
   alarm_actions      = [aws_sns_topic.this.arn]
+  # Built from names so the EventBridge rule and outputs do not depend on the alarms existing.
+  alarm_prefix = "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name}"
+  alarm_arns = {
+    error_rate        = "${local.alarm_prefix}-serving-5xx-rate"
+    p99_latency       = "${local.alarm_prefix}-serving-p99-latency"
+    unhealthy_hosts   = "${local.alarm_prefix}-serving-unhealthy-hosts"
+    failed_executions = "${local.alarm_prefix}-workflow-failed"
+    drift             = "${local.alarm_prefix}-model-drift"
+    low_confidence    = "${local.alarm_prefix}-model-low-confidence"
+  }
 }
 
 # ---- notifications
@@ -57,6 +68,7 @@ resource "aws_sns_topic_subscription" "email" {
 
 # ---- service-health alarms (notify only)
 resource "aws_cloudwatch_metric_alarm" "error_rate" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-serving-5xx-rate"
   alarm_description   = "Target 5xx responses above ${var.error_rate_threshold_percent}% of requests"
   comparison_operator = "GreaterThanThreshold"
@@ -98,6 +110,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "p99_latency" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-serving-p99-latency"
   alarm_description   = "ALB p99 target response time above ${var.p99_latency_threshold_seconds} s"
   namespace           = "AWS/ApplicationELB"
@@ -117,6 +130,7 @@ resource "aws_cloudwatch_metric_alarm" "p99_latency" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-serving-unhealthy-hosts"
   alarm_description   = "At least one serving task fails the /ready health check"
   namespace           = "AWS/ApplicationELB"
@@ -135,6 +149,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "failed_executions" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-workflow-failed"
   alarm_description   = "A train-evaluate-deploy execution failed, timed out or was aborted"
   comparison_operator = "GreaterThanThreshold"
@@ -169,6 +184,7 @@ resource "aws_cloudwatch_metric_alarm" "failed_executions" {
 # ---- model-health alarms (notify and retrain). Aggregated on Service, so no SEARCH is needed
 # whatever ModelVersion is live; the service also emits the Service+ModelVersion dimension set.
 resource "aws_cloudwatch_metric_alarm" "drift" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-model-drift"
   alarm_description   = "Input drift score above ${var.drift_threshold}: retraining is triggered"
   namespace           = var.metrics_namespace
@@ -187,6 +203,7 @@ resource "aws_cloudwatch_metric_alarm" "drift" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "low_confidence" {
+  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-model-low-confidence"
   alarm_description   = "Share of low-confidence predictions above ${var.low_confidence_threshold}: retraining is triggered"
   namespace           = var.metrics_namespace
@@ -212,7 +229,7 @@ resource "aws_cloudwatch_event_rule" "retrain" {
   event_pattern = jsonencode({
     source        = ["aws.cloudwatch"]
     "detail-type" = ["CloudWatch Alarm State Change"]
-    resources     = [aws_cloudwatch_metric_alarm.drift.arn, aws_cloudwatch_metric_alarm.low_confidence.arn]
+    resources     = [local.alarm_arns.drift, local.alarm_arns.low_confidence]
     detail        = { state = { value = ["ALARM"] } }
   })
   tags = var.tags
@@ -264,6 +281,7 @@ resource "aws_lambda_permission" "drift_check" {
 
 # ---- dashboard
 resource "aws_cloudwatch_dashboard" "this" {
+  count          = var.enable_alarms ? 1 : 0
   dashboard_name = var.name
   dashboard_body = jsonencode({
     widgets = [
@@ -312,9 +330,9 @@ resource "aws_cloudwatch_dashboard" "this" {
         properties = {
           title = "Alarms"
           alarms = [
-            aws_cloudwatch_metric_alarm.error_rate.arn, aws_cloudwatch_metric_alarm.p99_latency.arn,
-            aws_cloudwatch_metric_alarm.unhealthy_hosts.arn, aws_cloudwatch_metric_alarm.failed_executions.arn,
-            aws_cloudwatch_metric_alarm.drift.arn, aws_cloudwatch_metric_alarm.low_confidence.arn,
+            local.alarm_arns.error_rate, local.alarm_arns.p99_latency,
+            local.alarm_arns.unhealthy_hosts, local.alarm_arns.failed_executions,
+            local.alarm_arns.drift, local.alarm_arns.low_confidence,
           ]
         }
       },

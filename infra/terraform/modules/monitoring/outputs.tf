@@ -5,14 +5,7 @@ output "sns_topic_arn" {
 
 output "alarm_arns" {
   description = "Alarm ARNs by purpose."
-  value = {
-    error_rate        = aws_cloudwatch_metric_alarm.error_rate.arn
-    p99_latency       = aws_cloudwatch_metric_alarm.p99_latency.arn
-    unhealthy_hosts   = aws_cloudwatch_metric_alarm.unhealthy_hosts.arn
-    failed_executions = aws_cloudwatch_metric_alarm.failed_executions.arn
-    drift             = aws_cloudwatch_metric_alarm.drift.arn
-    low_confidence    = aws_cloudwatch_metric_alarm.low_confidence.arn
-  }
+  value       = local.alarm_arns
 }
 
 output "retrain_rule_name" {
@@ -22,5 +15,5 @@ output "retrain_rule_name" {
 
 output "dashboard_name" {
   description = "CloudWatch dashboard name."
-  value       = aws_cloudwatch_dashboard.this.dashboard_name
+  value       = var.name
 }

@@ -190,16 +190,16 @@ resource "aws_s3_bucket" "this" {
 }
 
 resource "aws_s3_bucket_versioning" "this" {
-  for_each = aws_s3_bucket.this
-  bucket   = each.value.id
+  for_each = local.buckets
+  bucket   = aws_s3_bucket.this[each.key].id
   versioning_configuration {
     status = "Enabled"
   }
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
-  for_each = aws_s3_bucket.this
-  bucket   = each.value.id
+  for_each = local.buckets
+  bucket   = aws_s3_bucket.this[each.key].id
   rule {
     bucket_key_enabled = true
     apply_server_side_encryption_by_default {
@@ -210,8 +210,8 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 }
 
 resource "aws_s3_bucket_public_access_block" "this" {
-  for_each                = aws_s3_bucket.this
-  bucket                  = each.value.id
+  for_each                = local.buckets
+  bucket                  = aws_s3_bucket.this[each.key].id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
@@ -219,23 +219,24 @@ resource "aws_s3_bucket_public_access_block" "this" {
 }
 
 resource "aws_s3_bucket_ownership_controls" "this" {
-  for_each = aws_s3_bucket.this
-  bucket   = each.value.id
+  for_each = local.buckets
+  bucket   = aws_s3_bucket.this[each.key].id
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
 resource "aws_s3_bucket_logging" "this" {
-  for_each      = aws_s3_bucket.this
-  bucket        = each.value.id
+  for_each      = local.buckets
+  bucket        = aws_s3_bucket.this[each.key].id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3/${each.key}/"
+  depends_on    = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
-  for_each = aws_s3_bucket.this
-  bucket   = each.value.id
+  for_each = local.buckets
+  bucket   = aws_s3_bucket.this[each.key].id
   rule {
     id     = "noncurrent-versions"
     status = "Enabled"
@@ -273,12 +274,12 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 }
 
 data "aws_iam_policy_document" "tls_only" {
-  for_each = aws_s3_bucket.this
+  for_each = local.buckets
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [each.value.arn, "${each.value.arn}/*"]
+    resources = [aws_s3_bucket.this[each.key].arn, "${aws_s3_bucket.this[each.key].arn}/*"]
     principals {
       type        = "*"
       identifiers = ["*"]
@@ -292,8 +293,8 @@ data "aws_iam_policy_document" "tls_only" {
 }
 
 resource "aws_s3_bucket_policy" "this" {
-  for_each   = aws_s3_bucket.this
-  bucket     = each.value.id
+  for_each   = local.buckets
+  bucket     = aws_s3_bucket.this[each.key].id
   policy     = data.aws_iam_policy_document.tls_only[each.key].json
   depends_on = [aws_s3_bucket_public_access_block.this]
 }
