@@ -130,6 +130,7 @@ module "workflow" {
   model_name               = var.model_name
   sns_topic_arn            = module.monitoring.sns_topic_arn
   retrain_cooldown_seconds = var.retrain_cooldown_seconds
+  enable_state_machine     = var.enable_state_machine
   extra_environment        = var.lambda_extra_environment
   deletion_protection      = var.deletion_protection
   log_retention_days       = var.log_retention_days

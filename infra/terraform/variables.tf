@@ -57,6 +57,12 @@ variable "enable_service_autoscaling" {
   default     = true
 }
 
+variable "enable_state_machine" {
+  description = "Create the Step Functions state machine. EMULATOR ONLY: set false for moto 5.2.5, which lacks states:ValidateStateMachineDefinition (the provider calls it before CreateStateMachine). Never false in a real account."
+  type        = bool
+  default     = true
+}
+
 # ---- network
 variable "vpc_cidr" {
   description = "IPv4 CIDR of the VPC."

@@ -1,4 +1,5 @@
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   az_count            = length(var.availability_zones)
@@ -6,6 +7,27 @@ locals {
   private_subnets     = [for i in range(local.az_count) : cidrsubnet(var.cidr_block, 4, i + 8)]
   nat_count           = var.enable_nat_gateway ? (var.single_nat_gateway ? 1 : local.az_count) : 0
   endpoint_subnet_ids = slice(aws_subnet.private[*].id, 0, min(var.endpoint_subnet_count, local.az_count))
+  # IAM action prefix of each endpoint's service; endpoint policies replace AWS's default "*" on "*".
+  action_prefix = { "ecr.api" = "ecr", "ecr.dkr" = "ecr", "monitoring" = "cloudwatch", "sagemaker.api" = "sagemaker" }
+}
+
+# Endpoints admit only this account's principals, and only the endpoint's own service.
+data "aws_iam_policy_document" "endpoint" {
+  for_each = setunion(var.interface_endpoints, ["s3", "dynamodb"])
+  statement {
+    sid       = "ThisAccountOnly"
+    actions   = ["${lookup(local.action_prefix, each.key, split(".", each.key)[0])}:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
 }
 
 resource "aws_vpc" "this" {
@@ -100,6 +122,7 @@ resource "aws_vpc_endpoint" "gateway" {
   service_name      = "com.amazonaws.${data.aws_region.current.region}.${each.key}"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = aws_route_table.private[*].id
+  policy            = data.aws_iam_policy_document.endpoint[each.key].json
   tags              = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
@@ -127,6 +150,7 @@ resource "aws_vpc_endpoint" "interface" {
   private_dns_enabled = true
   subnet_ids          = local.endpoint_subnet_ids
   security_group_ids  = [aws_security_group.endpoints.id]
+  policy              = data.aws_iam_policy_document.endpoint[each.key].json
   tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 

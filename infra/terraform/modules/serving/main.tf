@@ -2,9 +2,8 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  region       = data.aws_region.current.region
-  https        = var.certificate_arn != null
-  capture_path = trimprefix(var.capture_s3_uri, "s3://")
+  region = data.aws_region.current.region
+  https  = var.certificate_arn != null
   environment = merge(var.extra_environment, {
     MODEL_URI           = var.model_uri
     MLFLOW_TRACKING_URI = var.mlflow_tracking_uri

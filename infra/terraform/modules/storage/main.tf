@@ -230,8 +230,14 @@ resource "aws_s3_bucket_logging" "this" {
   for_each      = local.buckets
   bucket        = aws_s3_bucket.this[each.key].id
   target_bucket = aws_s3_bucket.logs.id
-  target_prefix = "s3/${each.key}/"
-  depends_on    = [aws_s3_bucket_policy.logs]
+  target_prefix = "s3/"
+  # Keys become s3/<account>/<region>/<source bucket>/<yyyy>/<mm>/<dd>/...: one prefix, separable by bucket.
+  target_object_key_format {
+    partitioned_prefix {
+      partition_date_source = "EventTime"
+    }
+  }
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {

@@ -1,11 +1,11 @@
 output "state_machine_arn" {
   description = "ARN of the train-evaluate-deploy state machine."
-  value       = aws_sfn_state_machine.this.arn
+  value       = local.state_machine_arn
 }
 
 output "state_machine_name" {
   description = "Name of the state machine."
-  value       = aws_sfn_state_machine.this.name
+  value       = local.state_machine_name
 }
 
 output "function_arns" {
