@@ -91,7 +91,10 @@ lint-workflows: venv ## actionlint (runs shellcheck on run: blocks) + yamllint o
 	$(VENV)/bin/yamllint --strict -c .github/yamllint.yml .github
 
 lint-jenkinsfile: ## parse the Jenkinsfile with Groovy (Debian groovy + JDK 17) and list its stages
-	bash scripts/jenkinsfile-check.sh Jenkinsfile
+	@mkdir -p $(CI_BUILD)
+	bash scripts/jenkinsfile-check.sh Jenkinsfile > $(CI_BUILD)/jenkinsfile.json
+	@python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); \
+	  print("Jenkinsfile parsed; stages:", " | ".join("/".join(s["path"]) for s in d["stages"]))' $(CI_BUILD)/jenkinsfile.json
 
 ci-report: venv ## Markdown summary of reports/junit-*.xml and coverage (Jenkins + GitHub job summary)
 	$(PY) scripts/ci.py report --reports $(REPORTS) --out $(REPORTS)/summary.md
@@ -123,8 +126,14 @@ push-images: ecr-login $(addprefix push-,$(IMAGES)) ## push the images, then rec
 	$(PY) scripts/ci.py images --git-sha $(GIT_SHA) --out $(IMAGES_FILE) \
 	  $(foreach i,$(IMAGES),--image $(i)=$(call image_ref,$(i)))
 
+# ECR tags are immutable: a rebuilt commit (replay, re-run) keeps the image already pushed for it.
 push-%: ci-require-registry
-	docker push $(call image_ref,$*)
+	@if aws ecr describe-images --region $(AWS_REGION) --repository-name $(ECR_PREFIX)/$(IMAGE_REPO_$*) \
+	    --image-ids imageTag=$(IMAGE_TAG) >/dev/null 2>&1; then \
+	  echo "$(call image_ref,$*) already in ECR: kept"; \
+	else \
+	  docker push $(call image_ref,$*); \
+	fi
 
 trigger-deploy: ## start .github/workflows/deploy.yml (workflow_dispatch) with the image digests; needs GITHUB_TOKEN
 	$(PY) scripts/ci.py dispatch --repo $(GITHUB_REPOSITORY) --workflow $(DEPLOY_WORKFLOW) \

@@ -91,6 +91,7 @@ def test_images_are_tagged_with_the_git_sha() -> None:
     for dockerfile, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas")):
         assert f"--file docker/{dockerfile}.Dockerfile --tag {reg}/esteira-prod/{repo}:{sha}" in out
         assert f"docker push {reg}/esteira-prod/{repo}:{sha}" in out
+        assert f"--repository-name esteira-prod/{repo} \\\n    --image-ids imageTag={sha}" in out
     assert "docker login --username AWS --password-stdin" in out
     assert "scripts/ci.py images" in out
 
