@@ -31,11 +31,15 @@ CI_TOFU         ?= $(TOOLS_DIR)/bin/tofu
 TF_STATE_BUCKET ?=
 TF_STATE_KEY    ?= esteira/$(DEPLOY_ENV)/terraform.tfstate
 TF_WORK         ?= $(CURDIR)/$(CI_BUILD)/tf-$(DEPLOY_ENV)
+# Extra -backend-config=... arguments (tests point the S3 backend at an emulator with them).
+TF_BACKEND_ARGS ?=
 # Digest-pinned image references for the plan (deploy.yml passes them); empty -> the stack's default tag.
 SERVING_IMAGE  ?=
 TRAINING_IMAGE ?=
 LAMBDA_IMAGE   ?=
-CI_TF_ENV := TF_CLI_CONFIG_FILE=$(TOOLS_DIR)/tofurc TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1 \
+# The provider mirror config from scripts/tools.sh, else an empty one: tofu prints the warning about a
+# missing CLI config file (e.g. an inherited TF_CLI_CONFIG_FILE) on stdout, which corrupts outputs.json.
+CI_TF_ENV = TF_CLI_CONFIG_FILE=$(or $(wildcard $(TOOLS_DIR)/tofurc),/dev/null) TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1 \
              TF_DATA_DIR=$(TF_WORK)/.terraform
 CI_TF_IMAGE_VARS := $(if $(SERVING_IMAGE),-var=serving_image_uri=$(SERVING_IMAGE)) \
                     $(if $(TRAINING_IMAGE),-var=training_image_uri=$(TRAINING_IMAGE)) \
@@ -145,7 +149,8 @@ tf-init:
 	@mkdir -p $(TF_WORK)
 	cd $(CI_TF_DIR) && $(CI_TF_ENV) $(CI_TOFU) init -no-color -input=false -reconfigure \
 	  -backend-config=bucket=$(TF_STATE_BUCKET) -backend-config=key=$(TF_STATE_KEY) \
-	  -backend-config=region=$(AWS_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true
+	  -backend-config=region=$(AWS_REGION) -backend-config=encrypt=true -backend-config=use_lockfile=true \
+	  $(TF_BACKEND_ARGS)
 
 tf-plan: tf-init ## plan envs/$(DEPLOY_ENV).tfvars -> build/tf-<env>/{tfplan,plan.txt,plan.exitcode}
 	@set -e; cd $(CI_TF_DIR); rc=0; $(CI_TF_ENV) $(CI_TOFU) plan -no-color -input=false -lock-timeout=10m \

@@ -223,7 +223,7 @@ def state_machine(sfn: Any, states: dict[str, Any], start: str) -> str:
     return str(sfn.create_state_machine(name=f"sm-{start}", definition=definition, roleArn=role)["stateMachineArn"])
 
 
-@mock_aws(config={"stepfunctions": {"execute_state_machine": True}})  # type: ignore[call-overload]
+@mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
 def test_train_starts_and_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("TRAIN_DATA_URI", "s3://data/banking77/")

@@ -148,3 +148,14 @@ def test_deploy_inputs_match_what_jenkins_sends() -> None:
     inputs = load_yaml(ROOT / ".github/workflows/deploy.yml")["on"]["workflow_dispatch"]["inputs"]
     sent = {"git_sha", *ci.IMAGE_INPUTS.values()}
     assert sent == {k for k, v in inputs.items() if v.get("required")}
+
+
+def test_missing_linter_fails_in_ci_and_skips_on_a_laptop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CI can never go green by skipping the actionlint check."""
+    monkeypatch.setenv("TOOLS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="actionlint not found"):
+        actionlint_bin()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        actionlint_bin()
