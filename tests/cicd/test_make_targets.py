@@ -115,3 +115,10 @@ def test_unit_and_integration_split_covers_the_default_suite() -> None:
     assert '-m "not slow" tests/unit' in out
     assert '-m "not slow" --ignore=tests/unit tests' in out
     assert out.count("--junitxml=reports/junit-test-") == 2
+
+
+def test_jenkins_dispatches_the_deploy_workflow_that_exists() -> None:
+    out = dry_run("trigger-deploy")
+    workflow = re.search(r"--workflow (\S+)", out)
+    assert workflow and (ROOT / ".github" / "workflows" / workflow.group(1)).exists()
+    assert "--ref main" in out and "--images build/images.json" in out
