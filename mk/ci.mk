@@ -59,8 +59,14 @@ TRAIN_TIMEOUT     ?= 5400
 
 ACTIONLINT := $(TOOLS_DIR)/bin/actionlint
 
-.PHONY: ci-info ci-apt test-unit test-integration lint-ci lint-workflows lint-jenkinsfile ci-report \
+.PHONY: ci-local ci-info ci-apt test-unit test-integration lint-ci lint-workflows lint-jenkinsfile ci-report \
         ci-cdk images push-images ecr-login trigger-deploy tf-init tf-plan tf-apply smoke-test train-start
+
+# The Jenkins stages of a branch build, in order (tests/cicd checks this list against the Jenkinsfile).
+CI_STAGES := ci-info venv tools lint tf-fmt tf-lint lint-ci test-unit test-integration ci-report
+
+ci-local: ## run a Jenkins branch build's stages locally, in order (no images, no deploy)
+	@set -e; for t in $(CI_STAGES); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
 
 ci-info: ## print what this CI run builds (commit, tools) - the checkout stage's record
 	@echo "commit      $(GIT_SHA)"

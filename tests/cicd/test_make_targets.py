@@ -6,6 +6,7 @@ fragment that is not merged into this checkout yet are reported as a skip, never
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -122,3 +123,22 @@ def test_jenkins_dispatches_the_deploy_workflow_that_exists() -> None:
     workflow = re.search(r"--workflow (\S+)", out)
     assert workflow and (ROOT / ".github" / "workflows" / workflow.group(1)).exists()
     assert "--ref main" in out and "--images build/images.json" in out
+
+
+def test_ci_local_runs_the_jenkins_branch_stages_in_order() -> None:
+    """Jenkins and a laptop run the same commands: `make ci-local` is the Jenkinsfile's branch build."""
+    jenkins = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "jenkinsfile-check.sh")], cwd=ROOT, capture_output=True, text=True
+    )
+    if jenkins.returncode == 3:
+        pytest.skip("groovy is not installed (covered by test_jenkinsfile in CI)")
+    assert jenkins.returncode == 0, jenkins.stderr
+    stages = json.loads(jenkins.stdout)["stages"]
+    in_order = [t for s in stages if not s["branches"] for cmd in s["sh"] for t in targets_in(cmd)]
+    proc = subprocess.run(
+        ["make", "-s", "--eval", "print-ci-stages: ; @echo $(CI_STAGES)", "print-ci-stages"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.stdout.split() == in_order
