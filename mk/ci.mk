@@ -109,13 +109,16 @@ lint-jenkinsfile: ## parse the Jenkinsfile with Groovy (Debian groovy + JDK 17) 
 ci-report: venv ## Markdown summary of reports/junit-*.xml and coverage (Jenkins + GitHub job summary)
 	$(PY) scripts/ci.py report --reports $(REPORTS) --out $(REPORTS)/summary.md
 
-ci-cdk: venv ## synthesise infra/cdk offline and cfn-lint the templates (skips until the CDK app exists)
-	@if [ ! -f infra/cdk/app.py ]; then echo "infra/cdk/app.py not there yet: nothing to synthesise"; exit 0; fi; \
-	set -e; rm -rf $(CI_BUILD)/cdk.out; mkdir -p $(CI_BUILD); \
-	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=$(CURDIR)/$(CI_BUILD)/cdk.out \
-	  $(CURDIR)/$(PY) infra/cdk/app.py; \
-	ls $(CI_BUILD)/cdk.out/*.template.json >/dev/null; \
-	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CI_BUILD)/cdk.out/*.template.json
+CDK_APP ?= infra/cdk/app.py
+CDK_OUT ?= $(CURDIR)/$(CI_BUILD)/cdk.out
+
+ci-cdk: venv ## synthesise the CDK app offline and cfn-lint the templates (skips until the app exists)
+	@if [ ! -f $(CDK_APP) ]; then echo "$(CDK_APP) not there yet: nothing to synthesise"; exit 0; fi; \
+	set -e; rm -rf $(CDK_OUT); mkdir -p $(CDK_OUT); \
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 CDK_OUTDIR=$(CDK_OUT) $(CURDIR)/$(PY) $(CDK_APP); \
+	ls $(CDK_OUT)/*.template.json >/dev/null; \
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(CDK_OUT)/*.template.json; \
+	echo "cfn-lint clean: $$(ls $(CDK_OUT)/*.template.json | wc -l) template(s)"
 
 # ---- images (Docker-capable agent only; Jenkins label 'docker')
 ci-require-registry:
