@@ -20,12 +20,15 @@ OTHER_FRAGMENTS = {"tools": "infra", "tf-fmt": "infra", "tf-validate": "infra", 
 MAKE_CALL = re.compile(r"(?:^|[;&|]|\bthen)\s*make\s+([^;&|\n]+)", re.MULTILINE)
 
 
-def targets_in(text: str) -> set[str]:
-    found: set[str] = set()
+def targets_in(text: str) -> list[str]:
+    """Make targets named in shell text, in order of appearance (variables and flags dropped)."""
+    found: dict[str, None] = {}
     for m in MAKE_CALL.finditer(text):
         words = shlex.split(m.group(1).replace("||", " "), comments=True)
-        found |= {w for w in words if not w.startswith("-") and "=" not in w and w not in {"true", ">>"}}
-    return {t for t in found if re.fullmatch(r"[a-z][a-z0-9-]*", t)}
+        for w in words:
+            if not w.startswith("-") and "=" not in w and re.fullmatch(r"[a-z][a-z0-9-]*", w) and w != "true":
+                found[w] = None
+    return list(found)
 
 
 def referenced() -> dict[str, set[str]]:
@@ -82,7 +85,7 @@ def test_every_referenced_target_exists() -> None:
 
 def test_reader_sees_a_missing_target(tmp_path) -> None:
     assert "no-such-target" not in defined_targets()
-    assert targets_in("make venv no-such-target VAR=1") == {"venv", "no-such-target"}
+    assert targets_in("make venv no-such-target VAR=1") == ["venv", "no-such-target"]
 
 
 def test_images_are_tagged_with_the_git_sha() -> None:
