@@ -289,7 +289,6 @@ def run(window: int, clean_requests: int, streams: int, evidently: bool, seed: i
     return results
 
 
-
 def _median(values: list[int | None]) -> str:
     found = sorted(v for v in values if v is not None)
     return str(int(np.median(found))) if found else "never"

@@ -125,7 +125,9 @@ def _score(p: float, alpha: float) -> float:
     return float(min(SCORE_CAP, max(0.0, math.log(p) / math.log(alpha))))
 
 
-def pool_bins(totals: Sequence[float], n_window: int, n_reference: int, min_expected: float) -> list[list[int]]:
+def pool_bins(
+    totals: Sequence[float] | np.ndarray, n_window: int, n_reference: int, min_expected: float
+) -> list[list[int]]:
     """Group category indices, rarest first by their COMBINED count, until each group expects >= min_expected.
 
     Why combined (reference + window) counts: under the null, which of the combined requests fell in

@@ -98,7 +98,7 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 def _client(service: str, settings: Settings) -> Any:
-    return boto3.client(service, endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    return boto3.client(service, endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)  # type: ignore[call-overload]
 
 
 def load_profile(settings: Settings, version: str) -> Profile:
@@ -238,7 +238,9 @@ def drift_check(
     if ds.report_s3_uri:
         bucket, prefix = _split(ds.report_s3_uri)
         key = f"{prefix}/model_version={model_version}/{end:%Y-%m-%dT%H%M%SZ}.json".lstrip("/")
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(result, default=str).encode(), ContentType="application/json")
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=json.dumps(result, default=str).encode(), ContentType="application/json"
+        )
         result["report_uri"] = f"s3://{bucket}/{key}"
     log.info("drift-check %s: %s over %d requests", model_version, report.status, len(records))
     return result

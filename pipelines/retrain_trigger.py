@@ -16,6 +16,7 @@ automatic retraining until it is deleted or expires; see docs/runbook.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -72,7 +73,8 @@ def parse_alarm(event: Any, prefix: str = ALARM_PREFIX) -> tuple[dict[str, str] 
     if not isinstance(detail, dict):
         return None, "event has no detail"
     name = detail.get("alarmName")
-    state = detail.get("state") if isinstance(detail.get("state"), dict) else {}
+    raw_state = detail.get("state")
+    state: dict[str, Any] = raw_state if isinstance(raw_state, dict) else {}
     if not isinstance(name, str) or not name.startswith(prefix):
         return None, f"alarm {name!r} is not a model alarm ({prefix}*)"
     if state.get("value") != "ALARM":
@@ -146,15 +148,13 @@ def retrain_trigger(
         started = sfn.start_execution(stateMachineArn=ts.state_machine_arn, name=name, input=json.dumps(payload))
     except Exception:
         # Give the cooldown back, but only if it is still ours, so the event's retry can start it.
-        try:
+        with contextlib.suppress(ClientError):
             ddb.delete_item(
                 TableName=ts.table,
                 Key={"lock_id": {"S": COOLDOWN_KEY}},
                 ConditionExpression="execution_name = :n",
                 ExpressionAttributeValues={":n": {"S": name}},
             )
-        except ClientError:
-            pass
         raise
     return {
         "step": "retrain-trigger",

@@ -57,7 +57,9 @@ def test_zero_false_alarms_over_10000_clean_requests(held_out: HeldOut) -> None:
     assert alarms == 0
 
 
-def _shifted(held_out: HeldOut, rng: np.random.Generator, pool: np.ndarray, n: int, weights: dict[str, float]) -> np.ndarray:
+def _shifted(
+    held_out: HeldOut, rng: np.random.Generator, pool: np.ndarray, n: int, weights: dict[str, float]
+) -> np.ndarray:
     w = np.array([weights.get(held_out.labels[i], 1.0) for i in pool])
     return rng.choice(pool, size=n, replace=True, p=w / w.sum())
 
@@ -68,7 +70,9 @@ def test_a_changed_intent_mix_is_detected(held_out: HeldOut, window: int) -> Non
     perm = rng.permutation(len(held_out.texts))
     ref, pool = perm[:1540], perm[1540:]
     heavy = held_out.classes[::8][:10]
-    report = compare(held_out.profile(ref), held_out.features(_shifted(held_out, rng, pool, window, dict.fromkeys(heavy, 10.0))))
+    report = compare(
+        held_out.profile(ref), held_out.features(_shifted(held_out, rng, pool, window, dict.fromkeys(heavy, 10.0)))
+    )
     assert report.drift_detected and report.drift_score == 1.0
     assert next(t for t in report.tests if t.name == "prediction").fired
 
