@@ -27,9 +27,11 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 PROFILE_VERSION = 1
 HASH_BUCKETS = 1 << 12
@@ -89,16 +91,12 @@ def request_features(
     n = len(texts)
     tok_lists = [_TOKEN_RE.findall(t.lower()) for t in texts]
     counts = np.fromiter(map(len, tok_lists), dtype=np.int64, count=n)
-    index: dict[str, int] = {}
-    codes = np.fromiter(
-        (index.setdefault(tok, len(index)) for toks in tok_lists for tok in toks),
-        dtype=np.int64,
-        count=int(counts.sum()),
-    )
+    # Hash-based factorisation in C: the window's distinct tokens and, per token, its distinct index.
+    codes, uniques = pd.factorize(np.asarray(list(chain.from_iterable(tok_lists)), dtype=object))
     memo = {} if memo is None else memo
-    uniq_bucket = np.empty(len(index), dtype=np.int64)
-    uniq_known = np.empty(len(index), dtype=bool)
-    for tok, j in index.items():
+    uniq_bucket = np.empty(len(uniques), dtype=np.int64)
+    uniq_known = np.empty(len(uniques), dtype=bool)
+    for j, tok in enumerate(uniques):
         entry = memo.get(tok)
         if entry is None:
             entry = (bucket(tok), tok in vocabulary)
