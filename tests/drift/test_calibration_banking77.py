@@ -94,3 +94,27 @@ def test_foreign_text_fires_the_oov_and_input_tests(held_out: HeldOut, fast_clas
     fired = {t.name for t in report.tests if t.fired}
     assert {"oov", "input"} <= fired, fired
     assert report.metrics()["OOVRateIncrease"] > 0.05
+
+
+@pytest.mark.slow
+def test_false_alarm_rate_at_the_real_threshold_over_many_clean_windows(held_out: HeldOut) -> None:
+    """The promise itself: P(drift | clean) <= alpha = 0.001, measured at alpha, not only at 5 %.
+
+    12,000 clean windows of the minimum size (200): Bonferroni makes the expected count <= 12;
+    Poisson(12) exceeds 24 with probability < 0.1 %, so more than 24 alarms means the promise is broken.
+    """
+    rng = np.random.default_rng(2026)
+    idx = np.arange(len(held_out.texts))
+    cfg = DriftConfig()
+    alarms = 0
+    per_test = dict.fromkeys(TESTS, 0)
+    for _ in range(12_000):
+        perm = rng.permutation(idx)
+        report = compare(
+            held_out.profile(perm[:1540]), held_out.features(rng.choice(perm[1540:], 200, replace=False)), cfg
+        )
+        alarms += report.drift_detected
+        for t in report.tests:
+            per_test[t.name] += t.fired
+    print(f"clean windows: 12000 x 200, family alarms {alarms}, per test {per_test}")
+    assert alarms <= 24, per_test
