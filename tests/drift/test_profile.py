@@ -22,7 +22,7 @@ from model.profile import (
 
 
 def test_vectorised_features_equal_the_plain_definition(test_frame: pd.DataFrame) -> None:
-    texts = [*test_frame["text"].tolist()[:300], "", "!!! ???", "Hello WORLD world", "naïve café"]
+    texts = [*test_frame["text"].tolist()[:300], "", "!!! ???", "Hello WORLD world", "naïve café", "a\x1eb"]
     log_p, _ = token_log_probs(test_frame["text"].tolist())
     vocab = frozenset({"i", "my", "card", "world", "café"})
     feats = request_features(texts, ["x"] * len(texts), np.ones(len(texts)), vocab, log_p)
@@ -62,3 +62,13 @@ def test_profile_round_trips_and_rejects_foreign_json(
         Profile.from_json('{"version": 99}')
     with pytest.raises(ValueError):
         build_profile(fast_classifier, ["a"], [])
+
+
+def test_fast_tokenizer_agrees_with_per_text_tokens_and_falls_back_on_the_separator() -> None:
+    from model.profile import _tokenize_all
+
+    texts = ["Hi there!", "", "??", "Top-up £20 now", "ΣΑΣ final"]
+    flat, counts = _tokenize_all(texts)
+    assert flat == [t for x in texts for t in tokens(x)] and counts.tolist() == [len(tokens(x)) for x in texts]
+    flat, counts = _tokenize_all(["a\x1eb", "c"])  # a text holding the separator: per-text path
+    assert flat == ["a", "b", "c"] and counts.tolist() == [2, 1]
