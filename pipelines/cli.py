@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="move 'champion' to the version if the gate passes")
     p.add_argument("--model-version", default=None)
     p.add_argument("--eval-data", default="banking77:test")
+
+    p = sub.add_parser("drift-check", help="compare the latest capture window with the champion's reference profile")
+    p.add_argument("--model-version", default=None, help="default: the 'champion' alias")
+    p.add_argument("--no-publish", action="store_true", help="do not send CloudWatch metrics")
     return parser
 
 
@@ -90,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipelines.promote import promote
 
         return _run("promote", lambda: promote(args.model_version, eval_uri=args.eval_data))
+    if args.command == "drift-check":
+        from pipelines.drift_check import drift_check
+
+        return _run("drift-check", lambda: drift_check(args.model_version, publish_metrics=not args.no_publish))
     raise AssertionError(args.command)
 
 

@@ -25,6 +25,7 @@ from mlflow.models import infer_signature
 from model.classifier import IntentClassifier, ModelParams
 from model.config import Settings
 from model.metrics import confusion_png, evaluate_classifier
+from model.profile import build_profile
 from model.pyfunc import IntentPyfunc
 from model.validate import ValidatedData
 from pipelines import registry
@@ -173,6 +174,11 @@ def train(
             (tmpdir / "validation.json").write_text(json.dumps(data.summary(), indent=1))
             for name in ("confusion_matrix.png", "intent_index.json", "top_features.json", "validation.json"):
                 mlflow.log_artifact(str(tmpdir / name), artifact_path="evaluation")
+            # The drift check's reference: held-out predictions on the evaluation split (model/profile.py).
+            (tmpdir / "reference_profile.json").write_text(
+                build_profile(clf, data.texts, eval_data.texts, model_version=run.info.run_id).to_json()
+            )
+            mlflow.log_artifact(str(tmpdir / "reference_profile.json"), artifact_path="profile")
             pickle_path = tmpdir / "classifier.pkl"
             with pickle_path.open("wb") as fh:
                 pickle.dump(clf, fh, protocol=pickle.HIGHEST_PROTOCOL)
