@@ -1,0 +1,21 @@
+# Production: two tasks across two AZs, Multi-AZ database, deletion protection, HTTPS.
+environment              = "prod"
+aws_region               = "us-east-1"
+az_count                 = 2
+endpoint_subnet_count    = 2
+serving_cpu              = 1024
+serving_memory           = 2048
+serving_min_capacity     = 2
+serving_max_capacity     = 8
+use_fargate_spot         = false
+mlflow_db_instance_class = "db.t4g.small"
+mlflow_db_multi_az       = true
+deletion_protection      = true
+force_destroy            = false
+log_retention_days       = 365
+retrain_cooldown_seconds = 21600
+drift_check_schedule     = "rate(1 hour)"
+# certificate_arn        = "arn:aws:acm:us-east-1:123456789012:certificate/..."
+# alarm_emails           = ["oncall@example.com"]
+github_repository = "esteira-mlops/esteira"
+state_bucket      = "esteira-tfstate-123456789012"

@@ -1,0 +1,171 @@
+# esteira reference deployment: the whole model life cycle on AWS.
+#   network -> storage (KMS, S3) -> registry (ECR) -> serving (ECS cluster, ALB, service)
+#   -> mlflow (RDS + ECS service) -> monitoring (SNS, alarms, dashboard, EventBridge)
+#   -> workflow (Lambdas, training task, Step Functions) -> ci (GitHub OIDC roles)
+
+data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only the first az_count zone names are used (slice); a newly added zone sorts after them and does not change the selection. Pin availability_zones explicitly to freeze it.
+  state = "available"
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
+locals {
+  name = "${var.project}-${var.environment}"
+  tags = merge(var.tags, {
+    Project     = var.project
+    Environment = var.environment
+    ManagedBy   = "terraform"
+  })
+  azs = length(var.availability_zones) > 0 ? var.availability_zones : slice(data.aws_availability_zones.available.names, 0, var.az_count)
+
+  images = {
+    serving  = coalesce(var.serving_image_uri, "${module.registry.repository_urls["serving"]}:${var.image_tag}")
+    training = coalesce(var.training_image_uri, "${module.registry.repository_urls["training"]}:${var.image_tag}")
+    lambdas  = coalesce(var.lambda_image_uri, "${module.registry.repository_urls["lambdas"]}:${var.image_tag}")
+    mlflow   = coalesce(var.mlflow_image_uri, "${module.registry.repository_urls["mlflow"]}:${var.image_tag}")
+  }
+  model_uri      = var.pinned_model_version == null ? "models:/${var.model_name}@champion" : "models:/${var.model_name}/${var.pinned_model_version}"
+  capture_s3_uri = "s3://${module.storage.bucket_names["capture"]}/capture/"
+}
+
+module "storage" {
+  source        = "./modules/storage"
+  name          = local.name
+  force_destroy = var.force_destroy
+  tags          = local.tags
+}
+
+module "network" {
+  source                = "./modules/network"
+  name                  = local.name
+  cidr_block            = var.vpc_cidr
+  availability_zones    = local.azs
+  enable_nat_gateway    = var.enable_nat_gateway
+  interface_endpoints   = var.interface_endpoints
+  endpoint_subnet_count = var.endpoint_subnet_count
+  kms_key_arn           = module.storage.kms_key_arn
+  log_retention_days    = var.log_retention_days
+  tags                  = local.tags
+}
+
+module "registry" {
+  source       = "./modules/registry"
+  name         = local.name
+  kms_key_arn  = module.storage.kms_key_arn
+  force_delete = var.force_destroy
+  tags         = local.tags
+}
+
+module "serving" {
+  source                = "./modules/serving"
+  name                  = local.name
+  vpc_id                = module.network.vpc_id
+  vpc_cidr_block        = module.network.vpc_cidr_block
+  public_subnet_ids     = module.network.public_subnet_ids
+  private_subnet_ids    = module.network.private_subnet_ids
+  kms_key_arn           = module.storage.kms_key_arn
+  image_uri             = local.images.serving
+  model_uri             = local.model_uri
+  mlflow_tracking_uri   = module.mlflow.tracking_uri
+  capture_s3_uri        = local.capture_s3_uri
+  capture_bucket_arn    = module.storage.bucket_arns["capture"]
+  artifacts_bucket_arn  = module.storage.bucket_arns["artifacts"]
+  cpu                   = var.serving_cpu
+  memory                = var.serving_memory
+  desired_count         = var.serving_min_capacity
+  min_capacity          = var.serving_min_capacity
+  max_capacity          = var.serving_max_capacity
+  use_fargate_spot      = var.use_fargate_spot
+  certificate_arn       = var.certificate_arn
+  allowed_ingress_cidrs = var.allowed_ingress_cidrs
+  alb_logs_bucket       = module.storage.logs_bucket_name
+  deletion_protection   = var.deletion_protection
+  log_retention_days    = var.log_retention_days
+  tags                  = local.tags
+}
+
+module "mlflow" {
+  source                = "./modules/mlflow"
+  name                  = local.name
+  vpc_id                = module.network.vpc_id
+  vpc_cidr_block        = module.network.vpc_cidr_block
+  private_subnet_ids    = module.network.private_subnet_ids
+  cluster_arn           = module.serving.cluster_arn
+  kms_key_arn           = module.storage.kms_key_arn
+  artifacts_bucket_name = module.storage.bucket_names["artifacts"]
+  artifacts_bucket_arn  = module.storage.bucket_arns["artifacts"]
+  image_uri             = local.images.mlflow
+  discovery_namespace   = "${local.name}.internal"
+  db_instance_class     = var.mlflow_db_instance_class
+  db_multi_az           = var.mlflow_db_multi_az
+  deletion_protection   = var.deletion_protection
+  log_retention_days    = var.log_retention_days
+  tags                  = local.tags
+}
+
+module "workflow" {
+  source                   = "./modules/workflow"
+  name                     = local.name
+  lambda_image_uri         = local.images.lambdas
+  training_image_uri       = local.images.training
+  training_backend         = var.training_backend
+  definition_path          = "${path.root}/../../stepfunctions/train_evaluate_deploy.asl.json"
+  vpc_id                   = module.network.vpc_id
+  vpc_cidr_block           = module.network.vpc_cidr_block
+  private_subnet_ids       = module.network.private_subnet_ids
+  kms_key_arn              = module.storage.kms_key_arn
+  cluster_arn              = module.serving.cluster_arn
+  cluster_name             = module.serving.cluster_name
+  serving_service_name     = module.serving.service_name
+  serving_task_family      = module.serving.task_definition_family
+  serving_role_arns        = [module.serving.task_role_arn, module.serving.execution_role_arn]
+  serving_url              = module.serving.url
+  bucket_names             = module.storage.bucket_names
+  bucket_arns              = module.storage.bucket_arns
+  mlflow_tracking_uri      = module.mlflow.tracking_uri
+  model_name               = var.model_name
+  sns_topic_arn            = module.monitoring.sns_topic_arn
+  retrain_cooldown_seconds = var.retrain_cooldown_seconds
+  extra_environment        = var.lambda_extra_environment
+  deletion_protection      = var.deletion_protection
+  log_retention_days       = var.log_retention_days
+  tags                     = local.tags
+}
+
+module "monitoring" {
+  source                  = "./modules/monitoring"
+  name                    = local.name
+  kms_key_arn             = module.storage.kms_key_arn
+  alarm_emails            = var.alarm_emails
+  cluster_name            = module.serving.cluster_name
+  service_name            = module.serving.service_name
+  alb_arn_suffix          = module.serving.alb_arn_suffix
+  target_group_arn_suffix = module.serving.target_group_arn_suffix
+  state_machine_arn       = module.workflow.state_machine_arn
+  retrain_trigger_function = {
+    arn  = module.workflow.function_arns["retrain_trigger"]
+    name = module.workflow.function_names["retrain_trigger"]
+  }
+  drift_check_function = {
+    arn  = module.workflow.function_arns["drift_check"]
+    name = module.workflow.function_names["drift_check"]
+  }
+  drift_check_schedule = var.drift_check_schedule
+  tags                 = local.tags
+}
+
+module "ci" {
+  source               = "./modules/ci"
+  count                = var.enable_ci ? 1 : 0
+  name                 = local.name
+  github_repository    = var.github_repository
+  github_environment   = var.environment
+  create_oidc_provider = var.create_oidc_provider
+  oidc_provider_arn    = var.oidc_provider_arn
+  state_bucket         = var.state_bucket
+  state_key_prefix     = "${var.project}/${var.environment}/"
+  tags                 = local.tags
+}

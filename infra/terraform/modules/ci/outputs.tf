@@ -1,0 +1,14 @@
+output "deploy_role_arn" {
+  description = "Role for `terraform apply` from the GitHub environment (aws-actions/configure-aws-credentials role-to-assume)."
+  value       = aws_iam_role.deploy.arn
+}
+
+output "plan_role_arn" {
+  description = "Read-only role for `terraform plan` on pull requests."
+  value       = aws_iam_role.plan.arn
+}
+
+output "oidc_provider_arn" {
+  description = "GitHub OIDC provider ARN."
+  value       = local.provider_arn
+}

@@ -1,0 +1,69 @@
+variable "name" {
+  description = "Name prefix (e.g. esteira-dev); the deploy role may manage resources named with it."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
+    error_message = "name must be 3-31 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "github_repository" {
+  description = "GitHub repository allowed to assume the roles, as <org>/<repo>."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be <org>/<repo>."
+  }
+}
+
+variable "github_environment" {
+  description = "GitHub Actions environment whose jobs may deploy (token subject repo:<org>/<repo>:environment:<env>)."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.github_environment))
+    error_message = "github_environment must be a GitHub environment name."
+  }
+}
+
+variable "create_oidc_provider" {
+  description = "Create the token.actions.githubusercontent.com OIDC provider (only one may exist per account; set false and pass oidc_provider_arn when it already does)."
+  type        = bool
+  default     = true
+}
+
+variable "oidc_provider_arn" {
+  description = "ARN of an existing GitHub OIDC provider (when create_oidc_provider is false)."
+  type        = string
+  default     = null
+}
+
+variable "state_bucket" {
+  description = "S3 bucket holding the Terraform state (see docs/deploy.md)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.state_bucket))
+    error_message = "state_bucket must be an S3 bucket name."
+  }
+}
+
+variable "state_key_prefix" {
+  description = "Key prefix of this deployment's state objects in the state bucket."
+  type        = string
+  default     = "esteira/"
+}
+
+variable "max_session_duration" {
+  description = "Maximum session length of the CI roles, in seconds."
+  type        = number
+  default     = 3600
+  validation {
+    condition     = var.max_session_duration >= 900 && var.max_session_duration <= 43200
+    error_message = "max_session_duration must be between 900 and 43200."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

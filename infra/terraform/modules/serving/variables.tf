@@ -1,0 +1,244 @@
+variable "name" {
+  description = "Name prefix for every resource (e.g. esteira-dev)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,24}$", var.name))
+    error_message = "name must be 3-25 lowercase letters, digits or dashes (ALB names are limited to 32 characters)."
+  }
+}
+
+variable "service_name" {
+  description = "ECS service name; also the Service dimension of the Esteira CloudWatch metrics."
+  type        = string
+  default     = "esteira-serving"
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,254}$", var.service_name))
+    error_message = "service_name must be a valid ECS service name."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC to run in."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "VPC CIDR; serving tasks may reach the MLflow port inside it."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets for the internet-facing ALB (at least two AZs)."
+  type        = list(string)
+  validation {
+    condition     = length(var.public_subnet_ids) >= 2
+    error_message = "An ALB needs subnets in at least two availability zones."
+  }
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for the Fargate tasks."
+  type        = list(string)
+  validation {
+    condition     = length(var.private_subnet_ids) >= 1
+    error_message = "Give at least one private subnet."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key encrypting logs."
+  type        = string
+}
+
+variable "image_uri" {
+  description = "Serving container image (ECR URI with an immutable tag or digest)."
+  type        = string
+  validation {
+    condition     = length(var.image_uri) > 0
+    error_message = "image_uri must not be empty."
+  }
+}
+
+variable "model_uri" {
+  description = "MODEL_URI the service loads at start: models:/<name>@champion, or a pinned models:/<name>/<version>."
+  type        = string
+  validation {
+    condition     = can(regex("^models:/[^/@]+(@[A-Za-z0-9_-]+|/[0-9]+)$", var.model_uri))
+    error_message = "model_uri must look like models:/<name>@<alias> or models:/<name>/<version>."
+  }
+}
+
+variable "mlflow_tracking_uri" {
+  description = "MLFLOW_TRACKING_URI for the service (the private MLflow endpoint)."
+  type        = string
+}
+
+variable "capture_s3_uri" {
+  description = "CAPTURE_S3_URI: s3://bucket/prefix where inference requests/responses are captured."
+  type        = string
+  validation {
+    condition     = startswith(var.capture_s3_uri, "s3://")
+    error_message = "capture_s3_uri must start with s3://."
+  }
+}
+
+variable "capture_bucket_arn" {
+  description = "ARN of the capture bucket (the task may write to it)."
+  type        = string
+}
+
+variable "artifacts_bucket_arn" {
+  description = "ARN of the model artifacts bucket (the task may read it)."
+  type        = string
+}
+
+variable "extra_environment" {
+  description = "Additional container environment variables for the serving task."
+  type        = map(string)
+  default     = {}
+}
+
+variable "container_port" {
+  description = "Port the inference service listens on."
+  type        = number
+  default     = 8080
+  validation {
+    condition     = var.container_port > 0 && var.container_port < 65536
+    error_message = "container_port must be a TCP port."
+  }
+}
+
+variable "health_check_path" {
+  description = "Readiness path the ALB target group checks."
+  type        = string
+  default     = "/ready"
+  validation {
+    condition     = startswith(var.health_check_path, "/")
+    error_message = "health_check_path must start with /."
+  }
+}
+
+variable "cpu" {
+  description = "Fargate task CPU units."
+  type        = number
+  default     = 512
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.cpu)
+    error_message = "cpu must be a Fargate CPU size."
+  }
+}
+
+variable "memory" {
+  description = "Fargate task memory (MiB); must be valid for the CPU size."
+  type        = number
+  default     = 1024
+  validation {
+    condition     = var.memory >= 512 && var.memory <= 122880
+    error_message = "memory must be between 512 and 122880 MiB."
+  }
+}
+
+variable "desired_count" {
+  description = "Tasks at creation; afterwards autoscaling owns the count."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.desired_count >= 0
+    error_message = "desired_count must be >= 0."
+  }
+}
+
+variable "min_capacity" {
+  description = "Autoscaling minimum number of tasks."
+  type        = number
+  default     = 2
+  validation {
+    condition     = var.min_capacity >= 1
+    error_message = "min_capacity must be at least 1."
+  }
+}
+
+variable "max_capacity" {
+  description = "Autoscaling maximum number of tasks."
+  type        = number
+  default     = 6
+  validation {
+    condition     = var.max_capacity >= 1
+    error_message = "max_capacity must be at least 1."
+  }
+}
+
+variable "cpu_target_percent" {
+  description = "Target average CPU utilisation for target-tracking scaling."
+  type        = number
+  default     = 60
+  validation {
+    condition     = var.cpu_target_percent > 0 && var.cpu_target_percent <= 100
+    error_message = "cpu_target_percent must be in (0, 100]."
+  }
+}
+
+variable "requests_per_target" {
+  description = "Target ALB requests per task per minute for request-count scaling."
+  type        = number
+  default     = 30000
+  validation {
+    condition     = var.requests_per_target > 0
+    error_message = "requests_per_target must be positive."
+  }
+}
+
+variable "use_fargate_spot" {
+  description = "Run tasks on Fargate Spot (cheaper, may be interrupted: dev only)."
+  type        = bool
+  default     = false
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for HTTPS on the ALB. Null serves plain HTTP (no domain in the reference); set it for anything public."
+  type        = string
+  default     = null
+}
+
+variable "allowed_ingress_cidrs" {
+  description = "CIDRs allowed to reach the ALB."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+  validation {
+    condition     = alltrue([for c in var.allowed_ingress_cidrs : can(cidrhost(c, 0))])
+    error_message = "allowed_ingress_cidrs must be IPv4 CIDRs."
+  }
+}
+
+variable "alb_logs_bucket" {
+  description = "Bucket for ALB access logs (prefix alb/)."
+  type        = string
+}
+
+variable "deletion_protection" {
+  description = "Protect the ALB against deletion."
+  type        = bool
+  default     = true
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the service publishes EMF/custom metrics to."
+  type        = string
+  default     = "Esteira"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the service and exec-command log groups, in days."
+  type        = number
+  default     = 365
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,551 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+  arn_prefix = "${local.partition}:%s:${local.region}:${local.account_id}"
+
+  state_machine_name = "${var.name}-train-evaluate-deploy"
+  # Built from its name, not read from the resource: the Lambdas need it in their environment and
+  # the state machine needs the Lambda ARNs, which would otherwise be a cycle.
+  state_machine_arn   = "arn:${format(local.arn_prefix, "states")}:stateMachine:${local.state_machine_name}"
+  serving_service_arn = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.serving_service_name}"
+  lock_table_name     = "${var.name}-workflow-lock"
+
+  # One place for the runtime configuration every step reads (model/config.py documents the names).
+  environment = merge(var.extra_environment, {
+    ESTEIRA_ENV                      = var.name
+    MLFLOW_TRACKING_URI              = var.mlflow_tracking_uri
+    ESTEIRA_MODEL_NAME               = var.model_name
+    ESTEIRA_DATA_BUCKET              = var.bucket_names["data"]
+    ESTEIRA_ARTIFACTS_BUCKET         = var.bucket_names["artifacts"]
+    CAPTURE_S3_URI                   = "s3://${var.bucket_names["capture"]}/capture/"
+    ESTEIRA_ECS_CLUSTER              = var.cluster_name
+    ESTEIRA_ECS_SERVICE              = var.serving_service_name
+    ESTEIRA_TASK_FAMILY              = var.serving_task_family
+    ESTEIRA_SERVING_URL              = var.serving_url
+    ESTEIRA_STATE_MACHINE_ARN        = local.state_machine_arn
+    ESTEIRA_SNS_TOPIC_ARN            = var.sns_topic_arn
+    ESTEIRA_LOCK_TABLE               = local.lock_table_name
+    ESTEIRA_METRICS_NAMESPACE        = var.metrics_namespace
+    ESTEIRA_RETRAIN_COOLDOWN_SECONDS = tostring(var.retrain_cooldown_seconds)
+  })
+}
+
+# ---- network identity shared by the Lambdas and the training task
+resource "aws_security_group" "workflow" {
+  name        = "${var.name}-workflow"
+  description = "Workflow Lambdas and training tasks: outbound only"
+  vpc_id      = var.vpc_id
+  tags        = merge(var.tags, { Name = "${var.name}-workflow" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "workflow_https" {
+  security_group_id = aws_security_group.workflow.id
+  description       = "HTTPS to AWS APIs (VPC endpoints, S3 and DynamoDB gateways)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "workflow_http_vpc" {
+  security_group_id = aws_security_group.workflow.id
+  description       = "MLflow (5000) and the serving tasks (8080) inside the VPC"
+  cidr_ipv4         = var.vpc_cidr_block
+  ip_protocol       = "tcp"
+  from_port         = 5000
+  to_port           = 8080
+}
+
+# ---- lock table: one workflow execution at a time
+resource "aws_dynamodb_table" "lock" {
+  name                        = local.lock_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "lock_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "lock_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  tags = var.tags
+}
+
+# ---- Lambdas: one image, one handler module per function
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  name               = "${var.name}-workflow-lambda"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "lambda_vpc" {
+  role       = aws_iam_role.lambda.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+resource "aws_iam_role_policy_attachment" "lambda_xray" {
+  role       = aws_iam_role.lambda.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
+}
+
+data "aws_iam_policy_document" "lambda" {
+  #checkov:skip=CKV_AWS_356:ecs:RegisterTaskDefinition/DescribeTaskDefinition and cloudwatch:PutMetricData/GetMetricData/DescribeAlarms have no resource-level permissions; PutMetricData is limited to the Esteira namespace.
+  #checkov:skip=CKV_AWS_111:See CKV_AWS_356: the write actions on "*" (RegisterTaskDefinition, PutMetricData) do not support resource ARNs.
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [for g in aws_cloudwatch_log_group.lambda : "${g.arn}:*"]
+  }
+  statement {
+    sid       = "ReadData"
+    actions   = ["s3:GetObject", "s3:ListBucket"]
+    resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*", var.bucket_arns["capture"], "${var.bucket_arns["capture"]}/*"]
+  }
+  statement {
+    sid       = "ReadWriteArtifacts"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    resources = [var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
+  }
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "DeployServing"
+    actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
+    resources = [local.serving_service_arn]
+  }
+  statement {
+    sid       = "ServingRevisions"
+    actions   = ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTasks", "ecs:DescribeTasks"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "PassServingRoles"
+    actions   = ["iam:PassRole"]
+    resources = var.serving_role_arns
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+  statement {
+    sid       = "StartWorkflow"
+    actions   = ["states:StartExecution", "states:ListExecutions"]
+    resources = [local.state_machine_arn]
+  }
+  statement {
+    sid       = "ReadExecutions"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${format(local.arn_prefix, "states")}:execution:${local.state_machine_name}:*"]
+  }
+  statement {
+    sid       = "Notify"
+    actions   = ["sns:Publish"]
+    resources = [var.sns_topic_arn]
+  }
+  statement {
+    sid       = "Lock"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.lock.arn]
+  }
+  statement {
+    sid       = "PublishMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metrics_namespace]
+    }
+  }
+  statement {
+    sid       = "ReadMetricsAndAlarms"
+    actions   = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  name   = "workflow"
+  role   = aws_iam_role.lambda.id
+  policy = data.aws_iam_policy_document.lambda.json
+}
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  for_each          = var.functions
+  name              = "/aws/lambda/${var.name}-${replace(each.key, "_", "-")}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Step Functions invokes these synchronously and owns retries and Catch; EventBridge targets carry their own retry policy.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency would eat into small accounts' unreserved pool (new accounts have 10); the DynamoDB lock serialises the workflow.
+  #checkov:skip=CKV_AWS_272:Code signing applies to zip packages; these functions run a container image from an immutable-tag, scan-on-push ECR repository.
+  for_each      = var.functions
+  function_name = "${var.name}-${replace(each.key, "_", "-")}"
+  description   = each.value.description
+  role          = aws_iam_role.lambda.arn
+  package_type  = "Image"
+  image_uri     = var.lambda_image_uri
+  timeout       = each.value.timeout
+  memory_size   = each.value.memory_size
+  architectures = ["x86_64"]
+  kms_key_arn   = var.kms_key_arn
+
+  image_config {
+    command = ["lambdas.${each.key}.handler"]
+  }
+
+  environment {
+    variables = merge(local.environment, each.value.environment)
+  }
+
+  vpc_config {
+    subnet_ids         = var.private_subnet_ids
+    security_group_ids = [aws_security_group.workflow.id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.lambda[each.key].name
+  }
+
+  depends_on = [aws_iam_role_policy.lambda, aws_iam_role_policy_attachment.lambda_vpc]
+  tags       = var.tags
+}
+
+# ---- training task (ECS Fargate in private subnets)
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "train_execution" {
+  name               = "${var.name}-train-exec"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "train_execution" {
+  role       = aws_iam_role.train_execution.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+resource "aws_iam_role" "train_task" {
+  name               = "${var.name}-train-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "train_task" {
+  statement {
+    sid       = "ReadData"
+    actions   = ["s3:GetObject", "s3:ListBucket"]
+    resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*"]
+  }
+  statement {
+    sid       = "WriteArtifacts"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    resources = [var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
+  }
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "train_task" {
+  name   = "train"
+  role   = aws_iam_role.train_task.id
+  policy = data.aws_iam_policy_document.train_task.json
+}
+
+resource "aws_cloudwatch_log_group" "train" {
+  name              = "/esteira/${var.name}/train"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_ecs_task_definition" "train" {
+  family                   = "${var.name}-train"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.train_cpu
+  memory                   = var.train_memory
+  execution_role_arn       = aws_iam_role.train_execution.arn
+  task_role_arn            = aws_iam_role.train_task.arn
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "train"
+      image                  = var.training_image_uri
+      essential              = true
+      readonlyRootFilesystem = true
+      command                = var.train_command
+      environment            = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
+      mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.train.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "train"
+        }
+      }
+    }
+  ])
+
+  tags = var.tags
+}
+
+# ---- optional SageMaker training backend
+data "aws_iam_policy_document" "sagemaker_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["sagemaker.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "sagemaker" {
+  count              = var.training_backend == "sagemaker" ? 1 : 0
+  name               = "${var.name}-sagemaker-train"
+  assume_role_policy = data.aws_iam_policy_document.sagemaker_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "sagemaker" {
+  #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken has no resource-level permissions.
+  statement {
+    sid       = "Data"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*", var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
+  }
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "PullImage"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "PullTrainingImage"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    resources = ["arn:${format(local.arn_prefix, "ecr")}:repository/*"]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["arn:${format(local.arn_prefix, "logs")}:log-group:/aws/sagemaker/TrainingJobs*"]
+  }
+}
+
+resource "aws_iam_role_policy" "sagemaker" {
+  count  = var.training_backend == "sagemaker" ? 1 : 0
+  name   = "train"
+  role   = aws_iam_role.sagemaker[0].id
+  policy = data.aws_iam_policy_document.sagemaker.json
+}
+
+# ---- the state machine
+resource "aws_cloudwatch_log_group" "sfn" {
+  name              = "/aws/vendedlogs/states/${local.state_machine_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "sfn_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "sfn" {
+  name               = "${var.name}-workflow-sfn"
+  assume_role_policy = data.aws_iam_policy_document.sfn_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "sfn" {
+  #checkov:skip=CKV_AWS_356:CloudWatch Logs delivery and X-Ray actions used by Step Functions logging/tracing only accept "*" (AWS documents this).
+  #checkov:skip=CKV_AWS_111:See CKV_AWS_356: logs:*LogDelivery and xray:Put* do not support resource ARNs.
+  statement {
+    sid       = "InvokeSteps"
+    actions   = ["lambda:InvokeFunction"]
+    resources = flatten([for f in aws_lambda_function.this : [f.arn, "${f.arn}:*"]])
+  }
+  statement {
+    sid       = "RunTraining"
+    actions   = ["ecs:RunTask"]
+    resources = ["arn:${format(local.arn_prefix, "ecs")}:task-definition/${aws_ecs_task_definition.train.family}:*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+  statement {
+    sid       = "WatchTraining"
+    actions   = ["ecs:StopTask", "ecs:DescribeTasks"]
+    resources = ["arn:${format(local.arn_prefix, "ecs")}:task/${var.cluster_name}/*"]
+  }
+  statement {
+    sid       = "PassTrainingRoles"
+    actions   = ["iam:PassRole"]
+    resources = concat([aws_iam_role.train_execution.arn, aws_iam_role.train_task.arn], aws_iam_role.sagemaker[*].arn)
+  }
+  statement {
+    sid     = "SyncIntegrationRules"
+    actions = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
+    resources = [
+      "arn:${format(local.arn_prefix, "events")}:rule/StepFunctionsGetEventsForECSTaskRule",
+      "arn:${format(local.arn_prefix, "events")}:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+    ]
+  }
+  statement {
+    sid       = "SageMakerTraining"
+    actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"]
+    resources = ["arn:${format(local.arn_prefix, "sagemaker")}:training-job/esteira-*"]
+  }
+  statement {
+    sid       = "Notify"
+    actions   = ["sns:Publish"]
+    resources = [var.sns_topic_arn]
+  }
+  statement {
+    sid       = "EncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "Lock"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.lock.arn]
+  }
+  statement {
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "sfn" {
+  name   = "workflow"
+  role   = aws_iam_role.sfn.id
+  policy = data.aws_iam_policy_document.sfn.json
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name     = local.state_machine_name
+  role_arn = aws_iam_role.sfn.arn
+  type     = "STANDARD"
+
+  definition = templatefile(var.definition_path, merge(
+    { for k, f in aws_lambda_function.this : "${k}_function_arn" => f.arn },
+    {
+      sns_topic_arn             = var.sns_topic_arn
+      ecs_cluster_arn           = var.cluster_arn
+      train_task_definition_arn = aws_ecs_task_definition.train.arn
+      train_container_name      = "train"
+      train_subnets             = jsonencode(var.private_subnet_ids)
+      train_security_groups     = jsonencode([aws_security_group.workflow.id])
+      training_backend          = var.training_backend
+      sagemaker_role_arn        = try(aws_iam_role.sagemaker[0].arn, "")
+      training_image_uri        = var.training_image_uri
+      lock_table_name           = aws_dynamodb_table.lock.name
+      data_bucket               = var.bucket_names["data"]
+      artifacts_bucket          = var.bucket_names["artifacts"]
+    },
+  ))
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.sfn.arn}:*"
+    include_execution_data = true
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  encryption_configuration {
+    type                              = "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = var.kms_key_arn
+    kms_data_key_reuse_period_seconds = 300
+  }
+
+  depends_on = [aws_iam_role_policy.sfn]
+  tags       = var.tags
+}

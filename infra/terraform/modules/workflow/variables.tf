@@ -1,0 +1,220 @@
+variable "name" {
+  description = "Name prefix for every resource (e.g. esteira-dev)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
+    error_message = "name must be 3-31 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "functions" {
+  description = "Workflow Lambdas by key. Each runs handler lambdas.<key>.handler from the one Lambda image; its ARN reaches the state machine template as <key>_function_arn."
+  type = map(object({
+    description = string
+    timeout     = optional(number, 60)
+    memory_size = optional(number, 1024)
+    environment = optional(map(string), {})
+  }))
+  default = {
+    validate_data   = { description = "Validate the dataset and record its content hash", timeout = 300, memory_size = 2048 }
+    evaluate        = { description = "Evaluate the candidate model against the test split and the champion", timeout = 600, memory_size = 3008 }
+    promote         = { description = "Register the candidate and move the champion alias" }
+    deploy          = { description = "Register a task-definition revision for the model version and update the service" }
+    service_stable  = { description = "Report whether the ECS deployment has reached steady state", timeout = 30 }
+    smoke_test      = { description = "Send known requests to the new deployment and check the answers", timeout = 120 }
+    rollback        = { description = "Restore the previous task-definition revision and champion alias", timeout = 120 }
+    drift_check     = { description = "Compare captured inference traffic with the reference profile", timeout = 600, memory_size = 3008 }
+    retrain_trigger = { description = "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout = 30, memory_size = 512 }
+    lock            = { description = "Acquire or release the single-workflow lock", timeout = 30, memory_size = 512 }
+  }
+  validation {
+    condition     = alltrue([for k, f in var.functions : can(regex("^[a-z][a-z0-9_]*$", k)) && f.timeout >= 1 && f.timeout <= 900 && f.memory_size >= 128 && f.memory_size <= 10240])
+    error_message = "Function keys are snake_case module names; timeout 1-900 s; memory 128-10240 MB."
+  }
+}
+
+variable "lambda_image_uri" {
+  description = "The one container image holding every Lambda handler (ECR URI with tag or digest)."
+  type        = string
+  validation {
+    condition     = length(var.lambda_image_uri) > 0
+    error_message = "lambda_image_uri must not be empty."
+  }
+}
+
+variable "training_image_uri" {
+  description = "Training image; runs `esteira train` on ECS (or SageMaker)."
+  type        = string
+  validation {
+    condition     = length(var.training_image_uri) > 0
+    error_message = "training_image_uri must not be empty."
+  }
+}
+
+variable "train_command" {
+  description = "Command of the training container."
+  type        = list(string)
+  default     = ["esteira", "train"]
+}
+
+variable "train_cpu" {
+  description = "Fargate CPU units of the training task."
+  type        = number
+  default     = 2048
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.train_cpu)
+    error_message = "train_cpu must be a Fargate CPU size."
+  }
+}
+
+variable "train_memory" {
+  description = "Memory (MiB) of the training task."
+  type        = number
+  default     = 8192
+  validation {
+    condition     = var.train_memory >= 512
+    error_message = "train_memory must be at least 512 MiB."
+  }
+}
+
+variable "training_backend" {
+  description = "Where the state machine trains: ecs (Fargate task) or sagemaker (training job)."
+  type        = string
+  default     = "ecs"
+  validation {
+    condition     = contains(["ecs", "sagemaker"], var.training_backend)
+    error_message = "training_backend must be ecs or sagemaker."
+  }
+}
+
+variable "definition_path" {
+  description = "Path of the ASL template (stepfunctions/train_evaluate_deploy.asl.json)."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC the Lambdas and the training task run in."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "VPC CIDR (MLflow port allowed inside it)."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for Lambdas and training tasks."
+  type        = list(string)
+  validation {
+    condition     = length(var.private_subnet_ids) >= 1
+    error_message = "Give at least one private subnet."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for logs, Lambda environment, the lock table."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster for training tasks and the serving service."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "ECS cluster name."
+  type        = string
+}
+
+variable "serving_service_name" {
+  description = "ECS service the deploy/rollback steps update."
+  type        = string
+}
+
+variable "serving_task_family" {
+  description = "Task-definition family of the serving service."
+  type        = string
+}
+
+variable "serving_role_arns" {
+  description = "Task and execution role ARNs of the serving task (the deploy step passes them to new revisions)."
+  type        = list(string)
+}
+
+variable "serving_url" {
+  description = "Base URL of the inference service (smoke test)."
+  type        = string
+}
+
+variable "bucket_names" {
+  description = "Bucket names by purpose: data, artifacts, capture."
+  type        = map(string)
+  validation {
+    condition     = alltrue([for k in ["data", "artifacts", "capture"] : contains(keys(var.bucket_names), k)])
+    error_message = "bucket_names needs data, artifacts and capture."
+  }
+}
+
+variable "bucket_arns" {
+  description = "Bucket ARNs by purpose: data, artifacts, capture."
+  type        = map(string)
+}
+
+variable "mlflow_tracking_uri" {
+  description = "MLFLOW_TRACKING_URI for the Lambdas and the training task."
+  type        = string
+}
+
+variable "model_name" {
+  description = "Registered model name in MLflow."
+  type        = string
+}
+
+variable "sns_topic_arn" {
+  description = "Topic the workflow notifies (success, rejection, failure)."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the Esteira custom metrics."
+  type        = string
+  default     = "Esteira"
+}
+
+variable "retrain_cooldown_seconds" {
+  description = "Minimum seconds between two alarm-triggered retrainings (enforced by retrain_trigger)."
+  type        = number
+  default     = 21600
+  validation {
+    condition     = var.retrain_cooldown_seconds >= 0
+    error_message = "retrain_cooldown_seconds must be >= 0."
+  }
+}
+
+variable "extra_environment" {
+  description = "Additional environment variables for every Lambda and the training task."
+  type        = map(string)
+  default     = {}
+}
+
+variable "deletion_protection" {
+  description = "Protect the lock table against deletion."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of Lambda, training and state-machine logs, in days."
+  type        = number
+  default     = 365
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,69 @@
+output "serving_url" {
+  description = "Base URL of the inference service (ALB)."
+  value       = module.serving.url
+}
+
+output "mlflow_tracking_uri" {
+  description = "MLflow tracking URI (private: reachable inside the VPC only)."
+  value       = module.mlflow.tracking_uri
+}
+
+output "ecr_repository_urls" {
+  description = "ECR repositories to push the serving, training, lambdas and mlflow images to."
+  value       = module.registry.repository_urls
+}
+
+output "bucket_names" {
+  description = "S3 buckets: data (datasets by content hash), artifacts (models), capture (inference capture)."
+  value       = module.storage.bucket_names
+}
+
+output "ecs_cluster_name" {
+  description = "ECS cluster running serving, MLflow and training tasks."
+  value       = module.serving.cluster_name
+}
+
+output "serving_service_name" {
+  description = "ECS service of the inference service."
+  value       = module.serving.service_name
+}
+
+output "state_machine_arn" {
+  description = "Train-evaluate-deploy state machine; start it with aws stepfunctions start-execution."
+  value       = module.workflow.state_machine_arn
+}
+
+output "lambda_function_names" {
+  description = "Workflow Lambda names by key."
+  value       = module.workflow.function_names
+}
+
+output "workflow_environment" {
+  description = "Environment variables the Lambdas and the training task receive."
+  value       = module.workflow.environment
+}
+
+output "sns_topic_arn" {
+  description = "Notification topic; subscribe to it for alarms and workflow results."
+  value       = module.monitoring.sns_topic_arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard."
+  value       = module.monitoring.dashboard_name
+}
+
+output "kms_key_arn" {
+  description = "KMS key encrypting data at rest."
+  value       = module.storage.kms_key_arn
+}
+
+output "github_deploy_role_arn" {
+  description = "Role GitHub Actions assumes (environment jobs) to apply; null when enable_ci is false."
+  value       = try(module.ci[0].deploy_role_arn, null)
+}
+
+output "github_plan_role_arn" {
+  description = "Read-only role GitHub Actions assumes on pull requests to plan; null when enable_ci is false."
+  value       = try(module.ci[0].plan_role_arn, null)
+}

@@ -1,0 +1,142 @@
+"""Static checks of the Terraform tree: fmt, validate, tflint, checkov, ASL template contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import ASL, BIN, REPO, TF_DIR, Tofu, require, tofu_env
+from .iam_policies import is_allow_all, violations
+
+pytestmark = pytest.mark.infra
+
+# The variables the workflow module passes to templatefile(); the ASL may use any subset.
+FUNCTIONS = [
+    "validate_data", "evaluate", "promote", "deploy", "service_stable",
+    "smoke_test", "rollback", "drift_check", "retrain_trigger", "lock",
+]
+TEMPLATE_VARS = {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-{f}" for f in FUNCTIONS} | {
+    "sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:esteira-dev-notifications",
+    "ecs_cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/esteira-dev",
+    "train_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/esteira-dev-train:1",
+    "train_container_name": "train",
+    "train_subnets": '["subnet-0a", "subnet-0b"]',
+    "train_security_groups": '["sg-0a"]',
+    "training_backend": "ecs",
+    "sagemaker_role_arn": "",
+    "training_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-dev/training:0.1.0",
+    "lock_table_name": "esteira-dev-workflow-lock",
+    "data_bucket": "esteira-dev-data-123456789012",
+    "artifacts_bucket": "esteira-dev-artifacts-123456789012",
+}
+
+
+def test_fmt(tofu_bin: Path) -> None:
+    proc = subprocess.run(
+        [str(tofu_bin), "fmt", "-check", "-recursive", "-diff", str(TF_DIR)],
+        capture_output=True, text=True, env=tofu_env(), timeout=120,
+    )
+    assert proc.returncode == 0, f"tofu fmt found unformatted files:\n{proc.stdout}{proc.stderr}"
+
+
+def test_validate(initialized: Tofu) -> None:
+    result = json.loads(initialized.run("validate", "-json", "-no-color", check=False).stdout)
+    problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')} ({d.get('range', {}).get('filename')})"
+                for d in result["diagnostics"]]
+    assert result["valid"], "\n".join(problems)
+    assert not problems, "validate is clean but warns:\n" + "\n".join(problems)
+
+
+def test_tflint() -> None:
+    tflint = require(BIN / "tflint", "tflint")
+    proc = subprocess.run(
+        [str(tflint), "--recursive", f"--config={TF_DIR / '.tflint.hcl'}", "--format=compact", "--no-color"],
+        cwd=TF_DIR, capture_output=True, text=True, env=tofu_env(), timeout=300,
+    )
+    assert proc.returncode == 0, f"tflint:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.slow  # ~35 s on 2 cores
+def test_checkov_no_failed_checks_and_every_skip_has_a_reason() -> None:
+    checkov = require(BIN / "checkov", "checkov")
+    proc = subprocess.run(
+        [str(checkov), "--directory", str(TF_DIR), "--framework", "terraform", "--output", "json",
+         "--skip-download", "--download-external-modules", "false"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode in (0, 1), f"checkov crashed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [c for r in reports for c in r["results"]["failed_checks"]]
+    passed = sum(r["summary"]["passed"] for r in reports)
+    skipped = [c for r in reports for c in r["results"]["skipped_checks"]]
+    assert passed > 200, f"checkov passed only {passed} checks: is it scanning the tree?"
+    assert not failed, "checkov failed checks:\n" + "\n".join(
+        f"{c['check_id']} {c['resource']} {c['file_path']}:{c['file_line_range']}" for c in failed)
+    no_reason = [c["check_id"] + " " + c["resource"] for c in skipped
+                 if not (c.get("check_result", {}).get("suppress_comment") or "").strip()
+                 or c["check_result"]["suppress_comment"] == "No comment provided"]
+    assert not no_reason, f"skips without a reason: {no_reason}"
+
+
+def render_asl(variables: dict[str, str]) -> dict:
+    text = ASL.read_text()
+    used = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))
+    unknown = used - variables.keys()
+    assert not unknown, f"ASL uses variables Terraform does not pass: {sorted(unknown)}"
+    return json.loads(re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: variables[m.group(1)], text))
+
+
+def asl_problems(definition: dict) -> list[str]:
+    """Structural ASL checks: every transition lands on a state, every state is reachable, ends exist."""
+    states = definition["States"]
+    problems = [] if definition["StartAt"] in states else [f"StartAt {definition['StartAt']} missing"]
+    edges: dict[str, set[str]] = {}
+    for name, state in states.items():
+        targets = {state[k] for k in ("Next", "Default") if k in state}
+        targets |= {c["Next"] for c in state.get("Choices", [])}
+        targets |= {c["Next"] for c in state.get("Catch", [])}
+        edges[name] = targets
+        problems += [f"{name} -> {t}: no such state" for t in targets if t not in states]
+        terminal = state["Type"] in ("Succeed", "Fail") or state.get("End") is True
+        if not terminal and "Next" not in state and state["Type"] != "Choice":
+            problems.append(f"{name}: neither Next nor End")
+    seen, todo = set(), [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.add(name)
+        todo += edges[name]
+    problems += [f"{name}: unreachable" for name in states if name not in seen]
+    return problems
+
+
+def test_state_machine_template_renders_to_valid_asl() -> None:
+    definition = render_asl(TEMPLATE_VARS)
+    assert not asl_problems(definition)
+    resources = {s.get("Resource") for s in definition["States"].values()}
+    assert "arn:aws:states:::ecs:runTask.sync" in resources, "training must run as an ECS task"
+
+
+def test_asl_checker_catches_a_dangling_transition() -> None:
+    broken = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "C": {"Type": "Succeed"}}}
+    assert asl_problems(broken) == ["A -> B: no such state", "C: unreachable"]
+
+
+def test_iam_checker_flags_allow_all_and_ignores_scoped_or_deny() -> None:
+    assert is_allow_all({"Effect": "Allow", "Action": "*", "Resource": "*"})
+    assert is_allow_all({"Action": ["s3:GetObject", "*"], "Resource": ["*"]})
+    assert is_allow_all({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})
+    assert not is_allow_all({"Effect": "Deny", "Action": "*", "Resource": "*"})
+    assert not is_allow_all({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
+    assert not is_allow_all({"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"})
+    doc = {"planned_values": {"root_module": {"child_modules": [{"resources": [
+        {"address": "module.x.aws_iam_role_policy.p",
+         "values": {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})}},
+    ]}]}}}
+    assert violations(doc) and violations(doc)[0].startswith("module.x.aws_iam_role_policy.p.policy")
