@@ -86,6 +86,9 @@ class EsteiraConfig:
     # CDK only: build the Lambda image from docker/lambda.Dockerfile as a CDK asset (needs Docker at
     # deploy time) instead of pulling <lambdas repository>:<ImageTag> pushed by CI.
     lambda_image_asset: bool = False
+    # CDK only: synthesise just the key, buckets and ECR repositories, the counterpart of Terraform's
+    # first `apply -target=module.registry` (push the images, then deploy the whole stack).
+    registry_only: bool = False
 
     def __post_init__(self) -> None:
         self._validate()

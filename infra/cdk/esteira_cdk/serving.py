@@ -199,7 +199,7 @@ class Serving(Construct):
                 "Https",
                 port=443,
                 protocol=elbv2.ApplicationProtocol.HTTPS,
-                ssl_policy=elbv2.SslPolicy.TLS13_12,
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,  # ELBSecurityPolicy-TLS13-1-2-2021-06, as Terraform
                 certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
                 default_target_groups=[self.target_group],
                 open=False,

@@ -51,6 +51,13 @@ class EsteiraStack(Stack):
         ).value_as_string
 
         storage = Storage(self, "Storage", name=name, force_destroy=cfg.force_destroy)
+        registry = Registry(self, "Registry", name=name, key=storage.key, force_delete=cfg.force_destroy)
+        repos = registry.repositories
+        if cfg.registry_only:
+            for repo_key, repo in repos.items():
+                CfnOutput(self, f"Ecr{repo_key.capitalize()}Uri", value=repo.repository_uri, description=f"push the {repo_key} image here")
+            return
+
         network = Network(
             self,
             "Network",
@@ -64,9 +71,6 @@ class EsteiraStack(Stack):
             key=storage.key,
             log_retention_days=cfg.log_retention_days,
         )
-        registry = Registry(self, "Registry", name=name, key=storage.key, force_delete=cfg.force_destroy)
-        repos = registry.repositories
-
         model_uri = (
             f"models:/{cfg.model_name}@champion"
             if cfg.pinned_model_version is None
