@@ -13,8 +13,8 @@ import aws_cdk as cdk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from esteira_cdk.config import load_config  # noqa: E402
-from esteira_cdk.stack import EsteiraStack  # noqa: E402
+from esteira_cdk.config import load_config
+from esteira_cdk.stack import EsteiraStack
 
 
 def build(app: cdk.App) -> EsteiraStack:

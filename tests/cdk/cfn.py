@@ -8,7 +8,7 @@ from typing import Any
 def resolve(value: Any) -> Any:
     """Turn Fn::Join/Ref/GetAtt into plain strings ("<Ref:Id>", "<GetAtt:Id.Attr>") so tests can read them."""
     if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return f"<Ref:{arg}>"
         if key == "Fn::GetAtt":

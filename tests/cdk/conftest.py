@@ -37,10 +37,9 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
     """Run app.build() on an App carrying cdk.json's context, as `cdk synth` would."""
     import time
 
+    import app as cdk_app
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
-
-    import app as cdk_app
 
     context = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
     context = {**context, "environment": environment}
@@ -52,7 +51,9 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
     assembly = application.synth()
     artifact = assembly.get_stack_by_name(stack.stack_name)
     template = artifact.template
-    return Synth(template, Template.from_json(template), Path(outdir) / artifact.template_file, time.monotonic() - started)
+    return Synth(
+        template, Template.from_json(template), Path(outdir) / artifact.template_file, time.monotonic() - started
+    )
 
 
 @pytest.fixture(scope="session")

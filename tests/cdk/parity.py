@@ -77,8 +77,14 @@ def load_exceptions(path: Path) -> dict[str, Any]:
             if not isinstance(reason, str) or len(reason.strip()) < 10:
                 problems.append(f"{section}.{key}: needs a reason")
     for key, entry in data["count_differences"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("delta"), int) or len(str(entry.get("reason", ""))) < 10:
-            problems.append(f"count_differences.{key}: needs an integer delta (CloudFormation minus Terraform) and a reason")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("delta"), int)
+            or len(str(entry.get("reason", ""))) < 10
+        ):
+            problems.append(
+                f"count_differences.{key}: needs an integer delta (CloudFormation minus Terraform) and a reason"
+            )
     if problems:
         raise ValueError("; ".join(problems))
     return data
@@ -117,7 +123,12 @@ def cloudformation_types(template: Mapping[str, Any]) -> Counter[str]:
 
 
 def compare(
-    terraform: Counter[str], cloudformation: Counter[str], exceptions: Mapping[str, Any], *, counts: bool, source_only: bool = False
+    terraform: Counter[str],
+    cloudformation: Counter[str],
+    exceptions: Mapping[str, Any],
+    *,
+    counts: bool,
+    source_only: bool = False,
 ) -> list[str]:
     """Every unexplained difference (and every exception that no longer explains anything).
 
@@ -149,7 +160,9 @@ def compare(
             problems.append(f"{cfn_type}: Terraform creates {want} ({', '.join(sources)}), the CDK template none")
         elif got and not want:
             if cfn_type not in cfn_only:
-                problems.append(f"{cfn_type}: {got} in the CDK template, no Terraform counterpart and not in cloudformation_only")
+                problems.append(
+                    f"{cfn_type}: {got} in the CDK template, no Terraform counterpart and not in cloudformation_only"
+                )
         elif counts and got != want:
             allowed = deltas.get(cfn_type, {}).get("delta")
             if allowed != got - want:
@@ -160,8 +173,12 @@ def compare(
     problems += [f"cloudformation_only.{c}: the template no longer has it" for c in cfn_only if c not in cloudformation]
     if counts:
         for cfn_type, entry in deltas.items():
-            if cloudformation[cfn_type] - expected[cfn_type] != entry["delta"] and cfn_type not in {p.split(":")[0] for p in problems}:
-                problems.append(f"count_differences.{cfn_type}: delta is now {cloudformation[cfn_type] - expected[cfn_type]:+d}")
+            if cloudformation[cfn_type] - expected[cfn_type] != entry["delta"] and cfn_type not in {
+                p.split(":")[0] for p in problems
+            }:
+                problems.append(
+                    f"count_differences.{cfn_type}: delta is now {cloudformation[cfn_type] - expected[cfn_type]:+d}"
+                )
     return problems
 
 

@@ -20,7 +20,15 @@ IGNORED = {"W3005": "CDK emits DependsOn that a Ref/GetAtt already implies"}
 
 def cfn_lint(template: Path) -> list[dict]:
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", "--ignore-checks", *IGNORED, "--", str(template)],
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--format",
+            "json",
+            "--ignore-checks",
+            *IGNORED,
+            "--",
+            str(template),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

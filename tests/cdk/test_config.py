@@ -117,4 +117,6 @@ def test_the_shared_asl_renders_to_a_state_machine() -> None:
     values = {n: ('["x"]' if n in ("train_subnets", "train_security_groups") else f"v-{n}") for n in names}
     document = json.loads(render_definition(values))
     assert document["StartAt"] in document["States"]
-    assert {f"{k}_function_arn" for k in ("lock", "validate_data", "evaluate", "promote", "deploy", "rollback")} <= names
+    assert {
+        f"{k}_function_arn" for k in ("lock", "validate_data", "evaluate", "promote", "deploy", "rollback")
+    } <= names

@@ -25,7 +25,13 @@ from typing import Any
 import pytest
 
 from .conftest import REPO, Synth
-from .parity import cloudformation_types, compare, load_exceptions, terraform_types_from_plan, terraform_types_from_source
+from .parity import (
+    cloudformation_types,
+    compare,
+    load_exceptions,
+    terraform_types_from_plan,
+    terraform_types_from_source,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -54,7 +60,10 @@ def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     log = workdir / "moto.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT, env=tofu_env()
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=tofu_env(),
         )
     moto = Moto(f"http://127.0.0.1:{port}", proc, log)
     try:
@@ -112,9 +121,9 @@ def test_parity_with_terraform_source(dev: Synth, exceptions: dict[str, Any]) ->
 def test_compare_flags_a_resource_missing_from_the_template(exceptions: dict[str, Any]) -> None:
     terraform = Counter({"aws_sns_topic": 1, "aws_kms_key": 1})
     cloudformation = Counter({"AWS::KMS::Key": 1})
-    assert compare(terraform, cloudformation, {**exceptions, "terraform_only": {}, "cloudformation_only": {}}, counts=True) == [
-        "AWS::SNS::Topic: Terraform creates 1 (aws_sns_topic), the CDK template none"
-    ]
+    assert compare(
+        terraform, cloudformation, {**exceptions, "terraform_only": {}, "cloudformation_only": {}}, counts=True
+    ) == ["AWS::SNS::Topic: Terraform creates 1 (aws_sns_topic), the CDK template none"]
 
 
 def test_compare_flags_unmapped_and_extra_types_and_count_drift() -> None:
@@ -128,13 +137,25 @@ def test_compare_flags_unmapped_and_extra_types_and_count_drift() -> None:
     assert any(p.startswith("aws_made_up:") for p in problems)
     assert any(p.startswith("AWS::SQS::Queue:") for p in problems)
     assert any(p.startswith("AWS::Lambda::Function: Terraform 10, CDK 11") for p in problems)
-    allowed = {**empty, "count_differences": {"AWS::Lambda::Function": {"delta": 1, "reason": "a custom resource provider"}}}
-    assert compare(Counter({"aws_lambda_function": 10}), Counter({"AWS::Lambda::Function": 11}), allowed, counts=True) == []
+    allowed = {
+        **empty,
+        "count_differences": {"AWS::Lambda::Function": {"delta": 1, "reason": "a custom resource provider"}},
+    }
+    assert (
+        compare(Counter({"aws_lambda_function": 10}), Counter({"AWS::Lambda::Function": 11}), allowed, counts=True)
+        == []
+    )
 
 
 def test_compare_flags_stale_exceptions() -> None:
-    stale = {"terraform_only": {"aws_s3_bucket_logging": "property of the bucket"}, "cloudformation_only": {}, "count_differences": {}}
-    assert compare(Counter(), Counter(), stale, counts=True) == ["terraform_only.aws_s3_bucket_logging: Terraform no longer has it"]
+    stale = {
+        "terraform_only": {"aws_s3_bucket_logging": "property of the bucket"},
+        "cloudformation_only": {},
+        "count_differences": {},
+    }
+    assert compare(Counter(), Counter(), stale, counts=True) == [
+        "terraform_only.aws_s3_bucket_logging: Terraform no longer has it"
+    ]
 
 
 def test_every_exception_has_a_reason(tmp_path: Path) -> None:

@@ -81,7 +81,9 @@ def test_workflow_lambdas_are_the_one_image_with_one_handler_each(dev: Synth) ->
 def test_every_terraform_module_has_its_core_resources(dev: Synth) -> None:
     t = dev.assertions
     t.resource_count_is("AWS::ECR::Repository", 4)
-    t.has_resource_properties("AWS::ECR::Repository", {"RepositoryName": "esteira-dev/lambdas", "ImageTagMutability": "IMMUTABLE"})
+    t.has_resource_properties(
+        "AWS::ECR::Repository", {"RepositoryName": "esteira-dev/lambdas", "ImageTagMutability": "IMMUTABLE"}
+    )
     t.resource_count_is("AWS::S3::Bucket", 4)
     t.resource_count_is("AWS::RDS::DBInstance", 1)
     t.has_resource_properties(
@@ -94,7 +96,9 @@ def test_every_terraform_module_has_its_core_resources(dev: Synth) -> None:
     t.resource_count_is("AWS::CloudWatch::Alarm", 6)
     t.resource_count_is("AWS::IAM::OIDCProvider", 1)
     t.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "MaxAggregationInterval": 600})
-    t.has_resource_properties("AWS::DynamoDB::Table", {"TableName": "esteira-dev-workflow-lock", "BillingMode": "PAY_PER_REQUEST"})
+    t.has_resource_properties(
+        "AWS::DynamoDB::Table", {"TableName": "esteira-dev-workflow-lock", "BillingMode": "PAY_PER_REQUEST"}
+    )
 
 
 def test_subnets_use_the_terraform_address_layout(dev: Synth) -> None:
@@ -116,8 +120,12 @@ def test_data_at_rest_is_encrypted_with_the_stack_key(dev: Synth) -> None:
     kms_buckets = [b for b in dev.resources("AWS::S3::Bucket").values() if "aws:kms" in json.dumps(b)]
     assert len(kms_buckets) == 3  # data, artifacts, capture; the access-log bucket must be SSE-S3
     dev.assertions.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
-    dev.assertions.has_resource_properties("AWS::DynamoDB::Table", {"SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}})
-    dev.assertions.has_resource_properties("AWS::StepFunctions::StateMachine", {"EncryptionConfiguration": {"Type": "CUSTOMER_MANAGED_KMS_KEY"}})
+    dev.assertions.has_resource_properties(
+        "AWS::DynamoDB::Table", {"SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}}
+    )
+    dev.assertions.has_resource_properties(
+        "AWS::StepFunctions::StateMachine", {"EncryptionConfiguration": {"Type": "CUSTOMER_MANAGED_KMS_KEY"}}
+    )
     for repo in dev.resources("AWS::ECR::Repository").values():
         assert repo["Properties"]["EncryptionConfiguration"]["EncryptionType"] == "KMS"
 
@@ -148,15 +156,25 @@ def test_put_metric_data_is_limited_to_the_esteira_namespace(dev: Synth) -> None
 
 
 def test_github_roles_trust_only_this_repository(dev: Synth) -> None:
-    roles = {r["Properties"]["RoleName"]: r for r in dev.resources("AWS::IAM::Role").values() if "RoleName" in r["Properties"]}
+    roles = {
+        r["Properties"]["RoleName"]: r
+        for r in dev.resources("AWS::IAM::Role").values()
+        if "RoleName" in r["Properties"]
+    }
     deploy = roles["esteira-dev-github-deploy"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert deploy["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == "repo:esteira-mlops/esteira:environment:dev"
+    assert (
+        deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:esteira-mlops/esteira:environment:dev"
+    )
     plan = roles["esteira-dev-github-plan"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-    assert plan["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == "repo:esteira-mlops/esteira:pull_request"
+    assert (
+        plan["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:esteira-mlops/esteira:pull_request"
+    )
 
 
-# ---------------------------------------------------------------- alarm -> EventBridge -> retrain_trigger -> state machine
+# ---------------------------------------------------------------- alarm -> EventBridge -> retrain_trigger -> SFN
 
 
 def matches(pattern: Any, event: Any) -> bool:
@@ -229,7 +247,11 @@ def test_model_alarms_start_retraining_through_eventbridge(dev: Synth) -> None:
         resolve(s["Resource"])
         for holder, s in statements(dev.template)
         if "states:StartExecution" in as_list(s["Action"])
-        and any(role_id in json.dumps(p["Properties"].get("Roles", [])) for k, p in dev.template["Resources"].items() if k == holder)
+        and any(
+            role_id in json.dumps(p["Properties"].get("Roles", []))
+            for k, p in dev.template["Resources"].items()
+            if k == holder
+        )
     ]
     assert [env_arn] in [as_list(g) for g in grants], f"the trigger's role cannot start {env_arn}: {grants}"
 
@@ -238,7 +260,10 @@ def test_drift_check_runs_on_the_configured_schedule(dev: Synth) -> None:
     check_id, _ = function_by_name(dev, "drift-check")
     dev.assertions.has_resource_properties(
         "AWS::Events::Rule",
-        {"ScheduleExpression": "rate(6 hours)", "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [check_id, "Arn"]}})]},
+        {
+            "ScheduleExpression": "rate(6 hours)",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [check_id, "Arn"]}})],
+        },
     )
 
 
@@ -250,7 +275,9 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     definition = resolve(machine["Properties"]["DefinitionString"])
     assert "${" not in re.sub(r"<[^>]+>", "", definition), "an ASL template variable was left unrendered"
     document = json.loads(definition)
-    source = json.loads(re.sub(r"\$\{[a-z_]+\}", "0", (REPO / "stepfunctions/train_evaluate_deploy.asl.json").read_text()))
+    source = json.loads(
+        re.sub(r"\$\{[a-z_]+\}", "0", (REPO / "stepfunctions/train_evaluate_deploy.asl.json").read_text())
+    )
     assert document["StartAt"] == source["StartAt"]
     assert set(document["States"]) == set(source["States"])
     lock_id, _ = function_by_name(dev, "lock")
@@ -271,7 +298,11 @@ def test_serving_deploys_roll_back_on_failure(dev: Synth) -> None:
         {
             "ServiceName": "esteira-serving",
             "DeploymentConfiguration": Match.object_like(
-                {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}, "MinimumHealthyPercent": 100, "MaximumPercent": 200}
+                {
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                    "MinimumHealthyPercent": 100,
+                    "MaximumPercent": 200,
+                }
             ),
             "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
             "LoadBalancers": [Match.object_like({"ContainerName": "serving", "ContainerPort": 8080})],
@@ -280,12 +311,21 @@ def test_serving_deploys_roll_back_on_failure(dev: Synth) -> None:
     )
     dev.assertions.has_resource_properties(
         "AWS::ECS::Service",
-        {"ServiceName": "esteira-mlflow", "DeploymentConfiguration": Match.object_like({"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}})},
+        {
+            "ServiceName": "esteira-mlflow",
+            "DeploymentConfiguration": Match.object_like(
+                {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+            ),
+        },
     )
 
 
 def test_serving_container_is_read_only_with_the_contract_environment(dev: Synth) -> None:
-    (serving,) = [t for t in dev.resources("AWS::ECS::TaskDefinition").values() if t["Properties"]["Family"] == "esteira-dev-serving"]
+    (serving,) = [
+        t
+        for t in dev.resources("AWS::ECS::TaskDefinition").values()
+        if t["Properties"]["Family"] == "esteira-dev-serving"
+    ]
     (container,) = serving["Properties"]["ContainerDefinitions"]
     assert container["ReadonlyRootFilesystem"] is True
     env = {e["Name"]: resolve(e["Value"]) for e in container["Environment"]}

@@ -59,7 +59,8 @@ class Ci(Construct):
             )
 
         def bootstrap_role(kind: str) -> str:
-            return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{bootstrap_qualifier}-{kind}-role-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+            role = f"cdk-{bootstrap_qualifier}-{kind}-role-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+            return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{role}"
 
         self.deploy_role = iam.Role(
             self,
@@ -78,7 +79,9 @@ class Ci(Construct):
                 iam.PolicyStatement(
                     sid="AssumeBootstrapRoles",
                     actions=["sts:AssumeRole", "sts:TagSession"],
-                    resources=[bootstrap_role(kind) for kind in ("deploy", "file-publishing", "image-publishing", "lookup")],
+                    resources=[
+                        bootstrap_role(kind) for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
+                    ],
                 )
             ],
         )
@@ -96,5 +99,11 @@ class Ci(Construct):
             "PlanPolicy",
             "plan-lookup",
             self.plan_role,
-            [iam.PolicyStatement(sid="AssumeLookupRole", actions=["sts:AssumeRole", "sts:TagSession"], resources=[bootstrap_role("lookup")])],
+            [
+                iam.PolicyStatement(
+                    sid="AssumeLookupRole",
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=[bootstrap_role("lookup")],
+                )
+            ],
         )

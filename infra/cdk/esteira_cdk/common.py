@@ -10,7 +10,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-
 _RETENTION = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
     60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
@@ -41,13 +40,19 @@ def log_group(scope: Construct, construct_id: str, *, name: str, key: kms.IKey, 
 
 def ecs_tasks_role(scope: Construct, construct_id: str, role_name: str, *, execution: bool) -> iam.Role:
     """A role ECS tasks assume; execution roles get the AWS-managed pull-and-log policy."""
-    role = iam.Role(scope, construct_id, role_name=role_name, assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"))
+    role = iam.Role(
+        scope, construct_id, role_name=role_name, assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com")
+    )
     if execution:
-        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonECSTaskExecutionRolePolicy"))
+        role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonECSTaskExecutionRolePolicy")
+        )
     return role
 
 
-def inline_policy(scope: Construct, construct_id: str, policy_name: str, role: iam.IRole, statements: list[iam.PolicyStatement]) -> iam.Policy:
+def inline_policy(
+    scope: Construct, construct_id: str, policy_name: str, role: iam.IRole, statements: list[iam.PolicyStatement]
+) -> iam.Policy:
     """The counterpart of aws_iam_role_policy: a named policy document attached to one role."""
     return iam.Policy(scope, construct_id, policy_name=policy_name, roles=[role], statements=statements)
 

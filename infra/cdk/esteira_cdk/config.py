@@ -103,7 +103,11 @@ class EsteiraConfig:
             if not ok:
                 raise ConfigError(f"{setting}: {why}")
 
-        check(bool(re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", self.aws_region)), "aws_region", "a region name such as us-east-1")
+        check(
+            bool(re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", self.aws_region)),
+            "aws_region",
+            "a region name such as us-east-1",
+        )
         check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.project)), "project", "2-12 lowercase letters or digits")
         check(self.environment in ("dev", "staging", "prod"), "environment", "dev, staging or prod")
         try:
@@ -119,22 +123,55 @@ class EsteiraConfig:
         )
         check(1 <= self.endpoint_subnet_count <= 4, "endpoint_subnet_count", "between 1 and 4")
         check(bool(_IMAGE_TAG.fullmatch(self.image_tag)), "image_tag", "a valid image tag")
-        check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name)), "model_name", "letters, digits, . - _")
+        check(
+            bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name)), "model_name", "letters, digits, . - _"
+        )
         check(self.serving_min_capacity >= 1, "serving_min_capacity", "at least 1")
         check(self.serving_max_capacity >= 1, "serving_max_capacity", "at least 1")
         check(self.training_backend in ("ecs", "sagemaker"), "training_backend", "ecs or sagemaker")
         check(self.retrain_cooldown_seconds >= 0, "retrain_cooldown_seconds", "not negative")
         check(
-            bool(re.fullmatch(r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))", self.drift_check_schedule)),
+            bool(
+                re.fullmatch(
+                    r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))", self.drift_check_schedule
+                )
+            ),
             "drift_check_schedule",
             "rate(...) or cron(...)",
         )
-        check(self.create_oidc_provider or bool(self.oidc_provider_arn), "oidc_provider_arn", "required when create_oidc_provider is false")
+        check(
+            self.create_oidc_provider or bool(self.oidc_provider_arn),
+            "oidc_provider_arn",
+            "required when create_oidc_provider is false",
+        )
         check(bool(re.fullmatch(r"[\w.-]+/[\w.-]+", self.github_repository)), "github_repository", "<org>/<repo>")
         # CloudFormation accepts only these retention values (Terraform's provider has the same list).
         check(
             self.log_retention_days
-            in (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653),
+            in (
+                1,
+                3,
+                5,
+                7,
+                14,
+                30,
+                60,
+                90,
+                120,
+                150,
+                180,
+                365,
+                400,
+                545,
+                731,
+                1096,
+                1827,
+                2192,
+                2557,
+                2922,
+                3288,
+                3653,
+            ),
             "log_retention_days",
             "a CloudWatch Logs retention value",
         )
@@ -181,7 +218,9 @@ def _unquote(value: Any) -> Any:
     return value
 
 
-def load_config(environment: str, overrides: Mapping[str, Any] | str | None = None, tfvars_dir: Path = TFVARS_DIR) -> EsteiraConfig:
+def load_config(
+    environment: str, overrides: Mapping[str, Any] | str | None = None, tfvars_dir: Path = TFVARS_DIR
+) -> EsteiraConfig:
     """Settings for one environment: envs/<environment>.tfvars when it exists, then overrides.
 
     overrides may be a JSON object string (what `cdk -c overrides='{...}'` passes) or a mapping.

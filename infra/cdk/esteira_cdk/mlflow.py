@@ -68,9 +68,13 @@ class Mlflow(Construct):
             allow_all_outbound=False,
         )
         self.mlflow_sg.add_ingress_rule(
-            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(MLFLOW_PORT), "MLflow API from the VPC (serving, training, Lambdas)"
+            ec2.Peer.ipv4(vpc.vpc_cidr_block),
+            ec2.Port.tcp(MLFLOW_PORT),
+            "MLflow API from the VPC (serving, training, Lambdas)",
         )
-        self.mlflow_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (S3 artifacts, Secrets Manager, ECR, Logs)")
+        self.mlflow_sg.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (S3 artifacts, Secrets Manager, ECR, Logs)"
+        )
         db_sg = ec2.SecurityGroup(
             self,
             "DbSg",
@@ -157,7 +161,9 @@ class Mlflow(Construct):
             "read-db-secret",
             execution_role,
             [
-                iam.PolicyStatement(sid="ReadDatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]),
+                iam.PolicyStatement(
+                    sid="ReadDatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
+                ),
                 iam.PolicyStatement(sid="DecryptDatabaseSecret", actions=["kms:Decrypt"], resources=[key.key_arn]),
             ],
         )
@@ -168,13 +174,17 @@ class Mlflow(Construct):
             "mlflow-artifacts",
             task_role,
             [
-                iam.PolicyStatement(sid="ListArtifacts", actions=["s3:ListBucket"], resources=[artifacts_bucket.bucket_arn]),
+                iam.PolicyStatement(
+                    sid="ListArtifacts", actions=["s3:ListBucket"], resources=[artifacts_bucket.bucket_arn]
+                ),
                 iam.PolicyStatement(
                     sid="ReadWriteArtifacts",
                     actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                     resources=[artifacts_bucket.arn_for_objects("mlflow/*")],
                 ),
-                iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
             ],
         )
 
@@ -197,7 +207,7 @@ class Mlflow(Construct):
                 # $VAR, not ${VAR}: same shell expansion, and CloudFormation linters do not mistake it
                 # for an Fn::Sub parameter.
                 '--backend-store-uri "postgresql://$DB_USER:'
-                "$(python -c 'import os,urllib.parse;print(urllib.parse.quote(os.environ[\"DB_PASSWORD\"],safe=\"\"))')"
+                '$(python -c \'import os,urllib.parse;print(urllib.parse.quote(os.environ["DB_PASSWORD"],safe=""))\')'
                 '@$DB_HOST:$DB_PORT/$DB_NAME?sslmode=require"',
                 f"--artifacts-destination s3://{artifacts_bucket.bucket_name}/mlflow --serve-artifacts",
             ]
@@ -240,4 +250,3 @@ class Mlflow(Construct):
             assign_public_ip=False,
         )
         self.service.associate_cloud_map_service(service=discovery)
-

@@ -35,13 +35,21 @@ def model_alarm_prefix(environment: str) -> str:
 class Notifications(Construct):
     """The KMS-encrypted topic for alarms and workflow results (created first: the workflow publishes)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, name: str, key: kms.IKey, alarm_emails: list[str]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, name: str, key: kms.IKey, alarm_emails: list[str]
+    ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", topic_name=f"{name}-notifications", master_key=key)
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AccountManages",
-                actions=["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:ListSubscriptionsByTopic"],
+                actions=[
+                    "sns:Publish",
+                    "sns:Subscribe",
+                    "sns:GetTopicAttributes",
+                    "sns:SetTopicAttributes",
+                    "sns:ListSubscriptionsByTopic",
+                ],
                 resources=[self.topic.topic_arn],
                 principals=[iam.AccountPrincipal(Aws.ACCOUNT_ID)],
             )
@@ -51,7 +59,10 @@ class Notifications(Construct):
                 sid="AlarmsAndEventsPublish",
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com"), iam.ServicePrincipal("events.amazonaws.com")],
+                principals=[
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                ],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
         )
@@ -92,7 +103,11 @@ class Monitoring(Construct):
 
         def alb_metric(metric: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
-                namespace="AWS/ApplicationELB", metric_name=metric, dimensions_map=alb_dims, statistic=statistic, period=Duration.minutes(1)
+                namespace="AWS/ApplicationELB",
+                metric_name=metric,
+                dimensions_map=alb_dims,
+                statistic=statistic,
+                period=Duration.minutes(1),
             )
 
         def wire(alarm: cloudwatch.Alarm, ok: bool = True) -> cloudwatch.Alarm:
@@ -110,7 +125,10 @@ class Monitoring(Construct):
                 alarm_description=f"Target 5xx responses above {error_rate_threshold_percent}% of requests",
                 metric=cloudwatch.MathExpression(
                     expression="IF(requests > 0, 100 * errors / requests, 0)",
-                    using_metrics={"errors": alb_metric("HTTPCode_Target_5XX_Count", "Sum"), "requests": alb_metric("RequestCount", "Sum")},
+                    using_metrics={
+                        "errors": alb_metric("HTTPCode_Target_5XX_Count", "Sum"),
+                        "requests": alb_metric("RequestCount", "Sum"),
+                    },
                     label="5xx rate (%)",
                     period=Duration.minutes(1),
                 ),
@@ -203,7 +221,7 @@ class Monitoring(Construct):
                 self,
                 "Drift",
                 alarm_name=f"{prefix}drift",
-                alarm_description=f"{drift_metric_name} at or above {drift_threshold} (drift verdict): retraining is triggered",
+                alarm_description=f"{drift_metric_name} at or above {drift_threshold} (drift verdict): retrain",
                 metric=insights("MAX", drift_metric_name, Duration.hours(1), "Drift score"),
                 threshold=drift_threshold,
                 evaluation_periods=1,
@@ -216,7 +234,7 @@ class Monitoring(Construct):
                 self,
                 "LowConfidence",
                 alarm_name=f"{prefix}low-confidence",
-                alarm_description=f"Share of low-confidence predictions above {low_confidence_threshold}: retraining is triggered",
+                alarm_description=f"Share of low-confidence predictions above {low_confidence_threshold}: retrain",
                 metric=insights("AVG", low_confidence_metric_name, Duration.minutes(5), "Low-confidence rate"),
                 threshold=low_confidence_threshold,
                 evaluation_periods=6,
@@ -250,10 +268,23 @@ class Monitoring(Construct):
             description="Compare captured traffic with the reference profile",
             schedule=events.Schedule.expression(drift_check_schedule),
         )
-        self.drift_rule.add_target(targets.LambdaFunction(drift_check, retry_attempts=2, max_event_age=Duration.hours(1)))
+        self.drift_rule.add_target(
+            targets.LambdaFunction(drift_check, retry_attempts=2, max_event_age=Duration.hours(1))
+        )
 
         # ---- dashboard (same widgets as Terraform's)
-        alarms = [self.error_rate, self.p99_latency, self.unhealthy_hosts, self.failed_executions, self.drift, self.low_confidence]
+        alarms = [
+            self.error_rate,
+            self.p99_latency,
+            self.unhealthy_hosts,
+            self.failed_executions,
+            self.drift,
+            self.low_confidence,
+        ]
+        alb = ["LoadBalancer", alb_full_name, "TargetGroup", target_group_full_name]
+        ecs_dims = ["ClusterName", cluster_name, "ServiceName", service_name]
+        drift_query = insights("MAX", drift_metric_name, Duration.hours(1), "").expression
+        low_conf_query = insights("AVG", low_confidence_metric_name, Duration.minutes(5), "").expression
         body = {
             "widgets": [
                 {
@@ -261,7 +292,7 @@ class Monitoring(Construct):
                     "properties": {
                         "title": "Requests and 5xx", "region": region, "stat": "Sum", "period": 60,
                         "metrics": [
-                            ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", alb_full_name, "TargetGroup", target_group_full_name],
+                            ["AWS/ApplicationELB", "RequestCount", *alb],
                             [".", "HTTPCode_Target_5XX_Count", ".", ".", ".", "."],
                         ],
                     },
@@ -271,7 +302,7 @@ class Monitoring(Construct):
                     "properties": {
                         "title": "Latency (p50 / p99)", "region": region, "period": 60,
                         "metrics": [
-                            ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", alb_full_name, "TargetGroup", target_group_full_name, {"stat": "p50"}],
+                            ["AWS/ApplicationELB", "TargetResponseTime", *alb, {"stat": "p50"}],
                             ["...", {"stat": "p99"}],
                         ],
                     },
@@ -281,8 +312,8 @@ class Monitoring(Construct):
                     "properties": {
                         "title": "Model health", "region": region, "period": 300,
                         "metrics": [
-                            [{"expression": insights("MAX", drift_metric_name, Duration.hours(1), "").expression, "label": "Drift score", "id": "drift"}],
-                            [{"expression": insights("AVG", low_confidence_metric_name, Duration.minutes(5), "").expression, "label": "Low-confidence rate", "id": "lowconf"}],
+                            [{"expression": drift_query, "label": "Drift score", "id": "drift"}],
+                            [{"expression": low_conf_query, "label": "Low-confidence rate", "id": "lowconf"}],
                         ],
                     },
                 },
@@ -291,8 +322,8 @@ class Monitoring(Construct):
                     "properties": {
                         "title": "Tasks and CPU", "region": region, "period": 60,
                         "metrics": [
-                            ["AWS/ApplicationELB", "HealthyHostCount", "LoadBalancer", alb_full_name, "TargetGroup", target_group_full_name, {"stat": "Minimum"}],
-                            ["AWS/ECS", "CPUUtilization", "ClusterName", cluster_name, "ServiceName", service_name, {"stat": "Average", "yAxis": "right"}],
+                            ["AWS/ApplicationELB", "HealthyHostCount", *alb, {"stat": "Minimum"}],
+                            ["AWS/ECS", "CPUUtilization", *ecs_dims, {"stat": "Average", "yAxis": "right"}],
                         ],
                     },
                 },
@@ -302,4 +333,6 @@ class Monitoring(Construct):
                 },
             ]
         }  # fmt: skip
-        self.dashboard = cloudwatch.CfnDashboard(self, "Dashboard", dashboard_name=name, dashboard_body=Stack.of(self).to_json_string(body))
+        self.dashboard = cloudwatch.CfnDashboard(
+            self, "Dashboard", dashboard_name=name, dashboard_body=Stack.of(self).to_json_string(body)
+        )

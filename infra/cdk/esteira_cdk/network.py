@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from .common import inline_policy, log_group
+from .common import log_group
 
 PRIVATE = "private"
 PUBLIC = "public"
@@ -58,7 +58,9 @@ class Network(Construct):
             # aws_default_security_group does the same).
             restrict_default_security_group=True,
             subnet_configuration=[
-                ec2.SubnetConfiguration(name=PUBLIC, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=mask, map_public_ip_on_launch=False),
+                ec2.SubnetConfiguration(
+                    name=PUBLIC, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=mask, map_public_ip_on_launch=False
+                ),
                 ec2.SubnetConfiguration(name=PRIVATE, subnet_type=private_type, cidr_mask=mask),
             ],
         )
@@ -76,8 +78,13 @@ class Network(Construct):
         private = self.vpc.select_subnets(subnet_group_name=PRIVATE).subnets
 
         # Gateway endpoints are free: S3 (data, artifacts, capture, ECR layers) and DynamoDB (lock).
-        for service, endpoint in (("s3", ec2.GatewayVpcEndpointAwsService.S3), ("dynamodb", ec2.GatewayVpcEndpointAwsService.DYNAMODB)):
-            self.vpc.add_gateway_endpoint(f"{service.capitalize()}Endpoint", service=endpoint, subnets=[self.private_subnets])
+        for service, endpoint in (
+            ("s3", ec2.GatewayVpcEndpointAwsService.S3),
+            ("dynamodb", ec2.GatewayVpcEndpointAwsService.DYNAMODB),
+        ):
+            self.vpc.add_gateway_endpoint(
+                f"{service.capitalize()}Endpoint", service=endpoint, subnets=[self.private_subnets]
+            )
 
         self.endpoints_sg = ec2.SecurityGroup(
             self,
@@ -87,7 +94,9 @@ class Network(Construct):
             description="HTTPS from inside the VPC to interface VPC endpoints",
             allow_all_outbound=False,
         )
-        self.endpoints_sg.add_ingress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC")
+        self.endpoints_sg.add_ingress_rule(
+            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC"
+        )
         endpoint_subnets = ec2.SubnetSelection(subnets=private[: min(endpoint_subnet_count, len(private))])
         for service in sorted(interface_endpoints):
             self.vpc.add_interface_endpoint(
@@ -100,30 +109,19 @@ class Network(Construct):
             )
 
         # VPC flow logs (accepted and rejected traffic) into an encrypted log group.
-        flow_group = log_group(self, "FlowLogs", name=f"/esteira/{name}/vpc-flow-logs", key=key, days=log_retention_days)
+        flow_group = log_group(
+            self, "FlowLogs", name=f"/esteira/{name}/vpc-flow-logs", key=key, days=log_retention_days
+        )
         flow_role = iam.Role(
             self,
             "FlowLogsRole",
             role_name=f"{name}-vpc-flow-logs",
             assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"),
         )
-        # LogGroup.log_group_arn already ends in ":*" (every stream), like Terraform's "${arn}:*".
-        inline_policy(
-            self,
-            "FlowLogsPolicy",
-            "write-flow-logs",
-            flow_role,
-            [
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                    resources=[flow_group.log_group_arn],
-                )
-            ],
-        )
+        # The flow log grants the role CreateLogStream/PutLogEvents/DescribeLogStreams on this group.
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_group, flow_role),
             traffic_type=ec2.FlowLogTrafficType.ALL,
             max_aggregation_interval=ec2.FlowLogMaxAggregationInterval.TEN_MINUTES,
         )
-

@@ -14,7 +14,14 @@ class Registry(Construct):
     """Immutable-tag, scan-on-push, KMS-encrypted repositories with the same lifecycle rules."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, name: str, key: kms.IKey, force_delete: bool, keep_images: int = 30
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        key: kms.IKey,
+        force_delete: bool,
+        keep_images: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
         self.repositories: dict[str, ecr.Repository] = {}

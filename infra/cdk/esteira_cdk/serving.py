@@ -73,7 +73,11 @@ class Serving(Construct):
             ),
         )
         self.cluster.add_default_capacity_provider_strategy(
-            [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT" if use_fargate_spot else "FARGATE", weight=1)]
+            [
+                ecs.CapacityProviderStrategy(
+                    capacity_provider="FARGATE_SPOT" if use_fargate_spot else "FARGATE", weight=1
+                )
+            ]
         )
 
         # ---- IAM: the execution role pulls images and writes logs; the task role is what the code may do
@@ -85,13 +89,17 @@ class Serving(Construct):
             "serving",
             self.task_role,
             [
-                iam.PolicyStatement(sid="CaptureInference", actions=["s3:PutObject"], resources=[capture_bucket.arn_for_objects("*")]),
+                iam.PolicyStatement(
+                    sid="CaptureInference", actions=["s3:PutObject"], resources=[capture_bucket.arn_for_objects("*")]
+                ),
                 iam.PolicyStatement(
                     sid="ReadModelArtifacts",
                     actions=["s3:GetObject", "s3:ListBucket"],
                     resources=[artifacts_bucket.bucket_arn, artifacts_bucket.arn_for_objects("*")],
                 ),
-                iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
                 # PutMetricData has no resource-level permissions; the namespace condition scopes it.
                 iam.PolicyStatement(
                     sid="PublishMetrics",
@@ -159,8 +167,12 @@ class Serving(Construct):
             description="Serving tasks: from the ALB only",
             allow_all_outbound=False,
         )
-        self.tasks_sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 gateway)")
-        self.tasks_sg.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(5000), "MLflow tracking server inside the VPC")
+        self.tasks_sg.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 gateway)"
+        )
+        self.tasks_sg.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(5000), "MLflow tracking server inside the VPC"
+        )
 
         # ---- load balancer
         self.alb = elbv2.ApplicationLoadBalancer(
@@ -193,8 +205,14 @@ class Serving(Construct):
                 unhealthy_threshold_count=3,
             ),
         )
-        if https:
-            self.alb.add_redirect(source_port=80, source_protocol=elbv2.ApplicationProtocol.HTTP, target_port=443, target_protocol=elbv2.ApplicationProtocol.HTTPS, open=False)
+        if certificate_arn is not None:
+            self.alb.add_redirect(
+                source_port=80,
+                source_protocol=elbv2.ApplicationProtocol.HTTP,
+                target_port=443,
+                target_protocol=elbv2.ApplicationProtocol.HTTPS,
+                open=False,
+            )
             self.alb.add_listener(
                 "Https",
                 port=443,
@@ -205,7 +223,13 @@ class Serving(Construct):
                 open=False,
             )
         else:
-            self.alb.add_listener("Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, default_target_groups=[self.target_group], open=False)
+            self.alb.add_listener(
+                "Http",
+                port=80,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                default_target_groups=[self.target_group],
+                open=False,
+            )
         self.url = f"{'https' if https else 'http'}://{self.alb.load_balancer_dns_name}"
 
         # ---- service: rolling deploys with the circuit breaker rolling a failed deployment back
@@ -235,7 +259,9 @@ class Serving(Construct):
         self.service.node.add_dependency(task_policy)
 
         # ---- autoscaling on CPU and on ALB requests per task
-        scaling = self.service.auto_scale_task_count(min_capacity=min_capacity, max_capacity=max(max_capacity, min_capacity))
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=min_capacity, max_capacity=max(max_capacity, min_capacity)
+        )
         scaling.scale_on_cpu_utilization(
             "Cpu",
             policy_name=f"{name}-serving-cpu",

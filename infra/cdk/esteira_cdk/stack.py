@@ -37,7 +37,12 @@ class EsteiraStack(Stack):
         )
         cfg = config
         name = cfg.name
-        for key, value in {**cfg.tags, "Project": cfg.project, "Environment": cfg.environment, "ManagedBy": "cdk"}.items():
+        for key, value in {
+            **cfg.tags,
+            "Project": cfg.project,
+            "Environment": cfg.environment,
+            "ManagedBy": "cdk",
+        }.items():
             Tags.of(self).add(key, value)
 
         # A parameter, so a new release is `cdk deploy --parameters ImageTag=X` without re-synthesis.
@@ -55,7 +60,12 @@ class EsteiraStack(Stack):
         repos = registry.repositories
         if cfg.registry_only:
             for repo_key, repo in repos.items():
-                CfnOutput(self, f"Ecr{repo_key.capitalize()}Uri", value=repo.repository_uri, description=f"push the {repo_key} image here")
+                CfnOutput(
+                    self,
+                    f"Ecr{repo_key.capitalize()}Uri",
+                    value=repo.repository_uri,
+                    description=f"push the {repo_key} image here",
+                )
             return
 
         network = Network(
@@ -188,15 +198,27 @@ class EsteiraStack(Stack):
             "SnsTopicArn": (notifications.topic.topic_arn, "Notification topic for alarms and workflow results"),
             "DashboardName": (monitoring.dashboard.ref, "CloudWatch dashboard"),
             "KmsKeyArn": (storage.key.key_arn, "KMS key encrypting data at rest"),
-            "EcrRepositoryUrls": (self.to_json_string({k: r.repository_uri for k, r in repos.items()}), "ECR repositories (JSON)"),
-            "BucketNames": (self.to_json_string({k: b.bucket_name for k, b in storage.buckets.items()}), "S3 buckets (JSON)"),
+            "EcrRepositoryUrls": (
+                self.to_json_string({k: r.repository_uri for k, r in repos.items()}),
+                "ECR repositories (JSON)",
+            ),
+            "BucketNames": (
+                self.to_json_string({k: b.bucket_name for k, b in storage.buckets.items()}),
+                "S3 buckets (JSON)",
+            ),
             "LambdaFunctionNames": (
                 self.to_json_string({k: f.function_name for k, f in workflow.functions.items()}),
                 "Workflow Lambda names by key (JSON)",
             ),
         }
         if ci is not None:
-            outputs["GithubDeployRoleArn"] = (ci.deploy_role.role_arn, "Role GitHub Actions assumes (environment jobs) to run cdk deploy")
-            outputs["GithubPlanRoleArn"] = (ci.plan_role.role_arn, "Read-only role GitHub Actions assumes on pull requests (cdk diff)")
+            outputs["GithubDeployRoleArn"] = (
+                ci.deploy_role.role_arn,
+                "Role GitHub Actions assumes (environment jobs) to run cdk deploy",
+            )
+            outputs["GithubPlanRoleArn"] = (
+                ci.plan_role.role_arn,
+                "Read-only role GitHub Actions assumes on pull requests (cdk diff)",
+            )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -45,7 +45,9 @@ class Storage(Construct):
                     resources=["*"],
                     principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
                     conditions={
-                        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"}
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"
+                        }
                     },
                 ),
                 iam.PolicyStatement(
@@ -110,7 +112,11 @@ class Storage(Construct):
                 rules.append(
                     s3.LifecycleRule(
                         id="artifacts-to-infrequent-access",
-                        transitions=[s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30))],
+                        transitions=[
+                            s3.Transition(
+                                storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30)
+                            )
+                        ],
                     )
                 )
             bucket = s3.Bucket(

@@ -41,20 +41,26 @@ class FunctionSpec:
 # Same keys, sizes and timeouts as var.functions in modules/workflow/variables.tf.
 FUNCTIONS: dict[str, FunctionSpec] = {
     "validate_data": FunctionSpec("Validate the dataset and record its content hash", timeout=300, memory_size=2048),
-    "evaluate": FunctionSpec("Evaluate the candidate model against the test split and the champion", timeout=600, memory_size=3008),
+    "evaluate": FunctionSpec(
+        "Evaluate the candidate model against the test split and the champion", timeout=600, memory_size=3008
+    ),
     "promote": FunctionSpec("Register the candidate and move the champion alias"),
     "deploy": FunctionSpec("Register a task-definition revision for the model version and update the service"),
     "service_stable": FunctionSpec("Report whether the ECS deployment has reached steady state", timeout=30),
     "smoke_test": FunctionSpec("Send known requests to the new deployment and check the answers", timeout=120),
     "rollback": FunctionSpec("Restore the previous task-definition revision and champion alias", timeout=120),
-    "drift_check": FunctionSpec("Compare captured inference traffic with the reference profile", timeout=600, memory_size=3008),
+    "drift_check": FunctionSpec(
+        "Compare captured inference traffic with the reference profile", timeout=600, memory_size=3008
+    ),
     "retrain_trigger": FunctionSpec(
         "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout=30, memory_size=512
     ),
     "lock": FunctionSpec("Acquire or release the single-workflow lock", timeout=30, memory_size=512),
 }
 
-_ECR_URI = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$")
+_ECR_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
+)
 
 
 def lambda_code(
@@ -71,12 +77,25 @@ def lambda_code(
             str(REPO_ROOT),
             file=LAMBDA_DOCKERFILE,
             cmd=cmd,
-            exclude=[".git", ".venv", "**/__pycache__", "cdk.out", "**/cdk.out", "build", "reports", ".esteira", "mlruns", "node_modules"],
+            exclude=[
+                ".git",
+                ".venv",
+                "**/__pycache__",
+                "cdk.out",
+                "**/cdk.out",
+                "build",
+                "reports",
+                ".esteira",
+                "mlruns",
+                "node_modules",
+            ],
         )
     if override_uri:
         match = _ECR_URI.match(override_uri)
         if not match:
-            raise ValueError(f"lambda_image_uri must be an ECR image URI (Lambda pulls from ECR only): {override_uri!r}")
+            raise ValueError(
+                f"lambda_image_uri must be an ECR image URI (Lambda pulls from ECR only): {override_uri!r}"
+            )
         imported = ecr.Repository.from_repository_attributes(
             scope,
             "LambdaImageRepository",
@@ -129,12 +148,20 @@ class Workflow(Construct):
         # Built from names, not read from the resources: the Lambdas need the state machine ARN in
         # their environment and the state machine needs the Lambda ARNs (a cycle otherwise).
         state_machine_arn = stack.format_arn(
-            service="states", resource="stateMachine", resource_name=self.state_machine_name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         executions_arn = stack.format_arn(
-            service="states", resource="execution", resource_name=f"{self.state_machine_name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        serving_service_arn = stack.format_arn(service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}")
+        serving_service_arn = stack.format_arn(
+            service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}"
+        )
         lock_table_name = f"{name}-workflow-lock"
         self.environment = {
             **extra_environment,
@@ -164,9 +191,13 @@ class Workflow(Construct):
             description="Workflow Lambdas and training tasks: outbound only",
             allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 and DynamoDB gateways)")
         self.security_group.add_egress_rule(
-            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp_range(5000, 8080), "MLflow (5000) and the serving tasks (8080) inside the VPC"
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 and DynamoDB gateways)"
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block),
+            ec2.Port.tcp_range(5000, 8080),
+            "MLflow (5000) and the serving tasks (8080) inside the VPC",
         )
 
         # ---- lock table: one workflow execution at a time
@@ -178,7 +209,9 @@ class Workflow(Construct):
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             deletion_protection=deletion_protection,
             time_to_live_attribute="expires_at",
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             removal_policy=RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY,
@@ -196,7 +229,13 @@ class Workflow(Construct):
             ],
         )
         log_groups = {
-            key_: log_group(self, f"{_pascal(key_)}Logs", name=f"/aws/lambda/{name}-{key_.replace('_', '-')}", key=key, days=log_retention_days)
+            key_: log_group(
+                self,
+                f"{_pascal(key_)}Logs",
+                name=f"/aws/lambda/{name}-{key_.replace('_', '-')}",
+                key=key,
+                days=log_retention_days,
+            )
             for key_ in FUNCTIONS
         }
         lambda_policy = inline_policy(
@@ -205,7 +244,11 @@ class Workflow(Construct):
             "workflow",
             self.lambda_role,
             [
-                iam.PolicyStatement(sid="WriteOwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[g.log_group_arn for g in log_groups.values()]),
+                iam.PolicyStatement(
+                    sid="WriteOwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[g.log_group_arn for g in log_groups.values()],
+                ),
                 iam.PolicyStatement(
                     sid="ReadData",
                     actions=["s3:GetObject", "s3:ListBucket"],
@@ -221,12 +264,24 @@ class Workflow(Construct):
                     actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
                     resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
                 ),
-                iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
-                iam.PolicyStatement(sid="DeployServing", actions=["ecs:DescribeServices", "ecs:UpdateService"], resources=[serving_service_arn]),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="DeployServing",
+                    actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                    resources=[serving_service_arn],
+                ),
                 # RegisterTaskDefinition/ListTaskDefinitions/ListTasks have no resource-level permissions.
                 iam.PolicyStatement(
                     sid="ServingRevisions",
-                    actions=["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTasks", "ecs:DescribeTasks"],
+                    actions=[
+                        "ecs:RegisterTaskDefinition",
+                        "ecs:DescribeTaskDefinition",
+                        "ecs:ListTaskDefinitions",
+                        "ecs:ListTasks",
+                        "ecs:DescribeTasks",
+                    ],
                     resources=["*"],
                 ),
                 iam.PolicyStatement(
@@ -235,8 +290,14 @@ class Workflow(Construct):
                     resources=[role.role_arn for role in serving_roles],
                     conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
                 ),
-                iam.PolicyStatement(sid="StartWorkflow", actions=["states:StartExecution", "states:ListExecutions"], resources=[state_machine_arn]),
-                iam.PolicyStatement(sid="ReadExecutions", actions=["states:DescribeExecution"], resources=[executions_arn]),
+                iam.PolicyStatement(
+                    sid="StartWorkflow",
+                    actions=["states:StartExecution", "states:ListExecutions"],
+                    resources=[state_machine_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadExecutions", actions=["states:DescribeExecution"], resources=[executions_arn]
+                ),
                 iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
                 iam.PolicyStatement(
                     sid="Lock",
@@ -249,7 +310,11 @@ class Workflow(Construct):
                     resources=["*"],
                     conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
                 ),
-                iam.PolicyStatement(sid="ReadMetricsAndAlarms", actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"], resources=["*"]),
+                iam.PolicyStatement(
+                    sid="ReadMetricsAndAlarms",
+                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                    resources=["*"],
+                ),
             ],
         )
         self.functions: dict[str, lambda_.DockerImageFunction] = {}
@@ -260,7 +325,9 @@ class Workflow(Construct):
                 function_name=f"{name}-{key_.replace('_', '-')}",
                 description=spec.description,
                 role=self.lambda_role,
-                code=lambda_code(self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset, f"lambdas.{key_}.handler"),
+                code=lambda_code(
+                    self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset, f"lambdas.{key_}.handler"
+                ),
                 timeout=Duration.seconds(spec.timeout),
                 memory_size=spec.memory_size,
                 architecture=lambda_.Architecture.X86_64,
@@ -286,14 +353,18 @@ class Workflow(Construct):
             self.train_task_role,
             [
                 iam.PolicyStatement(
-                    sid="ReadData", actions=["s3:GetObject", "s3:ListBucket"], resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")]
+                    sid="ReadData",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
                 ),
                 iam.PolicyStatement(
                     sid="WriteArtifacts",
                     actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
                     resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
                 ),
-                iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
             ],
         )
         train_logs = log_group(self, "TrainLogs", name=f"/esteira/{name}/train", key=key, days=log_retention_days)
@@ -323,7 +394,10 @@ class Workflow(Construct):
         self.sagemaker_role: iam.Role | None = None
         if training_backend == "sagemaker":
             self.sagemaker_role = iam.Role(
-                self, "SageMakerRole", role_name=f"{name}-sagemaker-train", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com")
+                self,
+                "SageMakerRole",
+                role_name=f"{name}-sagemaker-train",
+                assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             )
             inline_policy(
                 self,
@@ -341,7 +415,9 @@ class Workflow(Construct):
                             buckets["artifacts"].arn_for_objects("*"),
                         ],
                     ),
-                    iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+                    iam.PolicyStatement(
+                        sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                    ),
                     iam.PolicyStatement(sid="PullImage", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
                     iam.PolicyStatement(
                         sid="PullTrainingImage",
@@ -353,7 +429,10 @@ class Workflow(Construct):
                         actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                         resources=[
                             stack.format_arn(
-                                service="logs", resource="log-group", resource_name="/aws/sagemaker/TrainingJobs*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+                                service="logs",
+                                resource="log-group",
+                                resource_name="/aws/sagemaker/TrainingJobs*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
                             )
                         ],
                     ),
@@ -361,12 +440,20 @@ class Workflow(Construct):
             )
 
         # ---- the state machine
-        sfn_logs = log_group(self, "StateMachineLogs", name=f"/aws/vendedlogs/states/{self.state_machine_name}", key=key, days=log_retention_days)
+        sfn_logs = log_group(
+            self,
+            "StateMachineLogs",
+            name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            key=key,
+            days=log_retention_days,
+        )
         self.sfn_role = iam.Role(
             self,
             "StateMachineRole",
             role_name=f"{name}-workflow-sfn",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}),
+            assumed_by=iam.ServicePrincipal(
+                "states.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
         )
         events_rule = lambda rule: stack.format_arn(service="events", resource="rule", resource_name=rule)  # noqa: E731
         pass_roles = [self.train_execution_role.role_arn, self.train_task_role.role_arn]
@@ -386,13 +473,17 @@ class Workflow(Construct):
                 iam.PolicyStatement(
                     sid="RunTraining",
                     actions=["ecs:RunTask"],
-                    resources=[stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{name}-train:*")],
+                    resources=[
+                        stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{name}-train:*")
+                    ],
                     conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
                 ),
                 iam.PolicyStatement(
                     sid="WatchTraining",
                     actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                    resources=[stack.format_arn(service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")],
+                    resources=[
+                        stack.format_arn(service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")
+                    ],
                 ),
                 iam.PolicyStatement(sid="PassTrainingRoles", actions=["iam:PassRole"], resources=pass_roles),
                 iam.PolicyStatement(
@@ -405,11 +496,20 @@ class Workflow(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="SageMakerTraining",
-                    actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
-                    resources=[stack.format_arn(service="sagemaker", resource="training-job", resource_name="esteira-*")],
+                    actions=[
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        stack.format_arn(service="sagemaker", resource="training-job", resource_name="esteira-*")
+                    ],
                 ),
                 iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
-                iam.PolicyStatement(sid="EncryptedTopic", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
+                iam.PolicyStatement(
+                    sid="EncryptedTopic", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
                 iam.PolicyStatement(
                     sid="Lock",
                     actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
