@@ -173,12 +173,10 @@ def compare(
     problems += [f"cloudformation_only.{c}: the template no longer has it" for c in cfn_only if c not in cloudformation]
     if counts:
         for cfn_type, entry in deltas.items():
-            if cloudformation[cfn_type] - expected[cfn_type] != entry["delta"] and cfn_type not in {
-                p.split(":")[0] for p in problems
-            }:
-                problems.append(
-                    f"count_differences.{cfn_type}: delta is now {cloudformation[cfn_type] - expected[cfn_type]:+d}"
-                )
+            actual = cloudformation[cfn_type] - expected[cfn_type]
+            reported = any(p.startswith(f"{cfn_type}:") for p in problems)
+            if actual != entry["delta"] and not reported:
+                problems.append(f"count_differences.{cfn_type}: delta is now {actual:+d}, listed {entry['delta']:+d}")
     return problems
 
 

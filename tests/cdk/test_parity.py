@@ -118,12 +118,13 @@ def test_parity_with_terraform_source(dev: Synth, exceptions: dict[str, Any]) ->
 # ---- the comparison itself must be able to fail
 
 
-def test_compare_flags_a_resource_missing_from_the_template(exceptions: dict[str, Any]) -> None:
+def test_compare_flags_a_resource_missing_from_the_template() -> None:
     terraform = Counter({"aws_sns_topic": 1, "aws_kms_key": 1})
     cloudformation = Counter({"AWS::KMS::Key": 1})
-    assert compare(
-        terraform, cloudformation, {**exceptions, "terraform_only": {}, "cloudformation_only": {}}, counts=True
-    ) == ["AWS::SNS::Topic: Terraform creates 1 (aws_sns_topic), the CDK template none"]
+    empty: dict[str, Any] = {"terraform_only": {}, "cloudformation_only": {}, "count_differences": {}}
+    assert compare(terraform, cloudformation, empty, counts=True) == [
+        "AWS::SNS::Topic: Terraform creates 1 (aws_sns_topic), the CDK template none"
+    ]
 
 
 def test_compare_flags_unmapped_and_extra_types_and_count_drift() -> None:
@@ -163,3 +164,14 @@ def test_every_exception_has_a_reason(tmp_path: Path) -> None:
     bad.write_text("terraform_only:\n  aws_s3_bucket_logging: ''\n")
     with pytest.raises(ValueError, match="needs a reason"):
         load_exceptions(bad)
+
+
+def test_compare_flags_a_count_exception_that_no_longer_applies() -> None:
+    listed = {
+        "terraform_only": {},
+        "cloudformation_only": {},
+        "count_differences": {"AWS::Lambda::Function": {"delta": 2, "reason": "custom resource providers"}},
+    }
+    assert compare(
+        Counter({"aws_lambda_function": 10}), Counter({"AWS::Lambda::Function": 10}), listed, counts=True
+    ) == ["count_differences.AWS::Lambda::Function: delta is now +0, listed +2"]
