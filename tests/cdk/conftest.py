@@ -28,6 +28,7 @@ class Synth:
     assertions: Any  # aws_cdk.assertions.Template
     path: Path
     seconds: float
+    messages: list[str]  # synthesis warnings and errors (construct annotations)
 
     def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == cfn_type}
@@ -51,9 +52,13 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
     assembly = application.synth()
     artifact = assembly.get_stack_by_name(stack.stack_name)
     template = artifact.template
-    return Synth(
-        template, Template.from_json(template), Path(outdir) / artifact.template_file, time.monotonic() - started
-    )
+    seconds = time.monotonic() - started
+    messages = [
+        f"{m.level}: {m.id}: {m.entry.data}"
+        for m in artifact.messages
+        if str(m.level).lower().endswith(("warning", "error"))
+    ]
+    return Synth(template, Template.from_json(template), Path(outdir) / artifact.template_file, seconds, messages)
 
 
 @pytest.fixture(scope="session")

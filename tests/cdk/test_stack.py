@@ -53,6 +53,10 @@ def function_by_name(dev: Synth, suffix: str) -> tuple[str, dict[str, Any]]:
 # ---------------------------------------------------------------- resources
 
 
+def test_synthesis_has_no_warnings(dev: Synth) -> None:
+    assert not dev.messages, "\n".join(dev.messages)
+
+
 def test_workflow_lambdas_are_the_one_image_with_one_handler_each(dev: Synth) -> None:
     tf_functions = hcl2.load((REPO / "infra/terraform/modules/workflow/variables.tf").open())
     tf_keys = {

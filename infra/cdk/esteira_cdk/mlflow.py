@@ -243,6 +243,9 @@ class Mlflow(Construct):
             task_definition=task_definition,
             desired_count=desired_count,
             platform_version=ecs.FargatePlatformVersion.LATEST,
+            # ECS's own defaults for a replica service (what Terraform gets by leaving them unset).
+            min_healthy_percent=100,
+            max_healthy_percent=200,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             vpc_subnets=private_subnets,
