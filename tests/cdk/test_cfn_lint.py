@@ -11,8 +11,6 @@ import pytest
 
 from .conftest import Synth
 
-pytestmark = pytest.mark.infra
-
 # W3005 "dependency already enforced": CDK writes DependsOn next to a Ref/GetAtt on the same resource
 # (e.g. a Lambda on its role). Redundant, harmless, and the CDK's output rather than ours.
 IGNORED = {"W3005": "CDK emits DependsOn that a Ref/GetAtt already implies"}

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 
 from .conftest import Synth, synthesise
 
-pytestmark = [pytest.mark.infra, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
 

@@ -8,13 +8,10 @@ import re
 from typing import Any
 
 import hcl2
-import pytest
 from aws_cdk.assertions import Match
 
 from .cfn import as_list, resolve, statements
 from .conftest import REPO, Synth
-
-pytestmark = pytest.mark.infra
 
 # Actions that have no resource-level permissions in IAM, so "Resource": "*" is the only option.
 # A new entry here needs the same justification (AWS Service Authorization Reference).
