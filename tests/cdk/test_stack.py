@@ -276,16 +276,23 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     definition = resolve(machine["Properties"]["DefinitionString"])
     assert "${" not in re.sub(r"<[^>]+>", "", definition), "an ASL template variable was left unrendered"
     document = json.loads(definition)
-    source = json.loads(
-        re.sub(r"\$\{[a-z_]+\}", "0", (REPO / "stepfunctions/train_evaluate_deploy.asl.json").read_text())
-    )
+    source_text = (REPO / "stepfunctions/train_evaluate_deploy.asl.json").read_text()
+    source = json.loads(re.sub(r"\$\{[a-z_]+\}", "0", source_text))
     assert document["StartAt"] == source["StartAt"]
     assert set(document["States"]) == set(source["States"])
-    lock_id, _ = function_by_name(dev, "lock")
-    assert document["States"]["AcquireLock"]["Parameters"]["FunctionName"] == f"<GetAtt:{lock_id}.Arn>"
-    train = document["States"]["TrainEcs"]["Parameters"]
-    assert len(train["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
-    assert train["TaskDefinition"].startswith("<Ref:WorkflowTrainTaskDefinition")
+
+    # Every Lambda the template names is filled with that function's ARN (by its logical id).
+    functions = {lid: fn["Properties"]["FunctionName"] for lid, fn in dev.resources("AWS::Lambda::Function").items()}
+    for key in set(re.findall(r"\$\{([a-z_]+)_function_arn\}", source_text)):
+        logical_id, _ = function_by_name(dev, key.replace("_", "-"))
+        assert f"<GetAtt:{logical_id}.Arn>" in definition, f"{key} is not wired into the state machine"
+    referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition))
+    assert referenced and referenced <= set(functions), f"unknown ARNs in the definition: {referenced - set(functions)}"
+
+    (train,) = [s for s in document["States"].values() if "ecs:runTask" in str(s.get("Resource", ""))]
+    params = train.get("Parameters") or train.get("Arguments")
+    assert len(params["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
+    assert params["TaskDefinition"].startswith("<Ref:WorkflowTrainTaskDefinition")
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
 
