@@ -281,13 +281,14 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     assert document["StartAt"] == source["StartAt"]
     assert set(document["States"]) == set(source["States"])
 
-    # Every Lambda the template names is filled with that function's ARN (by its logical id).
-    functions = {lid: fn["Properties"].get("FunctionName") for lid, fn in dev.resources("AWS::Lambda::Function").items()}
-    for key in set(re.findall(r"\$\{([a-z_]+)_function_arn\}", source_text)):
-        logical_id, _ = function_by_name(dev, key.replace("_", "-"))
-        assert f"<GetAtt:{logical_id}.Arn>" in definition, f"{key} is not wired into the state machine"
-    referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition))
-    assert referenced and referenced <= set(functions), f"unknown ARNs in the definition: {referenced - set(functions)}"
+    # Every Lambda the template names is filled with that function's ARN, and no other function is.
+    functions = set(dev.resources("AWS::Lambda::Function"))
+    expected = {
+        function_by_name(dev, k.replace("_", "-"))[0] for k in re.findall(r"\$\{([a-z_]+)_function_arn\}", source_text)
+    }
+    assert expected, "the ASL names no Lambda"
+    referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition)) & functions
+    assert referenced == expected, f"wired {sorted(referenced)}, expected {sorted(expected)}"
 
     (train,) = [s for s in document["States"].values() if "ecs:runTask" in str(s.get("Resource", ""))]
     params = train.get("Parameters") or train.get("Arguments")
