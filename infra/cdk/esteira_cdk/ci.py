@@ -1,0 +1,109 @@
+"""GitHub OIDC roles (modules/ci), for `cdk deploy` instead of `terraform apply`.
+
+Terraform's deploy role holds the permissions to create every resource itself. With CDK the
+CloudFormation service does the work through the bootstrap roles (`cdk bootstrap`), so the GitHub
+role only needs to assume those: the deploy job assumes the deploy, file- and image-publishing
+roles; the pull-request job (`cdk diff`) assumes the lookup role and reads. Fewer permissions for
+the same deployment, and no state bucket (CloudFormation keeps the state).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from .common import inline_policy
+
+GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
+GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
+DEFAULT_QUALIFIER = "hnb659fds"
+
+
+class Ci(Construct):
+    """GitHub OIDC provider (optional), a deploy role per GitHub environment and a read-only plan role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        github_repository: str,
+        github_environment: str,
+        create_oidc_provider: bool,
+        oidc_provider_arn: str | None,
+        bootstrap_qualifier: str = DEFAULT_QUALIFIER,
+        max_session_duration: int = 3600,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if create_oidc_provider:
+            provider = iam.OidcProviderNative(
+                self, "GitHub", url=GITHUB_OIDC_URL, client_ids=["sts.amazonaws.com"], thumbprints=[GITHUB_THUMBPRINT]
+            )
+            provider_arn = provider.oidc_provider_arn
+        else:
+            assert oidc_provider_arn is not None  # config validation guarantees it
+            provider_arn = oidc_provider_arn
+        self.oidc_provider_arn = provider_arn
+
+        def trust(subject: str) -> iam.WebIdentityPrincipal:
+            return iam.WebIdentityPrincipal(
+                provider_arn,
+                conditions={
+                    "StringEquals": {
+                        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                        "token.actions.githubusercontent.com:sub": subject,
+                    }
+                },
+            )
+
+        def bootstrap_role(kind: str) -> str:
+            role = f"cdk-{bootstrap_qualifier}-{kind}-role-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+            return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{role}"
+
+        self.deploy_role = iam.Role(
+            self,
+            "DeployRole",
+            role_name=f"{name}-github-deploy",
+            description=f"cdk deploy from {github_repository} environment {github_environment}",
+            assumed_by=trust(f"repo:{github_repository}:environment:{github_environment}"),
+            max_session_duration=Duration.seconds(max_session_duration),
+        )
+        inline_policy(
+            self,
+            "DeployPolicy",
+            "deploy",
+            self.deploy_role,
+            [
+                iam.PolicyStatement(
+                    sid="AssumeBootstrapRoles",
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=[
+                        bootstrap_role(kind) for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
+                    ],
+                )
+            ],
+        )
+        self.plan_role = iam.Role(
+            self,
+            "PlanRole",
+            role_name=f"{name}-github-plan",
+            description=f"cdk diff (read-only) for pull requests of {github_repository}",
+            assumed_by=trust(f"repo:{github_repository}:pull_request"),
+            max_session_duration=Duration.seconds(max_session_duration),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("ReadOnlyAccess")],
+        )
+        inline_policy(
+            self,
+            "PlanPolicy",
+            "plan-lookup",
+            self.plan_role,
+            [
+                iam.PolicyStatement(
+                    sid="AssumeLookupRole",
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=[bootstrap_role("lookup")],
+                )
+            ],
+        )

@@ -1,0 +1,243 @@
+"""Deployment settings of the CDK app: the Terraform root module's variables, under the same names.
+
+Why one dataclass with the Terraform names: both paths read the *same* environment files
+(infra/terraform/envs/<env>.tfvars), so a team switching from Terraform to CDK (or back) keeps one
+set of settings, and a parity test compares these defaults with infra/terraform/variables.tf.
+Validation mirrors the Terraform `validation` blocks so a bad value fails at synth, not at deploy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+TFVARS_DIR = REPO_ROOT / "infra" / "terraform" / "envs"
+
+# Terraform variables with no meaning in CloudFormation (listed so the settings-parity test knows).
+TERRAFORM_ONLY_VARIABLES = {
+    "aws_endpoint_url": "Provider endpoint override for emulators; CDK synthesises offline and never calls AWS.",
+}
+
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; raised at synth time with the setting's name."""
+
+
+@dataclass(frozen=True)
+class EsteiraConfig:
+    """Every setting of the deployment; defaults equal infra/terraform/variables.tf."""
+
+    environment: str
+    aws_region: str = "us-east-1"
+    project: str = "esteira"
+    tags: dict[str, str] = field(default_factory=dict)
+    # network
+    vpc_cidr: str = "10.40.0.0/16"
+    availability_zones: list[str] = field(default_factory=list)
+    az_count: int = 2
+    enable_nat_gateway: bool = False
+    interface_endpoints: list[str] = field(
+        default_factory=lambda: ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "states", "monitoring", "sns"]
+    )
+    endpoint_subnet_count: int = 2
+    # images
+    image_tag: str = "0.1.0"
+    serving_image_uri: str | None = None
+    training_image_uri: str | None = None
+    lambda_image_uri: str | None = None
+    mlflow_image_uri: str | None = None
+    # model and serving
+    model_name: str = "esteira-intent"
+    pinned_model_version: int | None = None
+    serving_cpu: int = 1024
+    serving_memory: int = 2048
+    serving_min_capacity: int = 2
+    serving_max_capacity: int = 6
+    use_fargate_spot: bool = False
+    certificate_arn: str | None = None
+    allowed_ingress_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
+    # MLflow
+    mlflow_db_instance_class: str = "db.t4g.small"
+    mlflow_db_multi_az: bool = True
+    # workflow and monitoring
+    training_backend: str = "ecs"
+    retrain_cooldown_seconds: int = 21600
+    drift_check_schedule: str = "rate(1 hour)"
+    alarm_emails: list[str] = field(default_factory=list)
+    lambda_extra_environment: dict[str, str] = field(default_factory=dict)
+    # CI (GitHub OIDC)
+    enable_ci: bool = True
+    github_repository: str = "esteira-mlops/esteira"
+    create_oidc_provider: bool = True
+    oidc_provider_arn: str | None = None
+    state_bucket: str = "esteira-tfstate"
+    # safety and retention
+    deletion_protection: bool = True
+    force_destroy: bool = False
+    log_retention_days: int = 365
+    # CDK only: build the Lambda image from docker/lambda.Dockerfile as a CDK asset (needs Docker at
+    # deploy time) instead of pulling <lambdas repository>:<ImageTag> pushed by CI.
+    lambda_image_asset: bool = False
+    # CDK only: synthesise just the key, buckets and ECR repositories, the counterpart of Terraform's
+    # first `apply -target=module.registry` (push the images, then deploy the whole stack).
+    registry_only: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    @property
+    def name(self) -> str:
+        """Prefix of every physical name, as Terraform's local.name."""
+        return f"{self.project}-{self.environment}"
+
+    def _validate(self) -> None:
+        def check(ok: bool, setting: str, why: str) -> None:
+            if not ok:
+                raise ConfigError(f"{setting}: {why}")
+
+        check(
+            bool(re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", self.aws_region)),
+            "aws_region",
+            "a region name such as us-east-1",
+        )
+        check(bool(re.fullmatch(r"[a-z][a-z0-9]{1,11}", self.project)), "project", "2-12 lowercase letters or digits")
+        check(self.environment in ("dev", "staging", "prod"), "environment", "dev, staging or prod")
+        try:
+            net = ipaddress.ip_network(self.vpc_cidr)
+        except ValueError:
+            net = None
+        check(net is not None and net.version == 4 and net.prefixlen <= 24, "vpc_cidr", "an IPv4 CIDR of /24 or larger")
+        check(2 <= self.az_count <= 4, "az_count", "between 2 and 4")
+        check(
+            bool(self.availability_zones) or self.az_count <= 2,
+            "az_count",
+            "more than 2 AZs needs explicit availability_zones (the stack is account-agnostic, so CDK sees 2)",
+        )
+        check(1 <= self.endpoint_subnet_count <= 4, "endpoint_subnet_count", "between 1 and 4")
+        check(bool(_IMAGE_TAG.fullmatch(self.image_tag)), "image_tag", "a valid image tag")
+        check(
+            bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name)), "model_name", "letters, digits, . - _"
+        )
+        check(self.serving_min_capacity >= 1, "serving_min_capacity", "at least 1")
+        check(self.serving_max_capacity >= 1, "serving_max_capacity", "at least 1")
+        check(self.training_backend in ("ecs", "sagemaker"), "training_backend", "ecs or sagemaker")
+        check(self.retrain_cooldown_seconds >= 0, "retrain_cooldown_seconds", "not negative")
+        check(
+            bool(
+                re.fullmatch(
+                    r"(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))", self.drift_check_schedule
+                )
+            ),
+            "drift_check_schedule",
+            "rate(...) or cron(...)",
+        )
+        check(
+            self.create_oidc_provider or bool(self.oidc_provider_arn),
+            "oidc_provider_arn",
+            "required when create_oidc_provider is false",
+        )
+        check(bool(re.fullmatch(r"[\w.-]+/[\w.-]+", self.github_repository)), "github_repository", "<org>/<repo>")
+        # CloudFormation accepts only these retention values (Terraform's provider has the same list).
+        check(
+            self.log_retention_days
+            in (
+                1,
+                3,
+                5,
+                7,
+                14,
+                30,
+                60,
+                90,
+                120,
+                150,
+                180,
+                365,
+                400,
+                545,
+                731,
+                1096,
+                1827,
+                2192,
+                2557,
+                2922,
+                3288,
+                3653,
+            ),
+            "log_retention_days",
+            "a CloudWatch Logs retention value",
+        )
+        for cidr in self.allowed_ingress_cidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as err:
+                raise ConfigError(f"allowed_ingress_cidrs: {cidr!r} is not a CIDR") from err
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EsteiraConfig:
+        """Build from tfvars/context values, refusing unknown names (a typo must not be ignored)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - set(TERRAFORM_ONLY_VARIABLES))
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        kwargs = {k: v for k, v in values.items() if k in known}
+        try:
+            return cls(**kwargs)
+        except TypeError as err:
+            raise ConfigError(str(err)) from err
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_tfvars(path: Path) -> dict[str, Any]:
+    """Read a Terraform .tfvars file (plain values only) with python-hcl2."""
+    import hcl2  # python-hcl2; imported here so the app starts without it when no tfvars is used
+
+    with path.open() as handle:
+        raw = hcl2.load(handle)
+    return {key: _unquote(value) for key, value in raw.items() if not key.startswith("__")}
+
+
+def _unquote(value: Any) -> Any:
+    """python-hcl2 8.x keeps string literals quoted ('"dev"'); strip that so values are plain."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items()}
+    return value
+
+
+def load_config(
+    environment: str, overrides: Mapping[str, Any] | str | None = None, tfvars_dir: Path = TFVARS_DIR
+) -> EsteiraConfig:
+    """Settings for one environment: envs/<environment>.tfvars when it exists, then overrides.
+
+    overrides may be a JSON object string (what `cdk -c overrides='{...}'` passes) or a mapping.
+    """
+    values: dict[str, Any] = {}
+    tfvars = tfvars_dir / f"{environment}.tfvars"
+    if tfvars.exists():
+        values.update(read_tfvars(tfvars))
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"overrides: not a JSON object ({err})") from err
+        if not isinstance(overrides, dict):
+            raise ConfigError("overrides: not a JSON object")
+    values.update(overrides or {})
+    values["environment"] = values.get("environment", environment)
+    if values["environment"] != environment:
+        raise ConfigError(f"environment: {tfvars.name} says {values['environment']!r}, asked for {environment!r}")
+    return EsteiraConfig.from_mapping(values)

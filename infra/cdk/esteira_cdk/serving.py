@@ -1,0 +1,280 @@
+"""ECS cluster, ALB and the inference service (modules/serving), with the deployment circuit breaker."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from .common import ecs_tasks_role, inline_policy, log_group
+
+SERVICE_NAME = "esteira-serving"
+CONTAINER_PORT = 8080
+METRICS_NAMESPACE = "Esteira"
+
+
+class Serving(Construct):
+    """The inference service behind a public ALB; tasks run in private subnets with no public IP."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        vpc: ec2.IVpc,
+        public_subnets: ec2.SubnetSelection,
+        private_subnets: ec2.SubnetSelection,
+        key: kms.IKey,
+        image: ecs.ContainerImage,
+        model_uri: str,
+        mlflow_tracking_uri: str,
+        capture_s3_uri: str,
+        capture_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        logs_bucket: s3.IBucket,
+        cpu: int,
+        memory: int,
+        min_capacity: int,
+        max_capacity: int,
+        use_fargate_spot: bool,
+        certificate_arn: str | None,
+        allowed_ingress_cidrs: list[str],
+        deletion_protection: bool,
+        log_retention_days: int,
+        extra_environment: dict[str, str] | None = None,
+        health_check_path: str = "/ready",
+        cpu_target_percent: int = 60,
+        requests_per_target: int = 30000,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        https = certificate_arn is not None
+
+        # ---- cluster (also hosts MLflow and the training task)
+        exec_logs = log_group(self, "ExecLogs", name=f"/esteira/{name}/ecs-exec", key=key, days=log_retention_days)
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=name,
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+            execute_command_configuration=ecs.ExecuteCommandConfiguration(
+                kms_key=key,
+                logging=ecs.ExecuteCommandLogging.OVERRIDE,
+                log_configuration=ecs.ExecuteCommandLogConfiguration(
+                    cloud_watch_log_group=exec_logs, cloud_watch_encryption_enabled=True
+                ),
+            ),
+        )
+        self.cluster.add_default_capacity_provider_strategy(
+            [
+                ecs.CapacityProviderStrategy(
+                    capacity_provider="FARGATE_SPOT" if use_fargate_spot else "FARGATE", weight=1
+                )
+            ]
+        )
+
+        # ---- IAM: the execution role pulls images and writes logs; the task role is what the code may do
+        self.execution_role = ecs_tasks_role(self, "ExecutionRole", f"{name}-serving-exec", execution=True)
+        self.task_role = ecs_tasks_role(self, "TaskRole", f"{name}-serving-task", execution=False)
+        task_policy = inline_policy(
+            self,
+            "TaskPolicy",
+            "serving",
+            self.task_role,
+            [
+                iam.PolicyStatement(
+                    sid="CaptureInference", actions=["s3:PutObject"], resources=[capture_bucket.arn_for_objects("*")]
+                ),
+                iam.PolicyStatement(
+                    sid="ReadModelArtifacts",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[artifacts_bucket.bucket_arn, artifacts_bucket.arn_for_objects("*")],
+                ),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
+                # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+                iam.PolicyStatement(
+                    sid="PublishMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                ),
+            ],
+        )
+
+        # ---- task definition
+        serving_logs = log_group(self, "Logs", name=f"/esteira/{name}/serving", key=key, days=log_retention_days)
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=f"{name}-serving",
+            cpu=cpu,
+            memory_limit_mib=memory,
+            execution_role=self.execution_role,
+            task_role=self.task_role,
+            runtime_platform=ecs.RuntimePlatform(
+                operating_system_family=ecs.OperatingSystemFamily.LINUX, cpu_architecture=ecs.CpuArchitecture.X86_64
+            ),
+            # The root filesystem is read-only; the service may write scratch files to /tmp only.
+            volumes=[ecs.Volume(name="tmp")],
+        )
+        environment = {
+            **(extra_environment or {}),
+            "MODEL_URI": model_uri,
+            "MLFLOW_TRACKING_URI": mlflow_tracking_uri,
+            "CAPTURE_S3_URI": capture_s3_uri,
+            "METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "SERVICE_NAME": SERVICE_NAME,
+            "PORT": str(CONTAINER_PORT),
+        }
+        container = self.task_definition.add_container(
+            "serving",
+            container_name="serving",
+            image=image,
+            essential=True,
+            readonly_root_filesystem=True,
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
+            environment=dict(sorted(environment.items())),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="serving", log_group=serving_logs),
+        )
+        container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
+
+        # ---- security groups: ALB from allowed clients; tasks from the ALB only
+        self.alb_sg = ec2.SecurityGroup(
+            self,
+            "AlbSg",
+            vpc=vpc,
+            security_group_name=f"{name}-alb",
+            description="Public entry to the inference service",
+            allow_all_outbound=False,
+        )
+        for cidr in allowed_ingress_cidrs:
+            for port in [80, 443] if https else [80]:
+                self.alb_sg.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), "HTTP(S) from allowed clients")
+        self.tasks_sg = ec2.SecurityGroup(
+            self,
+            "TasksSg",
+            vpc=vpc,
+            security_group_name=f"{name}-serving-tasks",
+            description="Serving tasks: from the ALB only",
+            allow_all_outbound=False,
+        )
+        self.tasks_sg.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 gateway)"
+        )
+        self.tasks_sg.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(5000), "MLflow tracking server inside the VPC"
+        )
+
+        # ---- load balancer
+        self.alb = elbv2.ApplicationLoadBalancer(
+            self,
+            "Alb",
+            load_balancer_name=f"{name}-serving",
+            vpc=vpc,
+            internet_facing=True,
+            vpc_subnets=public_subnets,
+            security_group=self.alb_sg,
+            drop_invalid_header_fields=True,
+            deletion_protection=deletion_protection,
+        )
+        self.alb.log_access_logs(logs_bucket, prefix="alb")
+        self.target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "TargetGroup",
+            target_group_name=f"{name}-serving",
+            vpc=vpc,
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                path=health_check_path,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+        if certificate_arn is not None:
+            self.alb.add_redirect(
+                source_port=80,
+                source_protocol=elbv2.ApplicationProtocol.HTTP,
+                target_port=443,
+                target_protocol=elbv2.ApplicationProtocol.HTTPS,
+                open=False,
+            )
+            self.alb.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,  # ELBSecurityPolicy-TLS13-1-2-2021-06, as Terraform
+                certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
+                default_target_groups=[self.target_group],
+                open=False,
+            )
+        else:
+            self.alb.add_listener(
+                "Http",
+                port=80,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                default_target_groups=[self.target_group],
+                open=False,
+            )
+        self.url = f"{'https' if https else 'http'}://{self.alb.load_balancer_dns_name}"
+
+        # ---- service: rolling deploys with the circuit breaker rolling a failed deployment back
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            service_name=SERVICE_NAME,
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=min_capacity,
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            health_check_grace_period=Duration.seconds(60),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_ecs_managed_tags=True,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            vpc_subnets=private_subnets,
+            security_groups=[self.tasks_sg],
+            assign_public_ip=False,
+            capacity_provider_strategies=(
+                [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)] if use_fargate_spot else None
+            ),
+        )
+        # Adds the ALB -> tasks ingress and egress rules on the container port (Terraform's two rules).
+        self.target_group.add_target(self.service)
+        self.service.node.add_dependency(task_policy)
+
+        # ---- autoscaling on CPU and on ALB requests per task
+        scaling = self.service.auto_scale_task_count(
+            min_capacity=min_capacity, max_capacity=max(max_capacity, min_capacity)
+        )
+        scaling.scale_on_cpu_utilization(
+            "Cpu",
+            policy_name=f"{name}-serving-cpu",
+            target_utilization_percent=cpu_target_percent,
+            scale_in_cooldown=Duration.seconds(300),
+            scale_out_cooldown=Duration.seconds(60),
+        )
+        scaling.scale_on_request_count(
+            "Requests",
+            policy_name=f"{name}-serving-requests",
+            requests_per_target=requests_per_target,
+            target_group=self.target_group,
+            scale_in_cooldown=Duration.seconds(300),
+            scale_out_cooldown=Duration.seconds(60),
+        )
+        self.log_group = serving_logs

@@ -1,0 +1,551 @@
+"""Workflow (modules/workflow): the Lambdas, the training task, the lock table and the state machine.
+
+The state machine is the same stepfunctions/train_evaluate_deploy.asl.json Terraform fills with
+templatefile(); the Lambdas are the same container image with command lambdas.<name>.handler.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from .asl import render_definition
+from .common import ecs_tasks_role, inline_policy, log_group
+from .config import REPO_ROOT
+
+METRICS_NAMESPACE = "Esteira"
+LAMBDA_DOCKERFILE = "docker/lambda.Dockerfile"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    description: str
+    timeout: int = 60
+    memory_size: int = 1024
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+# Same keys, sizes and timeouts as var.functions in modules/workflow/variables.tf.
+FUNCTIONS: dict[str, FunctionSpec] = {
+    "validate_data": FunctionSpec("Validate the dataset and record its content hash", timeout=300, memory_size=2048),
+    "evaluate": FunctionSpec(
+        "Evaluate the candidate model against the test split and the champion", timeout=600, memory_size=3008
+    ),
+    "promote": FunctionSpec("Register the candidate and move the champion alias"),
+    "deploy": FunctionSpec("Register a task-definition revision for the model version and update the service"),
+    "service_stable": FunctionSpec("Report whether the ECS deployment has reached steady state", timeout=30),
+    "smoke_test": FunctionSpec("Send known requests to the new deployment and check the answers", timeout=120),
+    "rollback": FunctionSpec("Restore the previous task-definition revision and champion alias", timeout=120),
+    "drift_check": FunctionSpec(
+        "Compare captured inference traffic with the reference profile", timeout=600, memory_size=3008
+    ),
+    "retrain_trigger": FunctionSpec(
+        "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout=30, memory_size=512
+    ),
+    "lock": FunctionSpec("Acquire or release the single-workflow lock", timeout=30, memory_size=512),
+}
+
+_ECR_URI = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
+)
+
+
+def lambda_code(
+    scope: Construct, repository: ecr.IRepository, tag: str, override_uri: str | None, use_asset: bool, handler: str
+) -> lambda_.DockerImageCode:
+    """The one Lambda image, started with `lambdas.<name>.handler`.
+
+    Default: <lambdas repository>:<ImageTag> that CI pushed (no Docker at synth or deploy).
+    use_asset: CDK builds docker/lambda.Dockerfile from the repository root at deploy time.
+    """
+    cmd = [handler]
+    if use_asset:
+        return lambda_.DockerImageCode.from_image_asset(
+            str(REPO_ROOT),
+            file=LAMBDA_DOCKERFILE,
+            cmd=cmd,
+            exclude=[
+                ".git",
+                ".venv",
+                "**/__pycache__",
+                "cdk.out",
+                "**/cdk.out",
+                "build",
+                "reports",
+                ".esteira",
+                "mlruns",
+                "node_modules",
+            ],
+        )
+    if override_uri:
+        match = _ECR_URI.match(override_uri)
+        if not match:
+            raise ValueError(
+                f"lambda_image_uri must be an ECR image URI (Lambda pulls from ECR only): {override_uri!r}"
+            )
+        imported = ecr.Repository.from_repository_attributes(
+            scope,
+            "LambdaImageRepository",
+            repository_name=match["repo"],
+            repository_arn=f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repo']}",
+        )
+        return lambda_.DockerImageCode.from_ecr(imported, tag_or_digest=match["tag"] or match["digest"], cmd=cmd)
+    return lambda_.DockerImageCode.from_ecr(repository, tag_or_digest=tag, cmd=cmd)
+
+
+class Workflow(Construct):
+    """train -> evaluate -> gate -> promote -> deploy -> stable -> smoke, with rollback and notification."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        vpc: ec2.IVpc,
+        private_subnets: ec2.SubnetSelection,
+        key: kms.IKey,
+        lambda_repository: ecr.IRepository,
+        image_tag: str,
+        lambda_image_uri: str | None,
+        lambda_image_asset: bool,
+        training_image: ecs.ContainerImage,
+        training_image_uri: str,
+        training_backend: str,
+        cluster: ecs.ICluster,
+        serving_service_name: str,
+        serving_task_family: str,
+        serving_roles: list[iam.IRole],
+        serving_url: str,
+        buckets: dict[str, s3.IBucket],
+        mlflow_tracking_uri: str,
+        model_name: str,
+        sns_topic_arn: str,
+        retrain_cooldown_seconds: int,
+        extra_environment: dict[str, str],
+        deletion_protection: bool,
+        log_retention_days: int,
+        train_command: list[str] | None = None,
+        train_cpu: int = 2048,
+        train_memory: int = 8192,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.state_machine_name = f"{name}-train-evaluate-deploy"
+        # Built from names, not read from the resources: the Lambdas need the state machine ARN in
+        # their environment and the state machine needs the Lambda ARNs (a cycle otherwise).
+        state_machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions_arn = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        serving_service_arn = stack.format_arn(
+            service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}"
+        )
+        lock_table_name = f"{name}-workflow-lock"
+        self.environment = {
+            **extra_environment,
+            "ESTEIRA_ENV": name,
+            "MLFLOW_TRACKING_URI": mlflow_tracking_uri,
+            "ESTEIRA_MODEL_NAME": model_name,
+            "ESTEIRA_DATA_BUCKET": buckets["data"].bucket_name,
+            "ESTEIRA_ARTIFACTS_BUCKET": buckets["artifacts"].bucket_name,
+            "CAPTURE_S3_URI": f"s3://{buckets['capture'].bucket_name}/capture/",
+            "ESTEIRA_ECS_CLUSTER": cluster.cluster_name,
+            "ESTEIRA_ECS_SERVICE": serving_service_name,
+            "ESTEIRA_TASK_FAMILY": serving_task_family,
+            "ESTEIRA_SERVING_URL": serving_url,
+            "ESTEIRA_STATE_MACHINE_ARN": state_machine_arn,
+            "ESTEIRA_SNS_TOPIC_ARN": sns_topic_arn,
+            "ESTEIRA_LOCK_TABLE": lock_table_name,
+            "ESTEIRA_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(retrain_cooldown_seconds),
+        }
+
+        # ---- network identity shared by the Lambdas and the training task
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "Sg",
+            vpc=vpc,
+            security_group_name=f"{name}-workflow",
+            description="Workflow Lambdas and training tasks: outbound only",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs (VPC endpoints, S3 and DynamoDB gateways)"
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block),
+            ec2.Port.tcp_range(5000, 8080),
+            "MLflow (5000) and the serving tasks (8080) inside the VPC",
+        )
+
+        # ---- lock table: one workflow execution at a time
+        self.lock_table = dynamodb.Table(
+            self,
+            "LockTable",
+            table_name=lock_table_name,
+            partition_key=dynamodb.Attribute(name="lock_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            deletion_protection=deletion_protection,
+            time_to_live_attribute="expires_at",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY,
+        )
+
+        # ---- Lambdas: one image, one handler module per function, one shared role
+        self.lambda_role = iam.Role(
+            self,
+            "LambdaRole",
+            role_name=f"{name}-workflow-lambda",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"),
+                iam.ManagedPolicy.from_aws_managed_policy_name("AWSXRayDaemonWriteAccess"),
+            ],
+        )
+        log_groups = {
+            key_: log_group(
+                self,
+                f"{_pascal(key_)}Logs",
+                name=f"/aws/lambda/{name}-{key_.replace('_', '-')}",
+                key=key,
+                days=log_retention_days,
+            )
+            for key_ in FUNCTIONS
+        }
+        lambda_policy = inline_policy(
+            self,
+            "LambdaPolicy",
+            "workflow",
+            self.lambda_role,
+            [
+                iam.PolicyStatement(
+                    sid="WriteOwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[g.log_group_arn for g in log_groups.values()],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadData",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[
+                        buckets["data"].bucket_arn,
+                        buckets["data"].arn_for_objects("*"),
+                        buckets["capture"].bucket_arn,
+                        buckets["capture"].arn_for_objects("*"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadWriteArtifacts",
+                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
+                ),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="DeployServing",
+                    actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                    resources=[serving_service_arn],
+                ),
+                # RegisterTaskDefinition/ListTaskDefinitions/ListTasks have no resource-level permissions.
+                iam.PolicyStatement(
+                    sid="ServingRevisions",
+                    actions=[
+                        "ecs:RegisterTaskDefinition",
+                        "ecs:DescribeTaskDefinition",
+                        "ecs:ListTaskDefinitions",
+                        "ecs:ListTasks",
+                        "ecs:DescribeTasks",
+                    ],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="PassServingRoles",
+                    actions=["iam:PassRole"],
+                    resources=[role.role_arn for role in serving_roles],
+                    conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="StartWorkflow",
+                    actions=["states:StartExecution", "states:ListExecutions"],
+                    resources=[state_machine_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadExecutions", actions=["states:DescribeExecution"], resources=[executions_arn]
+                ),
+                iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
+                iam.PolicyStatement(
+                    sid="Lock",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[self.lock_table.table_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="PublishMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadMetricsAndAlarms",
+                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                    resources=["*"],
+                ),
+            ],
+        )
+        self.functions: dict[str, lambda_.DockerImageFunction] = {}
+        for key_, spec in FUNCTIONS.items():
+            function = lambda_.DockerImageFunction(
+                self,
+                _pascal(key_),
+                function_name=f"{name}-{key_.replace('_', '-')}",
+                description=spec.description,
+                role=self.lambda_role,
+                code=lambda_code(
+                    self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset, f"lambdas.{key_}.handler"
+                ),
+                timeout=Duration.seconds(spec.timeout),
+                memory_size=spec.memory_size,
+                architecture=lambda_.Architecture.X86_64,
+                environment_encryption=key,
+                environment={**self.environment, **spec.environment},
+                vpc=vpc,
+                vpc_subnets=private_subnets,
+                security_groups=[self.security_group],
+                tracing=lambda_.Tracing.ACTIVE,
+                logging_format=lambda_.LoggingFormat.JSON,
+                log_group=log_groups[key_],
+            )
+            function.node.add_dependency(lambda_policy)
+            self.functions[key_] = function
+
+        # ---- training task (ECS Fargate in private subnets)
+        self.train_execution_role = ecs_tasks_role(self, "TrainExecutionRole", f"{name}-train-exec", execution=True)
+        self.train_task_role = ecs_tasks_role(self, "TrainTaskRole", f"{name}-train-task", execution=False)
+        inline_policy(
+            self,
+            "TrainTaskPolicy",
+            "train",
+            self.train_task_role,
+            [
+                iam.PolicyStatement(
+                    sid="ReadData",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
+                ),
+                iam.PolicyStatement(
+                    sid="WriteArtifacts",
+                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
+                ),
+                iam.PolicyStatement(
+                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
+            ],
+        )
+        train_logs = log_group(self, "TrainLogs", name=f"/esteira/{name}/train", key=key, days=log_retention_days)
+        self.train_task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TrainTaskDefinition",
+            family=f"{name}-train",
+            cpu=train_cpu,
+            memory_limit_mib=train_memory,
+            execution_role=self.train_execution_role,
+            task_role=self.train_task_role,
+            volumes=[ecs.Volume(name="tmp")],
+        )
+        train_container = self.train_task_definition.add_container(
+            "train",
+            container_name="train",
+            image=training_image,
+            essential=True,
+            readonly_root_filesystem=True,
+            command=train_command or ["esteira", "train"],
+            environment=dict(sorted(self.environment.items())),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="train", log_group=train_logs),
+        )
+        train_container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
+
+        # ---- optional SageMaker training backend
+        self.sagemaker_role: iam.Role | None = None
+        if training_backend == "sagemaker":
+            self.sagemaker_role = iam.Role(
+                self,
+                "SageMakerRole",
+                role_name=f"{name}-sagemaker-train",
+                assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            )
+            inline_policy(
+                self,
+                "SageMakerPolicy",
+                "train",
+                self.sagemaker_role,
+                [
+                    iam.PolicyStatement(
+                        sid="Data",
+                        actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                        resources=[
+                            buckets["data"].bucket_arn,
+                            buckets["data"].arn_for_objects("*"),
+                            buckets["artifacts"].bucket_arn,
+                            buckets["artifacts"].arn_for_objects("*"),
+                        ],
+                    ),
+                    iam.PolicyStatement(
+                        sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                    ),
+                    iam.PolicyStatement(sid="PullImage", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+                    iam.PolicyStatement(
+                        sid="PullTrainingImage",
+                        actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                        resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
+                    ),
+                    iam.PolicyStatement(
+                        sid="Logs",
+                        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        resources=[
+                            stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name="/aws/sagemaker/TrainingJobs*",
+                                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                        ],
+                    ),
+                ],
+            )
+
+        # ---- the state machine
+        sfn_logs = log_group(
+            self,
+            "StateMachineLogs",
+            name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            key=key,
+            days=log_retention_days,
+        )
+        self.sfn_role = iam.Role(
+            self,
+            "StateMachineRole",
+            role_name=f"{name}-workflow-sfn",
+            assumed_by=iam.ServicePrincipal(
+                "states.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+        )
+        events_rule = lambda rule: stack.format_arn(service="events", resource="rule", resource_name=rule)  # noqa: E731
+        pass_roles = [self.train_execution_role.role_arn, self.train_task_role.role_arn]
+        if self.sagemaker_role is not None:
+            pass_roles.append(self.sagemaker_role.role_arn)
+        sfn_policy = inline_policy(
+            self,
+            "StateMachinePolicy",
+            "workflow",
+            self.sfn_role,
+            [
+                iam.PolicyStatement(
+                    sid="InvokeSteps",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[arn for f in self.functions.values() for arn in (f.function_arn, f"{f.function_arn}:*")],
+                ),
+                iam.PolicyStatement(
+                    sid="RunTraining",
+                    actions=["ecs:RunTask"],
+                    resources=[
+                        stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{name}-train:*")
+                    ],
+                    conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+                ),
+                iam.PolicyStatement(
+                    sid="WatchTraining",
+                    actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                    resources=[
+                        stack.format_arn(service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")
+                    ],
+                ),
+                iam.PolicyStatement(sid="PassTrainingRoles", actions=["iam:PassRole"], resources=pass_roles),
+                iam.PolicyStatement(
+                    sid="SyncIntegrationRules",
+                    actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                    resources=[
+                        events_rule("StepFunctionsGetEventsForECSTaskRule"),
+                        events_rule("StepFunctionsGetEventsForSageMakerTrainingJobsRule"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="SageMakerTraining",
+                    actions=[
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        stack.format_arn(service="sagemaker", resource="training-job", resource_name="esteira-*")
+                    ],
+                ),
+                iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
+                iam.PolicyStatement(
+                    sid="EncryptedTopic", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="Lock",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[self.lock_table.table_arn],
+                ),
+            ],
+        )
+        private_subnet_ids = vpc.select_subnets(subnet_group_name=private_subnets.subnet_group_name).subnet_ids
+        variables = {
+            **{f"{k}_function_arn": f.function_arn for k, f in self.functions.items()},
+            "sns_topic_arn": sns_topic_arn,
+            "ecs_cluster_arn": cluster.cluster_arn,
+            "train_task_definition_arn": self.train_task_definition.task_definition_arn,
+            "train_container_name": "train",
+            "train_subnets": json.dumps(private_subnet_ids),
+            "train_security_groups": json.dumps([self.security_group.security_group_id]),
+            "training_backend": training_backend,
+            "sagemaker_role_arn": self.sagemaker_role.role_arn if self.sagemaker_role is not None else "",
+            "training_image_uri": training_image_uri,
+            "lock_table_name": self.lock_table.table_name,
+            "data_bucket": buckets["data"].bucket_name,
+            "artifacts_bucket": buckets["artifacts"].bucket_name,
+        }
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(render_definition(variables)),
+            role=self.sfn_role,
+            logs=sfn.LogOptions(destination=sfn_logs, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key, Duration.seconds(300)),
+        )
+        self.state_machine.node.add_dependency(sfn_policy)
+
+
+def _pascal(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))

@@ -1,0 +1,67 @@
+"""Synthesise the CDK app once per session, in-process and offline (no AWS, no Docker, no cdk CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO = Path(__file__).resolve().parents[2]
+CDK_DIR = REPO / "infra" / "cdk"
+if str(CDK_DIR) not in sys.path:
+    sys.path.insert(0, str(CDK_DIR))
+
+
+@dataclass
+class Synth:
+    """A synthesised stack: the raw template, the assertions view, and where it was written."""
+
+    template: dict[str, Any]
+    assertions: Any  # aws_cdk.assertions.Template
+    path: Path
+    seconds: float
+    messages: list[str]  # synthesis warnings and errors (construct annotations)
+
+    def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: r for k, r in self.template["Resources"].items() if r["Type"] == cfn_type}
+
+
+def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None = None) -> Synth:
+    """Run app.build() on an App carrying cdk.json's context, as `cdk synth` would."""
+    import time
+
+    import app as cdk_app
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    context = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
+    context = {**context, "environment": environment}
+    if overrides:
+        context["overrides"] = json.dumps(overrides)
+    started = time.monotonic()
+    application = cdk.App(context=context, outdir=str(outdir))
+    stack = cdk_app.build(application)
+    assembly = application.synth()
+    artifact = assembly.get_stack_by_name(stack.stack_name)
+    template = artifact.template
+    seconds = time.monotonic() - started
+    messages = [
+        f"{m.level}: {m.id}: {m.entry.data}"
+        for m in artifact.messages
+        if str(m.level).lower().endswith(("warning", "error"))
+    ]
+    return Synth(template, Template.from_json(template), Path(outdir) / artifact.template_file, seconds, messages)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """The dev environment (infra/terraform/envs/dev.tfvars), the one the parity test compares."""
+    yield synthesise(tmp_path_factory.mktemp("cdk-dev"), "dev")

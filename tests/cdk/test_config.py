@@ -1,0 +1,122 @@
+"""Settings and the ASL renderer: pure and fast (no synthesis)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from .conftest import REPO
+
+from esteira_cdk.asl import ASL_PATH, TemplateError, render, render_definition, template_variables  # isort: skip
+from esteira_cdk.config import TERRAFORM_ONLY_VARIABLES, ConfigError, EsteiraConfig, load_config, read_tfvars  # isort: skip
+
+CDK_ONLY = {"lambda_image_asset", "registry_only"}
+
+
+def terraform_variables() -> dict[str, dict[str, Any]]:
+    document = hcl2.load((REPO / "infra/terraform/variables.tf").open())
+    return {name.strip('"'): body for block in document["variable"] for name, body in block.items()}
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, str) and value == "null":
+        return None
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def test_settings_are_the_terraform_variables_with_the_same_defaults() -> None:
+    tf = terraform_variables()
+    ours = {f.name: f for f in fields(EsteiraConfig)}
+    assert set(tf) - set(TERRAFORM_ONLY_VARIABLES) == set(ours) - CDK_ONLY
+    defaults = EsteiraConfig(environment="dev").to_dict()
+    for name, body in tf.items():
+        if name in TERRAFORM_ONLY_VARIABLES or "default" not in body:
+            continue
+        want, got = plain(body["default"]), defaults[name]
+        if isinstance(want, list) and isinstance(got, list):
+            want, got = sorted(want), sorted(got)
+        assert got == want, f"{name}: CDK default {got!r} != Terraform default {want!r}"
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_environment_files_are_shared_with_terraform(environment: str) -> None:
+    config = load_config(environment)
+    tfvars = read_tfvars(REPO / f"infra/terraform/envs/{environment}.tfvars")
+    assert tfvars, "tfvars parsed to nothing"
+    for name, value in tfvars.items():
+        assert getattr(config, name) == value, name
+    assert config.name == f"esteira-{environment}"
+
+
+def test_overrides_win_and_typos_are_refused() -> None:
+    assert load_config("dev", json.dumps({"serving_cpu": 2048})).serving_cpu == 2048
+    with pytest.raises(ConfigError, match="unknown settings: serving_cpus"):
+        load_config("dev", {"serving_cpus": 2048})
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        load_config("dev", "{serving_cpu: 1}")
+
+
+@pytest.mark.parametrize(
+    ("override", "setting"),
+    [
+        ({"project": "Esteira"}, "project"),
+        ({"vpc_cidr": "10.40.0.0/33"}, "vpc_cidr"),
+        ({"az_count": 3}, "az_count"),
+        ({"training_backend": "batch"}, "training_backend"),
+        ({"log_retention_days": 31}, "log_retention_days"),
+        ({"image_tag": "-bad"}, "image_tag"),
+        ({"create_oidc_provider": False}, "oidc_provider_arn"),
+        ({"allowed_ingress_cidrs": ["everyone"]}, "allowed_ingress_cidrs"),
+    ],
+)
+def test_invalid_settings_fail_at_synth_naming_the_setting(override: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        load_config("dev", override)
+
+
+def test_environment_name_must_match_its_file(tmp_path: Path) -> None:
+    (tmp_path / "staging.tfvars").write_text('environment = "prod"\n')
+    with pytest.raises(ConfigError, match="environment"):
+        load_config("staging", tfvars_dir=tmp_path)
+
+
+# ---- ASL rendering (templatefile semantics)
+
+
+def test_render_interpolates_and_keeps_escapes() -> None:
+    assert render('{"a": "${x}", "b": ${y}, "c": "$${x}", "d": "$$.Execution.Id"}', {"x": "1", "y": "[2]"}) == (
+        '{"a": "1", "b": [2], "c": "${x}", "d": "$$.Execution.Id"}'
+    )
+
+
+def test_render_refuses_missing_variables_and_directives() -> None:
+    with pytest.raises(TemplateError, match="no value for template variable"):
+        render('"${x}"', {})
+    with pytest.raises(TemplateError, match="directives"):
+        render('%{ for x in y }"${x}"%{ endfor }', {"x": "1"})
+    with pytest.raises(TemplateError, match="unsupported interpolation"):
+        render('"${var.x}"', {})
+
+
+def test_render_does_not_rescan_inserted_values() -> None:
+    # CDK tokens look like ${Token[...]}: an inserted value must never be interpolated again.
+    assert render('"${a}"', {"a": "${Token[TOKEN.1]}"}) == '"${Token[TOKEN.1]}"'
+
+
+def test_the_shared_asl_renders_to_a_state_machine() -> None:
+    names = template_variables(ASL_PATH.read_text())
+    values = {n: ('["x"]' if n in ("train_subnets", "train_security_groups") else f"v-{n}") for n in names}
+    document = json.loads(render_definition(values))
+    assert document["StartAt"] in document["States"]
+    assert {
+        f"{k}_function_arn" for k in ("lock", "validate_data", "evaluate", "promote", "deploy", "rollback")
+    } <= names

@@ -1,0 +1,344 @@
+"""What the synthesised dev stack must contain: same resources, least privilege, the retraining wiring."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Any
+
+import hcl2
+from aws_cdk.assertions import Match
+
+from .cfn import as_list, resolve, statements
+from .conftest import REPO, Synth
+
+# Actions that have no resource-level permissions in IAM, so "Resource": "*" is the only option.
+# A new entry here needs the same justification (AWS Service Authorization Reference).
+NO_RESOURCE_LEVEL = {
+    "cloudwatch:PutMetricData",  # scoped by the cloudwatch:namespace condition where we grant it
+    "cloudwatch:GetMetricData",
+    "cloudwatch:DescribeAlarms",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTaskDefinitions",
+    "ecs:ListTasks",
+    "ecs:DescribeTasks",
+    "ecr:GetAuthorizationToken",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def function_by_name(dev: Synth, suffix: str) -> tuple[str, dict[str, Any]]:
+    for logical_id, fn in dev.resources("AWS::Lambda::Function").items():
+        if fn["Properties"].get("FunctionName") == f"esteira-dev-{suffix}":
+            return logical_id, fn
+    raise AssertionError(f"no function esteira-dev-{suffix}")
+
+
+# ---------------------------------------------------------------- resources
+
+
+def test_synthesis_has_no_warnings(dev: Synth) -> None:
+    assert not dev.messages, "\n".join(dev.messages)
+
+
+def test_workflow_lambdas_are_the_one_image_with_one_handler_each(dev: Synth) -> None:
+    tf_functions = hcl2.load((REPO / "infra/terraform/modules/workflow/variables.tf").open())
+    tf_keys = {
+        key.strip('"')
+        for block in tf_functions["variable"]
+        for name, var in block.items()
+        if name.strip('"') == "functions"
+        for key in var["default"]
+    }
+    assert len(tf_keys) == 10
+    images = set()
+    for key in tf_keys:
+        _, fn = function_by_name(dev, key.replace("_", "-"))
+        props = fn["Properties"]
+        assert props["PackageType"] == "Image"
+        assert props["ImageConfig"]["Command"] == [f"lambdas.{key}.handler"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        assert props["VpcConfig"]["SubnetIds"], f"{key} is not in the VPC"
+        images.add(json.dumps(resolve(props["Code"]["ImageUri"])))
+    assert len(images) == 1, f"the Lambdas use different images: {images}"
+    (image,) = images
+    assert "<Ref:ImageTag>" in image and "RegistryLambdas" in image
+
+
+def test_every_terraform_module_has_its_core_resources(dev: Synth) -> None:
+    t = dev.assertions
+    t.resource_count_is("AWS::ECR::Repository", 4)
+    t.has_resource_properties(
+        "AWS::ECR::Repository", {"RepositoryName": "esteira-dev/lambdas", "ImageTagMutability": "IMMUTABLE"}
+    )
+    t.resource_count_is("AWS::S3::Bucket", 4)
+    t.resource_count_is("AWS::RDS::DBInstance", 1)
+    t.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {"Engine": "postgres", "ManageMasterUserPassword": True, "StorageEncrypted": True, "PubliclyAccessible": False},
+    )
+    t.resource_count_is("AWS::ECS::Service", 2)
+    t.resource_count_is("AWS::ECS::TaskDefinition", 3)
+    t.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    t.resource_count_is("AWS::CloudWatch::Alarm", 6)
+    t.resource_count_is("AWS::IAM::OIDCProvider", 1)
+    t.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "MaxAggregationInterval": 600})
+    t.has_resource_properties(
+        "AWS::DynamoDB::Table", {"TableName": "esteira-dev-workflow-lock", "BillingMode": "PAY_PER_REQUEST"}
+    )
+
+
+def test_subnets_use_the_terraform_address_layout(dev: Synth) -> None:
+    net = ipaddress.ip_network("10.40.0.0/16")
+    blocks = [str(b) for b in net.subnets(prefixlen_diff=4)]
+    cidrs = sorted(s["Properties"]["CidrBlock"] for s in dev.resources("AWS::EC2::Subnet").values())
+    assert cidrs == sorted(blocks[0:2] + blocks[8:10])
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in dev.resources("AWS::EC2::Subnet").values())
+
+
+def test_data_at_rest_is_encrypted_with_the_stack_key(dev: Synth) -> None:
+    (key_id,) = dev.resources("AWS::KMS::Key")
+    key_ref = f"<GetAtt:{key_id}.Arn>"
+    for logical_id, group in dev.resources("AWS::Logs::LogGroup").items():
+        assert resolve(group["Properties"].get("KmsKeyId")) == key_ref, f"log group {logical_id} is not KMS-encrypted"
+    for logical_id, bucket in dev.resources("AWS::S3::Bucket").items():
+        rules = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rules, f"bucket {logical_id} is not encrypted"
+    kms_buckets = [b for b in dev.resources("AWS::S3::Bucket").values() if "aws:kms" in json.dumps(b)]
+    assert len(kms_buckets) == 3  # data, artifacts, capture; the access-log bucket must be SSE-S3
+    dev.assertions.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    dev.assertions.has_resource_properties(
+        "AWS::DynamoDB::Table", {"SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"}}
+    )
+    dev.assertions.has_resource_properties(
+        "AWS::StepFunctions::StateMachine", {"EncryptionConfiguration": {"Type": "CUSTOMER_MANAGED_KMS_KEY"}}
+    )
+    for repo in dev.resources("AWS::ECR::Repository").values():
+        assert repo["Properties"]["EncryptionConfiguration"]["EncryptionType"] == "KMS"
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_no_policy_allows_every_action_on_every_resource(dev: Synth) -> None:
+    found = statements(dev.template)
+    assert len(found) > 40, "policy statements were not found: the test would pass vacuously"
+    for logical_id, statement in found:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = as_list(statement.get("Action", []))
+        resources = as_list(statement.get("Resource", []))
+        assert not ("*" in actions and "*" in resources), f"{logical_id} allows * on *: {statement}"
+        assert "NotAction" not in statement and "NotResource" not in statement, f"{logical_id}: {statement}"
+        if "*" in resources:
+            wildcard = set(actions) - NO_RESOURCE_LEVEL
+            assert not wildcard, f"{logical_id} grants {sorted(wildcard)} on '*' although they support resource ARNs"
+
+
+def test_put_metric_data_is_limited_to_the_esteira_namespace(dev: Synth) -> None:
+    grants = [s for _, s in statements(dev.template) if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    assert len(grants) >= 2  # serving task and workflow Lambdas
+    for statement in grants:
+        assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Esteira"}}
+
+
+def test_github_roles_trust_only_this_repository(dev: Synth) -> None:
+    roles = {
+        r["Properties"]["RoleName"]: r
+        for r in dev.resources("AWS::IAM::Role").values()
+        if "RoleName" in r["Properties"]
+    }
+    deploy = roles["esteira-dev-github-deploy"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert deploy["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert (
+        deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:esteira-mlops/esteira:environment:dev"
+    )
+    plan = roles["esteira-dev-github-plan"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert (
+        plan["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:esteira-mlops/esteira:pull_request"
+    )
+
+
+# ---------------------------------------------------------------- alarm -> EventBridge -> retrain_trigger -> SFN
+
+
+def matches(pattern: Any, event: Any) -> bool:
+    """The subset of EventBridge pattern matching the rules use: equality lists, prefix, nesting."""
+    if isinstance(pattern, dict):
+        return isinstance(event, dict) and all(k in event and matches(v, event[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        for option in pattern:
+            if isinstance(option, dict) and "prefix" in option:
+                if isinstance(event, str) and event.startswith(option["prefix"]):
+                    return True
+            elif option == event:
+                return True
+        return False
+    raise AssertionError(f"unsupported pattern {pattern!r}")
+
+
+def alarm_event(name: str, state: str) -> dict[str, Any]:
+    return {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "detail": {"alarmName": name, "state": {"value": state}},
+    }
+
+
+def test_model_alarms_start_retraining_through_eventbridge(dev: Synth) -> None:
+    alarms = {a["Properties"]["AlarmName"]: a for a in dev.resources("AWS::CloudWatch::Alarm").values()}
+    model_alarms = sorted(n for n in alarms if n.startswith("esteira-model-"))
+    assert model_alarms == ["esteira-model-dev-drift", "esteira-model-dev-low-confidence"]
+    assert sum(n.startswith("esteira-service-") for n in alarms) == 3
+    assert sum(n.startswith("esteira-pipeline-") for n in alarms) == 1
+
+    rules = [r for r in dev.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    assert len(rules) == 1
+    (rule_id,) = [k for k, r in dev.resources("AWS::Events::Rule").items() if "EventPattern" in r["Properties"]]
+    pattern = rules[0]["Properties"]["EventPattern"]
+    # CONTRACTS: alarmName prefix "esteira-model-" (narrowed to this environment), state ALARM.
+    (prefix,) = [p["prefix"] for p in pattern["detail"]["alarmName"]]
+    assert prefix.startswith("esteira-model-")
+    for name in model_alarms:
+        assert matches(pattern, alarm_event(name, "ALARM")), f"{name} entering ALARM does not start retraining"
+        assert not matches(pattern, alarm_event(name, "OK"))
+    for name in alarms:
+        if not name.startswith("esteira-model-"):
+            assert not matches(pattern, alarm_event(name, "ALARM")), f"{name} would start retraining"
+    assert not matches(pattern, alarm_event("esteira-model-prod-drift", "ALARM")), "another environment's alarm matches"
+
+    trigger_id, trigger = function_by_name(dev, "retrain-trigger")
+    (target,) = rules[0]["Properties"]["Targets"]
+    assert resolve(target["Arn"]) == f"<GetAtt:{trigger_id}.Arn>"
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
+    dev.assertions.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [trigger_id, "Arn"]},
+            "SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]},
+        },
+    )
+
+    # retrain_trigger knows the state machine and may start it; the ARN names the real machine.
+    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    machine_name = machine["Properties"]["StateMachineName"]
+    env_arn = resolve(trigger["Properties"]["Environment"]["Variables"]["ESTEIRA_STATE_MACHINE_ARN"])
+    assert env_arn.endswith(f":stateMachine:{machine_name}") and env_arn.startswith("arn:")
+    lambda_role = resolve(trigger["Properties"]["Role"])
+    role_id = lambda_role.removeprefix("<GetAtt:").removesuffix(".Arn>")
+    grants = [
+        resolve(s["Resource"])
+        for holder, s in statements(dev.template)
+        if "states:StartExecution" in as_list(s["Action"])
+        and any(
+            role_id in json.dumps(p["Properties"].get("Roles", []))
+            for k, p in dev.template["Resources"].items()
+            if k == holder
+        )
+    ]
+    assert [env_arn] in [as_list(g) for g in grants], f"the trigger's role cannot start {env_arn}: {grants}"
+
+
+def test_drift_check_runs_on_the_configured_schedule(dev: Synth) -> None:
+    check_id, _ = function_by_name(dev, "drift-check")
+    dev.assertions.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(6 hours)",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [check_id, "Arn"]}})],
+        },
+    )
+
+
+# ---------------------------------------------------------------- state machine
+
+
+def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) -> None:
+    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    definition = resolve(machine["Properties"]["DefinitionString"])
+    assert "${" not in re.sub(r"<[^>]+>", "", definition), "an ASL template variable was left unrendered"
+    document = json.loads(definition)
+    source_text = (REPO / "stepfunctions/train_evaluate_deploy.asl.json").read_text()
+    source = json.loads(re.sub(r"\$\{[a-z_]+\}", "0", source_text))
+    assert document["StartAt"] == source["StartAt"]
+    assert set(document["States"]) == set(source["States"])
+
+    # Every Lambda the template names is filled with that function's ARN, and no other function is.
+    functions = set(dev.resources("AWS::Lambda::Function"))
+    expected = {
+        function_by_name(dev, k.replace("_", "-"))[0] for k in re.findall(r"\$\{([a-z_]+)_function_arn\}", source_text)
+    }
+    assert expected, "the ASL names no Lambda"
+    referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition)) & functions
+    assert referenced == expected, f"wired {sorted(referenced)}, expected {sorted(expected)}"
+
+    (train,) = [s for s in document["States"].values() if "ecs:runTask" in str(s.get("Resource", ""))]
+    params = train.get("Parameters") or train.get("Arguments")
+    assert len(params["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
+    assert params["TaskDefinition"].startswith("<Ref:WorkflowTrainTaskDefinition")
+    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+# ---------------------------------------------------------------- ECS
+
+
+def test_serving_deploys_roll_back_on_failure(dev: Synth) -> None:
+    dev.assertions.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": "esteira-serving",
+            "DeploymentConfiguration": Match.object_like(
+                {
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                    "MinimumHealthyPercent": 100,
+                    "MaximumPercent": 200,
+                }
+            ),
+            "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
+            "LoadBalancers": [Match.object_like({"ContainerName": "serving", "ContainerPort": 8080})],
+            "HealthCheckGracePeriodSeconds": 60,
+        },
+    )
+    dev.assertions.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "ServiceName": "esteira-mlflow",
+            "DeploymentConfiguration": Match.object_like(
+                {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+            ),
+        },
+    )
+
+
+def test_serving_container_is_read_only_with_the_contract_environment(dev: Synth) -> None:
+    (serving,) = [
+        t
+        for t in dev.resources("AWS::ECS::TaskDefinition").values()
+        if t["Properties"]["Family"] == "esteira-dev-serving"
+    ]
+    (container,) = serving["Properties"]["ContainerDefinitions"]
+    assert container["ReadonlyRootFilesystem"] is True
+    env = {e["Name"]: resolve(e["Value"]) for e in container["Environment"]}
+    assert env["MODEL_URI"] == "models:/esteira-intent@champion"
+    assert env["SERVICE_NAME"] == "esteira-serving" and env["PORT"] == "8080"
+    assert env["CAPTURE_S3_URI"].startswith("s3://") and env["CAPTURE_S3_URI"].endswith("/capture/")
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.esteira-dev.internal:5000"
