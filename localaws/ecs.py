@@ -359,6 +359,29 @@ class EcsPlane:
             for name in ("run_task", "describe_tasks", "stop_task", "describe_services", "update_service", "create_service")
         }
 
+        calc = EC2ContainerServiceBackend.__dict__["_calculate_task_resource_requirements"]
+        from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+        if not hasattr(NetworkInterface, "private_dns_name"):  # moto 5.2.5: awsvpc RunTask reads a missing field
+            NetworkInterface.private_dns_name = property(  # type: ignore[attr-defined]
+                lambda eni: eni.__dict__.get("_localaws_dns")
+                or f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal",
+                lambda eni, value: eni.__dict__.__setitem__("_localaws_dns", value),
+            )
+
+        def calculate(task_definition: Any) -> Any:
+            # Fargate task definitions set memory at task level only; moto 5.2.5 adds None and fails.
+            saved = task_definition.container_definitions
+            task_definition.container_definitions = [
+                d if d.get("memory") or d.get("memoryReservation") else {**d, "memory": 0} for d in saved
+            ]
+            try:
+                return calc.__func__(task_definition)
+            finally:
+                task_definition.container_definitions = saved
+
+        EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[assignment]
+
         def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
             plane._backend = backend
             tasks = originals["run_task"](backend, *args, **kwargs)
@@ -414,6 +437,7 @@ class EcsPlane:
         def undo() -> None:
             for name, fn in originals.items():
                 setattr(EC2ContainerServiceBackend, name, fn)
+            EC2ContainerServiceBackend._calculate_task_resource_requirements = calc  # type: ignore[assignment]
             state_manager.unset_transition("ecs::task")
 
         return undo

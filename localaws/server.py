@@ -153,10 +153,10 @@ class LocalAWS:
         return self.ecs.service_url(cluster, service)
 
     def _ensure_sync_functions(self, account_id: str, region: str) -> None:
-        from moto.awslambda.models import lambda_backends
+        from moto.awslambda.utils import get_backend
         from moto.iam.models import iam_backends
 
-        backend = lambda_backends[account_id][region]
+        backend = get_backend(account_id, region)  # the simple (no-Docker) backend the server uses
         iam = iam_backends[account_id]["aws"]
         with self._fn_lock:
             try:
