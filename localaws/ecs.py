@@ -111,7 +111,11 @@ class EcsPlane:
             name = definition["name"]
             override = by_name.get(name, {})
             ports = {int(m["containerPort"]): free_port() for m in definition.get("portMappings") or []}
-            env = {**self.base_env, **_env_list(definition.get("environment")), **_env_list(override.get("environment"))}
+            env = {
+                **self.base_env,
+                **_env_list(definition.get("environment")),
+                **_env_list(override.get("environment")),
+            }
             for container_port, local in ports.items():
                 if env.get("PORT") == str(container_port):
                     env["PORT"] = str(local)
@@ -356,16 +360,24 @@ class EcsPlane:
         plane = self
         originals = {
             name: getattr(EC2ContainerServiceBackend, name)
-            for name in ("run_task", "describe_tasks", "stop_task", "describe_services", "update_service", "create_service")
+            for name in (
+                "run_task",
+                "describe_tasks",
+                "stop_task",
+                "describe_services",
+                "update_service",
+                "create_service",
+            )
         }
 
         calc = EC2ContainerServiceBackend.__dict__["_calculate_task_resource_requirements"]
         from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 
         if not hasattr(NetworkInterface, "private_dns_name"):  # moto 5.2.5: awsvpc RunTask reads a missing field
-            NetworkInterface.private_dns_name = property(  # type: ignore[attr-defined]
-                lambda eni: eni.__dict__.get("_localaws_dns")
-                or f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal",
+            NetworkInterface.private_dns_name = property(  # type: ignore[assignment]
+                lambda eni: (
+                    eni.__dict__.get("_localaws_dns") or f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal"
+                ),
                 lambda eni, value: eni.__dict__.__setitem__("_localaws_dns", value),
             )
 
@@ -380,7 +392,7 @@ class EcsPlane:
             finally:
                 task_definition.container_definitions = saved
 
-        EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[assignment]
+        EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[method-assign]
 
         def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
             plane._backend = backend
@@ -425,19 +437,19 @@ class EcsPlane:
             plane.reconcile()
             return result
 
-        EC2ContainerServiceBackend.create_service = create_service  # type: ignore[method-assign]
-        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
-        EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign]
-        EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign]
-        EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign]
-        EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+        EC2ContainerServiceBackend.create_service = create_service  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign,assignment]
         self._thread = threading.Thread(target=self._loop, daemon=True, name="localaws-ecs")
         self._thread.start()
 
         def undo() -> None:
             for name, fn in originals.items():
                 setattr(EC2ContainerServiceBackend, name, fn)
-            EC2ContainerServiceBackend._calculate_task_resource_requirements = calc  # type: ignore[assignment]
+            EC2ContainerServiceBackend._calculate_task_resource_requirements = calc  # type: ignore[method-assign]
             state_manager.unset_transition("ecs::task")
 
         return undo

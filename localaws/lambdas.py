@@ -57,7 +57,7 @@ def _resolve(path: str) -> Callable[[dict[str, Any], Any], Any]:
     if path in BUILTIN_HANDLERS:
         return BUILTIN_HANDLERS[path]
     module_name, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

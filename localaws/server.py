@@ -96,8 +96,9 @@ class LocalAWS:
             headers={"Content-Type": "application/json"},
         )
         urllib.request.urlopen(req, timeout=10).read()
-        self.lambda_runtime = lambdas.LambdaRuntime(self.env() | {"LOCALAWS_WORKDIR": str(self.workdir)},
-                                                    self.lambda_mode)
+        self.lambda_runtime = lambdas.LambdaRuntime(
+            self.env() | {"LOCALAWS_WORKDIR": str(self.workdir)}, self.lambda_mode
+        )
         for path in sfn.HANDLERS.values():
             module, _, attr = path.rpartition(".")
             lambdas.BUILTIN_HANDLERS[path] = getattr(sys.modules[module], attr)
@@ -162,8 +163,15 @@ class LocalAWS:
             try:
                 iam.get_role("localaws-sync-runner")
             except Exception:
-                trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                        "Action": "sts:AssumeRole"}]}
+                trust = {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ]
+                }
                 iam.create_role("localaws-sync-runner", json.dumps(trust), "/", None, "localaws .sync runner", [], None)
             for name, handler in sfn.HANDLERS.items():
                 try:

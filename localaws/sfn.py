@@ -32,9 +32,11 @@ HANDLERS = {
 
 
 class TaskFailed(RuntimeError):
-    """Reported to Step Functions as `States.TaskFailed`, the error AWS raises for a failed .sync job."""
+    """A failed .sync job. AWS reports `States.TaskFailed`; a Lambda error may not use the reserved
+    `States.` prefix (moto rejects it, as AWS would), so locally the name is `LocalAWS.TaskFailed`.
+    The product ASL catches States.ALL for these tasks, so control flow is the same."""
 
-    error_type = "States.TaskFailed"
+    error_type = "LocalAWS.TaskFailed"
 
 
 def _camel(value: Any) -> Any:
@@ -86,7 +88,7 @@ def ecs_run_task_sync(event: dict[str, Any], context: Any = None) -> dict[str, A
     codes = [c.get("exitCode") for c in task.get("containers", [])]
     if any(code not in (0, None) for code in codes) or task.get("stoppedReason", "").startswith("CannotStart"):
         raise TaskFailed(json.dumps(result, default=str))
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def sagemaker_training_sync(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -158,8 +160,8 @@ def install(ensure_functions: Any) -> Any:
             definition = new
         return original_update(backend, arn, definition=definition, **kwargs)
 
-    StepFunctionBackend.create_state_machine = create_state_machine  # type: ignore[method-assign]
-    StepFunctionBackend.update_state_machine = update_state_machine  # type: ignore[method-assign]
+    StepFunctionBackend.create_state_machine = create_state_machine  # type: ignore[method-assign,assignment]
+    StepFunctionBackend.update_state_machine = update_state_machine  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
         StepFunctionBackend.create_state_machine = original_create  # type: ignore[method-assign]

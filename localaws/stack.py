@@ -67,8 +67,14 @@ class WorkflowStack:
     def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
         aws = self.local
         iam = aws.client("iam")
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]})
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+                ],
+            }
+        )
         role = iam.create_role(RoleName=f"{self.name}-workflow", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         ec2 = aws.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
@@ -96,8 +102,13 @@ class WorkflowStack:
             cpu="1024",
             memory="4096",
             containerDefinitions=[
-                {"name": "train", "image": "esteira-training:local", "essential": True,
-                 "command": self.train_command, "environment": env_list}
+                {
+                    "name": "train",
+                    "image": "esteira-training:local",
+                    "essential": True,
+                    "command": self.train_command,
+                    "environment": env_list,
+                }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
         serving_env = [*env_list, {"name": "PORT", "value": str(self.serving_port)}]
@@ -110,9 +121,14 @@ class WorkflowStack:
             cpu="1024",
             memory="2048",
             containerDefinitions=[
-                {"name": "serving", "image": "esteira-serving:local", "essential": True,
-                 "command": self.serving_command, "environment": serving_env,
-                 "portMappings": [{"containerPort": self.serving_port, "protocol": "tcp"}]}
+                {
+                    "name": "serving",
+                    "image": "esteira-serving:local",
+                    "essential": True,
+                    "command": self.serving_command,
+                    "environment": serving_env,
+                    "portMappings": [{"containerPort": self.serving_port, "protocol": "tcp"}],
+                }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(
@@ -187,7 +203,7 @@ class WorkflowStack:
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the workflow topic (through its SQS subscription), oldest first."""
         sqs = self.local.client("sqs")
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             got = sqs.receive_message(QueueUrl=self.outputs["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
             msgs = got.get("Messages", [])

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from localaws import LocalAWS
+from localaws.sfn import TaskFailed
 from model.classifier import ModelParams
 from model.config import Settings
 from pipelines import registry
@@ -149,11 +150,14 @@ def test_training_failure_notifies_and_touches_nothing(
     done = wf.wait(wf.start("train-fails", **_inputs(slice_files, eval_data="/nonexistent/eval.csv")))
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED"
-    assert _in_order(["ValidateData", "TrainEcs", "NotifyFailure", "ReleaseLockAfterFailure", "Failed"], states)
+    assert _in_order(["ValidateData", "TrainEcs", "NotifyFailure", "ReleaseLockAfterFailure", "Failed"], states), (
+        states,
+        explain(wf, done["executionArn"]),
+    )
     assert "Evaluate" not in states
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in wf.history(done["executionArn"])
               if e["type"] == "LambdaFunctionFailed"]  # fmt: skip
-    assert errors == ["States.TaskFailed"]
+    assert errors == [TaskFailed.error_type]
     assert _champion(settings) is None
     assert wf.service()["taskDefinition"] == before
     assert any("failed before deploy" in s for s in _subjects(wf))
@@ -174,6 +178,7 @@ def _with_champion(local_aws: LocalAWS, settings: Settings, slice_files: dict[st
     return wf
 
 
+@pytest.mark.slow
 def test_deploy_failure_rolls_back(local_aws: LocalAWS, settings: Settings, slice_files: dict[str, Path]) -> None:
     wf = _with_champion(local_aws, settings, slice_files)
     v1, before = _champion(settings), wf.service()["taskDefinition"]
@@ -190,6 +195,7 @@ def test_deploy_failure_rolls_back(local_aws: LocalAWS, settings: Settings, slic
     assert any("rolled back" in s for s in _subjects(wf))
 
 
+@pytest.mark.slow
 def test_smoke_failure_rolls_back_revision_and_alias(
     local_aws: LocalAWS, settings: Settings, slice_files: dict[str, Path], tmp_path: Path
 ) -> None:
