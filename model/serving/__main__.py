@@ -6,7 +6,11 @@ routing here while uvicorn finishes the requests already in flight.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -27,6 +31,20 @@ class _Server(uvicorn.Server):
         self.serving_state.shutting_down = True
         log.info("signal received: draining", extra={"signal": sig, "in_flight": self.serving_state.in_flight})
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Like uvicorn's, but after a graceful drain exit 0 instead of re-raising SIGTERM (exit 143)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def main() -> None:
