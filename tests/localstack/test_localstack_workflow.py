@@ -100,7 +100,10 @@ def test_control_flow(
         assert _subjects(localstack, machine), "every outcome notifies through SNS"
 
 
-def test_alarm_starts_the_state_machine(localstack: str) -> None:
+def test_alarm_evaluates_and_its_event_starts_the_state_machine(localstack: str) -> None:
+    """LocalStack evaluates the alarm itself (its AlarmActions reach SNS). Measured: community 2026.3.0
+    does not emit "CloudWatch Alarm State Change" to EventBridge, so the event is sent with PutEvents in
+    the shape AWS emits, built from the alarm's real state, to check the rule and its Step Functions target."""
     sfn = _client(localstack, "stepfunctions")
     target = sfn.create_state_machine(
         name="retrain-probe", roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
@@ -113,20 +116,38 @@ def test_alarm_starts_the_state_machine(localstack: str) -> None:
     events.put_targets(
         Rule="esteira-retrain", Targets=[{"Id": "sm", "Arn": target, "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/ev"}]
     )
+    sns, sqs = _client(localstack, "sns"), _client(localstack, "sqs")
+    topic = sns.create_topic(Name="esteira-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="esteira-alarm-actions")["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
     cw = _client(localstack, "cloudwatch")
     dims = [{"Name": "Service", "Value": "esteira-serving"}, {"Name": "ModelVersion", "Value": "1"}]
     cw.put_metric_alarm(
         AlarmName="esteira-model-drift", Namespace="Esteira", MetricName="DriftScore", Dimensions=dims,
         Statistic="Maximum", Period=10, EvaluationPeriods=1, Threshold=1.0,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic],
     )  # fmt: skip
+    alarm: dict[str, Any] = {}
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        cw.put_metric_data(
-            Namespace="Esteira", MetricData=[{"MetricName": "DriftScore", "Dimensions": dims, "Value": 1.5}]
-        )
-        if sfn.list_executions(stateMachineArn=target)["executions"]:
+        datum = {"MetricName": "DriftScore", "Dimensions": dims, "Value": 1.5}
+        cw.put_metric_data(Namespace="Esteira", MetricData=[datum])
+        alarm = cw.describe_alarms(AlarmNames=["esteira-model-drift"])["MetricAlarms"][0]
+        if alarm["StateValue"] == "ALARM":
             break
         time.sleep(3)
-    assert cw.describe_alarms(AlarmNames=["esteira-model-drift"])["MetricAlarms"][0]["StateValue"] == "ALARM"
-    assert sfn.list_executions(stateMachineArn=target)["executions"], "the alarm's event never started the machine"
+    assert alarm["StateValue"] == "ALARM", "LocalStack never evaluated the alarm"
+    action = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=10).get("Messages", [])
+    assert action and "esteira-model-drift" in action[0]["Body"]
+
+    detail = {"alarmName": alarm["AlarmName"], "state": {"value": alarm["StateValue"], "reason": alarm["StateReason"]},
+              "previousState": {"value": "OK"}}  # fmt: skip
+    events.put_events(
+        Entries=[{"Source": "aws.cloudwatch", "DetailType": "CloudWatch Alarm State Change",
+                  "Detail": json.dumps(detail), "Resources": [alarm["AlarmArn"]]}]
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not sfn.list_executions(stateMachineArn=target)["executions"]:
+        assert time.monotonic() < deadline, "the rule never started the state machine"
+        time.sleep(0.5)

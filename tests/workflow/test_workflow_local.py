@@ -107,6 +107,7 @@ def test_happy_path_and_concurrent_start(local_aws: LocalAWS, settings: Settings
     assert "Item" not in item, "the lock must be released"
 
 
+@pytest.mark.slow
 def test_gate_rejection_leaves_serving_alone(
     local_aws: LocalAWS, settings: Settings, slice_files: dict[str, Path]
 ) -> None:
