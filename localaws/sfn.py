@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -101,9 +102,13 @@ def sagemaker_training_sync(event: dict[str, Any], context: Any = None) -> dict[
     workdir = Path(os.environ.get("LOCALAWS_WORKDIR", "/tmp")) / "sagemaker" / name
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(event.get("Environment") or {})}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     started = datetime.now().astimezone()
     with (workdir / "output.log").open("wb") as log:
-        proc = subprocess.run(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        try:
+            proc = subprocess.run(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        except OSError as exc:
+            raise TaskFailed(f"AlgorithmError: cannot start {argv[0]}: {exc}") from exc
     result = {
         "TrainingJobName": name,
         "TrainingJobStatus": "Completed" if proc.returncode == 0 else "Failed",

@@ -91,8 +91,12 @@ def local_aws(tmp_path: Path) -> Iterator[LocalAWS]:
         aws.stop()
 
 
-def make_workflow(aws: LocalAWS, settings: Settings, initial_model_uri: str = "", **env: str) -> Workflow:
-    stack = WorkflowStack(aws, environment=workflow_env(settings, **env), serving_command=serving_command())
+def make_workflow(
+    aws: LocalAWS, settings: Settings, initial_model_uri: str = "", backend: str = "ecs", **env: str
+) -> Workflow:
+    stack = WorkflowStack(
+        aws, environment=workflow_env(settings, **env), serving_command=serving_command(), training_backend=backend
+    )
     return Workflow(aws, stack.deploy(initial_model_uri=initial_model_uri), settings)
 
 

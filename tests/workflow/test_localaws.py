@@ -73,14 +73,27 @@ def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
         ecs.create_cluster(clusterName="c")
         script = "import os, sys; print(os.environ['GREETING']); sys.exit(int(os.environ['CODE']))"
         env = [{"name": "GREETING", "value": "hello"}, {"name": "CODE", "value": "0"}]
-        container = {"name": "main", "image": "x", "command": [sys.executable, "-c", script], "environment": env}
+        container = {
+            "name": "main",
+            "image": "x",
+            "memory": 128,
+            "command": [sys.executable, "-c", script],
+            "environment": env,
+        }
         td = ecs.register_task_definition(family="job", containerDefinitions=[container])["taskDefinition"][
             "taskDefinitionArn"
         ]
+        ec2 = aws.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        net = {"awsvpcConfiguration": {"subnets": [subnet]}}
         arns = []
         for code in ("0", "3"):
             override = {"containerOverrides": [{"name": "main", "environment": [{"name": "CODE", "value": code}]}]}
-            arns.append(ecs.run_task(cluster="c", taskDefinition=td, overrides=override)["tasks"][0]["taskArn"])
+            started = ecs.run_task(
+                cluster="c", taskDefinition=td, overrides=override, launchType="FARGATE", networkConfiguration=net
+            )
+            arns.append(started["tasks"][0]["taskArn"])
         deadline = time.monotonic() + 30
         while True:
             tasks = ecs.describe_tasks(cluster="c", tasks=arns)["tasks"]

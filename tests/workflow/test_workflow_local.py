@@ -107,16 +107,17 @@ def test_happy_path_and_concurrent_start(local_aws: LocalAWS, settings: Settings
     assert "Item" not in item, "the lock must be released"
 
 
-@pytest.mark.slow
 def test_gate_rejection_leaves_serving_alone(
     local_aws: LocalAWS, settings: Settings, slice_files: dict[str, Path]
 ) -> None:
-    wf = make_workflow(local_aws, settings, ESTEIRA_GATE_MIN_ACCURACY="0.999")
+    # Also the SageMaker training backend (the Terraform variable training_backend = "sagemaker").
+    wf = make_workflow(local_aws, settings, backend="sagemaker", ESTEIRA_GATE_MIN_ACCURACY="0.999")
     before = wf.service()["taskDefinition"]
     done = wf.wait(wf.start("rejected", **_inputs(slice_files)))
     states = wf.states(done["executionArn"])
-    assert done["status"] == "SUCCEEDED"
-    assert _in_order(["Evaluate", "Gate?", "NotifyRejected", "ReleaseLock", "Done"], states), states
+    assert done["status"] == "SUCCEEDED", explain(wf, done["executionArn"])
+    assert _in_order(["TrainSageMaker", "Evaluate", "Gate?", "NotifyRejected", "ReleaseLock", "Done"], states), states
+    assert "TrainEcs" not in states
     assert "Promote" not in states and "Deploy" not in states
     assert _champion(settings) is None
     assert wf.service()["taskDefinition"] == before
