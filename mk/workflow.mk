@@ -1,5 +1,5 @@
 # Workflow (issue 5): the state machine, its Lambdas, localaws, LocalStack.
-.PHONY: test-workflow lint-workflow localstack-venv test-localstack
+.PHONY: test-workflow lint-workflow localstack-venv test-localstack localaws
 
 test-workflow: venv ## workflow suite on the embedded AWS (default-speed tests only)
 	@mkdir -p $(REPORTS)
@@ -19,3 +19,6 @@ test-localstack: venv ## the LocalStack suite (skips without Python 3.13; LOCALS
 	@mkdir -p $(REPORTS)
 	-scripts/localstack.sh venv
 	$(PYTEST) -m localstack tests/localstack
+
+localaws: venv ## embedded AWS with the workflow deployed (needs MLFLOW_TRACKING_URI); ARGS="--run ..." runs it once
+	$(PY) -m localaws --deploy $(ARGS)
