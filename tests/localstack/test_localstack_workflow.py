@@ -12,7 +12,8 @@ import pytest
 
 from localaws.stack import TEMPLATE, render
 
-pytestmark = pytest.mark.localstack
+# Also `slow`: it starts LocalStack (~30 s), so it stays out of the default `make test`.
+pytestmark = [pytest.mark.localstack, pytest.mark.slow]
 SM_NAME = "esteira-train-evaluate-deploy"
 ACCOUNT = "000000000000"
 
