@@ -249,3 +249,19 @@ def test_transient_errors_are_renamed_for_retry() -> None:
         flaky({}, None)
     with pytest.raises(KeyError):
         broken({}, None)
+
+
+def test_notify_publishes_or_says_why_not(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.notify import notify
+
+    monkeypatch.delenv("ESTEIRA_SNS_TOPIC_ARN", raising=False)
+    assert notify("x", {})["status"] == "skipped"
+    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="t")["TopicArn"]
+    queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+    qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
+    out = notify("esteira: model 3 deployed\n(é)", {"version": "3"}, topic_arn=topic)
+    assert out["status"] == "sent"
+    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+    assert body["Subject"] == "esteira: model 3 deployed ( )" and json.loads(body["Message"]) == {"version": "3"}
