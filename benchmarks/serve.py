@@ -1,0 +1,256 @@
+"""Serving benchmark: this service vs `mlflow models serve` vs in-process batched predict, in one run.
+
+Same model (a full BANKING77 model, trained once and cached under .esteira/bench), same machine, one
+worker each; load from a separate process (benchmarks/loadgen.py) at several concurrencies, one text per
+request. Then an open-loop run at 70 % of this service's best rate to read the p99 a user would see
+below saturation. Results go to docs/benchmarks.md (section `serve`) with ratios against the peers.
+
+    python benchmarks/serve.py [--seconds 10] [--concurrency 1,8,32,64] [--skip-mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.loadgen import ServiceProcess, free_port  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+
+BENCH_DIR = ROOT / ".esteira" / "bench"
+
+
+def ensure_model(folder: Path = BENCH_DIR) -> Path:
+    """A full BANKING77 model saved as an MLflow pyfunc directory; trained once, then reused."""
+    import mlflow.pyfunc
+
+    from model.classifier import IntentClassifier, ModelParams
+    from model.config import Settings
+    from model.data import banking77_dir
+    from model.pyfunc import IntentPyfunc
+    from pipelines.train import _requirements
+
+    target = folder / "model-banking77-svm"
+    if (target / "MLmodel").is_file():
+        return target
+    import pandas as pd
+
+    frame = pd.read_csv(banking77_dir(Settings.from_env()) / "train.csv", dtype=str, keep_default_na=False)
+    clf = IntentClassifier(ModelParams(estimator="svm", n_jobs=1)).fit(
+        frame["text"].tolist(), frame["category"].tolist()
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pkl = Path(tmp) / "classifier.pkl"
+        pkl.write_bytes(pickle.dumps(clf, protocol=pickle.HIGHEST_PROTOCOL))
+        partial = folder / "model.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        mlflow.pyfunc.save_model(
+            str(partial),
+            python_model=IntentPyfunc(),
+            artifacts={"classifier": str(pkl)},
+            pip_requirements=_requirements(),
+        )
+        partial.rename(target)
+    return target
+
+
+def texts_file(folder: Path = BENCH_DIR) -> Path:
+    """The BANKING77 test texts, one per line: what the load generator sends, in rotation."""
+    import pandas as pd
+
+    from model.config import Settings
+    from model.data import banking77_dir
+
+    path = folder / "test-texts.txt"
+    if not path.is_file():
+        frame = pd.read_csv(banking77_dir(Settings.from_env()) / "test.csv", dtype=str, keep_default_na=False)
+        path.write_text("\n".join(t.replace("\n", " ") for t in frame["text"]))
+    return path
+
+
+def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "esteira", rate: float = 0.0,
+         path: str = "/predict") -> dict[str, Any]:  # fmt: skip
+    cmd = [
+        sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--port", str(port), "--concurrency",
+        str(concurrency), "--seconds", str(seconds), "--texts", str(texts), "--format", fmt, "--path", path,
+    ]  # fmt: skip
+    if rate:
+        cmd += ["--rate", str(rate)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return dict(json.loads(out))
+
+
+def in_process(model_dir: Path, texts: Path, batch: int = 64, seconds: float = 5.0) -> dict[str, Any]:
+    """The limit: the classifier's own vectorised predict on batches of `batch`, no HTTP."""
+    from model.pyfunc import load_classifier
+
+    clf = load_classifier(str(model_dir))
+    rows = texts.read_text().splitlines()
+    clf.predict(rows[:batch], 3)
+    done, start, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        chunk = rows[i : i + batch] or rows[:batch]
+        i = (i + batch) % len(rows)
+        clf.predict(chunk, 3)
+        done += len(chunk)
+    elapsed = time.perf_counter() - start
+    return {"rows_per_s": round(done / elapsed, 1), "batch": batch, "seconds": round(elapsed, 1)}
+
+
+class MlflowServe:
+    """`mlflow models serve --env-manager local`, with the venv's bin on PATH (it execs uvicorn)."""
+
+    def __init__(self, model_dir: Path, workdir: Path):
+        self.port = free_port()
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        mlflow = str(Path(sys.executable).parent / "mlflow")
+        self.log = (workdir / "mlflow-serve.log").open("ab")
+        self.process = subprocess.Popen(
+            [mlflow, "models", "serve", "-m", str(model_dir), "--env-manager", "local", "-h", "127.0.0.1",
+             "-p", str(self.port), "-w", "1"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("mlflow models serve exited; see mlflow-serve.log")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError("mlflow models serve not ready")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return round(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20, 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--concurrency", default="1,8,32,64")
+    ap.add_argument("--mlflow-concurrency", default="8,64")
+    ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    load_start = os.getloadavg()
+    model_dir = ensure_model()
+    texts = texts_file()
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    results: dict[str, Any] = {"esteira": {}, "mlflow": {}, "load_avg_start": [round(x, 2) for x in load_start]}
+
+    results["in_process"] = in_process(model_dir, texts)
+    print("in-process", results["in_process"], flush=True)
+
+    svc = ServiceProcess({"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench"}, work).start()
+    try:
+        svc.wait_ready()
+        load(svc.port, 8, 2, texts)  # warm-up
+        for c in concurrencies:
+            results["esteira"][c] = load(svc.port, c, args.seconds, texts)
+            print("esteira", c, results["esteira"][c], flush=True)
+        best = max(r["rps"] for r in results["esteira"].values())
+        rate = round(0.7 * best)
+        results["esteira_70pct"] = load(svc.port, 64, args.seconds, texts, rate=rate)
+        print("esteira @70%", results["esteira_70pct"], flush=True)
+        results["esteira_rss_mb"] = rss_mb(svc.process.pid)
+    finally:
+        svc.stop()
+
+    if not args.skip_mlflow:
+        ml = MlflowServe(model_dir, work)
+        try:
+            ml.wait_ready()
+            load(ml.port, 4, 2, texts, fmt="mlflow", path="/invocations")
+            for c in [int(x) for x in args.mlflow_concurrency.split(",")]:
+                results["mlflow"][c] = load(ml.port, c, args.seconds, texts, fmt="mlflow", path="/invocations")
+                print("mlflow", c, results["mlflow"][c], flush=True)
+            results["mlflow_rss_mb"] = rss_mb(ml.process.pid)
+        finally:
+            ml.stop()
+    results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    body = report(results, args)
+    print(body)
+    if not args.no_write:
+        write_section("serve", body)
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> str:
+    est = r["esteira"]
+    best_c = max(est, key=lambda c: est[c]["rps"])
+    best = est[best_c]["rps"]
+    ml_best = max((v["rps"] for v in r["mlflow"].values()), default=0.0)
+    inproc = r["in_process"]["rows_per_s"]
+    p70 = r["esteira_70pct"]
+    errors = sum(v["non_200"] + sum(v["errors"].values()) for v in [*est.values(), p70])
+    lines = [
+        f"Model: full BANKING77 (TF-IDF word+char, LinearSVC, 77 intents), MLflow pyfunc dir. One text per "
+        f"request, {args.seconds:.0f} s per point, load from benchmarks/loadgen.py in its own process, one "
+        f"server worker. Load average (1/5/15 min) at start {r['load_avg_start']}, at end {r['load_avg_end']}: "
+        "the 2 cores are shared with other jobs, so absolute numbers are pessimistic.",
+        "",
+        "| server | concurrency | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c, v in sorted(est.items()):
+        lines.append(
+            f"| esteira (this service) | {c} | {v['rps']:.0f} | {v['p50_ms']} | {v['p99_ms']} | "
+            f"{v['non_200'] + sum(v['errors'].values())} |"
+        )
+    lines.append(
+        f"| esteira, open loop at 70 % of best ({p70['rate']:.0f} req/s) | ≤64 | {p70['rps']:.0f} | "
+        f"{p70['p50_ms']} | {p70['p99_ms']} | {p70['non_200'] + sum(p70['errors'].values())} |"
+    )
+    for c, v in sorted(r["mlflow"].items()):
+        lines.append(
+            f"| mlflow models serve --env-manager local | {c} | {v['rps']:.0f} | {v['p50_ms']} | {v['p99_ms']} | "
+            f"{v['non_200'] + sum(v['errors'].values())} |"
+        )
+    lines.append(f"| in-process batched predict (batch 64, no HTTP) | - | {inproc:.0f} rows/s | | | |")
+    lines += [
+        "",
+        f"- Best esteira: {best:.0f} req/s at c={best_c}. "
+        + (f"vs mlflow best {ml_best:.0f} req/s: **{best / ml_best:.1f}x** (goal ≥ 5x). " if ml_best else "")
+        + f"vs in-process: **{100 * best / inproc:.0f} %** (goal ≥ 40 %).",
+        f"- p99 at 70 % of max throughput: **{p70['p99_ms']} ms** (goal ≤ 25 ms); "
+        f"errors over all esteira runs: **{errors}** (goal 0).",
+        f"- RSS: esteira {r.get('esteira_rss_mb', '?')} MB, mlflow serve {r.get('mlflow_rss_mb', '?')} MB "
+        "(process tree).",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

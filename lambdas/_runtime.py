@@ -1,0 +1,73 @@
+"""What every handler shares: a JSON log line per call, and naming transient failures so they are retried.
+
+Step Functions names a Lambda error after the exception class (`errorType`). Network-level failures
+are re-raised as `TransientError`, the one name the state machine retries with backoff; every other
+error keeps its own name (DataValidationError, SmokeTestFailed, ...) and goes to the Catch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+log = logging.getLogger("esteira.lambda")
+log.setLevel(logging.INFO)
+
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "ProvisionedThroughputExceededException",
+}
+
+
+class TransientError(RuntimeError):
+    """Worth retrying: the network or a throttled API, not our input."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, EndpointConnectionError | BotoConnectionError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _THROTTLING
+    try:
+        from mlflow.exceptions import MlflowException
+    except ImportError:  # pragma: no cover - mlflow is in the image
+        return False
+    if isinstance(exc, MlflowException):
+        text = str(exc)
+        return "Max retries exceeded" in text or "Connection refused" in text or " 50" in text[:200]
+    return False
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Handler]:
+    def wrap(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+        @functools.wraps(fn)
+        def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+            started = time.monotonic()
+            try:
+                result = fn(event or {})
+            except Exception as exc:
+                log.error(json.dumps({"step": name, "error": type(exc).__name__, "message": str(exc)[:2000]}))
+                if _is_transient(exc):
+                    raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+                raise
+            log.info(json.dumps({"step": name, "seconds": round(time.monotonic() - started, 3)}))
+            return json.loads(json.dumps(result, default=str))
+
+        return handler
+
+    return wrap

@@ -1,0 +1,475 @@
+"""ECS data plane: task definitions really run, as local processes.
+
+- RunTask starts every container of the task definition as a process: its command (entryPoint +
+  command, with RunTask overrides), its environment (container definition + overrides, plus the
+  emulator endpoint and credentials), a working directory and a log file of its own. A container
+  port is mapped to a free local port; if the container's PORT variable names that container port it
+  is rewritten to the local one (containers on one host cannot share a port).
+- A task stops when an essential container exits; DescribeTasks then shows STOPPED with exit codes.
+- Services keep `desiredCount` tasks of their current task definition running. UpdateService starts
+  a rolling deployment: new tasks start, become healthy (their first port answers `health_path` with
+  200; port-less containers after a second alive), then the old ones stop. Three failed tasks trip
+  the circuit breaker (rolloutState FAILED), as ECS's deployment circuit breaker does. Deployments,
+  runningCount and rolloutState are what DescribeServices reports.
+- Each service gets a local HTTP proxy standing in for its load balancer (`service_url`), routing to
+  healthy tasks of the primary deployment (or the old ones until it is ready).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FAILURE_THRESHOLD = 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalContainer:
+    name: str
+    essential: bool
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    ports: dict[int, int]  # container port -> local port
+    exit_code: int | None = None
+
+
+@dataclass
+class LocalTask:
+    arn: str
+    task_definition: str
+    containers: list[LocalContainer]
+    service: tuple[str, str] | None = None
+    started: float = field(default_factory=time.monotonic)
+    healthy: bool = False
+    stopped: bool = False
+    stopped_reason: str = ""
+
+    def first_port(self) -> int | None:
+        for c in self.containers:
+            for port in c.ports.values():
+                return port
+        return None
+
+
+def _env_list(items: list[dict[str, str]] | None) -> dict[str, str]:
+    return {i["name"]: i["value"] for i in items or []}
+
+
+def _command(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
+    entry = list(definition.get("entryPoint") or [])
+    cmd = list(override.get("command") or definition.get("command") or [])
+    argv = entry + cmd
+    if argv[:1] in (["/bin/sh"], ["sh"]) and argv[1:2] == ["-c"]:
+        return argv
+    if len(argv) == 1 and " " in argv[0]:
+        return shlex.split(argv[0])
+    if not argv:
+        raise ValueError(f"container {definition.get('name')} has no command (images are not run locally)")
+    return argv
+
+
+class EcsPlane:
+    def __init__(self, base_env: dict[str, str], workdir: Path, health_path: str = "/ready") -> None:
+        self.base_env = base_env
+        self.workdir = workdir
+        self.health_path = health_path
+        self.tasks: dict[str, LocalTask] = {}
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.proxies: dict[tuple[str, str], http.server.ThreadingHTTPServer] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backend: Any = None
+
+    # ---- processes
+    def start_task(self, task_arn: str, td: Any, overrides: dict[str, Any] | None, service: Any = None) -> LocalTask:
+        overrides = overrides or {}
+        by_name = {o.get("name"): o for o in overrides.get("containerOverrides", [])}
+        task_id = task_arn.rsplit("/", 1)[-1]
+        cwd = self.workdir / "tasks" / task_id
+        cwd.mkdir(parents=True, exist_ok=True)
+        containers = []
+        for definition in td.container_definitions:
+            name = definition["name"]
+            override = by_name.get(name, {})
+            ports = {int(m["containerPort"]): free_port() for m in definition.get("portMappings") or []}
+            env = {
+                **self.base_env,
+                **_env_list(definition.get("environment")),
+                **_env_list(override.get("environment")),
+            }
+            for container_port, local in ports.items():
+                if env.get("PORT") == str(container_port):
+                    env["PORT"] = str(local)
+            env.setdefault("ECS_CONTAINER_METADATA_URI_V4", "")
+            env["ESTEIRA_LOCAL_TASK_ARN"] = task_arn
+            log_path = self.workdir / "logs" / f"{task_id}-{name}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    _command(definition, override),
+                    cwd=cwd,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            containers.append(LocalContainer(name, bool(definition.get("essential", True)), proc, log_path, ports))
+        task = LocalTask(task_arn, td.arn, containers, service)
+        with self._lock:
+            self.tasks[task_arn] = task
+        return task
+
+    def stop_task(self, task: LocalTask, reason: str, grace: float = 5.0) -> None:
+        for c in task.containers:
+            if c.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(c.proc.pid, 15)
+        deadline = time.monotonic() + grace
+        for c in task.containers:
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(c.proc.pid, 9)
+                c.proc.wait(5)
+            c.exit_code = c.proc.returncode
+        task.stopped, task.stopped_reason = True, task.stopped_reason or reason
+
+    def _poll(self, task: LocalTask) -> None:
+        if task.stopped:
+            return
+        for c in task.containers:
+            code = c.proc.poll()
+            if code is not None:
+                c.exit_code = code
+                if c.essential:
+                    task.stopped_reason = f"Essential container in task exited ({c.name}: exit code {code})"
+                    self.stop_task(task, task.stopped_reason)
+                    return
+        if not task.healthy:
+            port = task.first_port()
+            if port is None:
+                task.healthy = time.monotonic() - task.started > 1.0
+            else:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{self.health_path}", timeout=2) as r:
+                        task.healthy = r.status == 200
+                except OSError:
+                    task.healthy = False
+
+    def sync_moto_task(self, moto_task: Any) -> None:
+        """Copy a local task's state into moto's Task, which DescribeTasks serialises."""
+        task = self.tasks.get(moto_task.task_arn)
+        if task is None:
+            return
+        self._poll(task)
+        moto_task.last_status = "STOPPED" if task.stopped else "RUNNING"
+        moto_task.desired_status = "STOPPED" if task.stopped else "RUNNING"
+        moto_task.stopped_reason = task.stopped_reason
+        if moto_task.containers and task.containers:
+            first = moto_task.containers[0]
+            first.last_status = moto_task.last_status
+            first.exitCode = task.containers[0].exit_code
+            first.name = task.containers[0].name
+
+    # ---- services
+    def reconcile(self) -> None:
+        backend = self._backend
+        if backend is None:
+            return
+        with self._lock:
+            for key, svc in list(backend.services.items()):
+                cluster, _, name = key.partition(":")
+                self._reconcile_service((cluster, name), svc, backend)
+            for key in [k for k in self.services if f"{k[0]}:{k[1]}" not in backend.services]:
+                for task in self._service_tasks(key):
+                    self.stop_task(task, "service deleted")
+                self.services.pop(key, None)
+
+    def _service_tasks(self, key: tuple[str, str]) -> list[LocalTask]:
+        return [t for t in self.tasks.values() if t.service == key and not t.stopped]
+
+    def _reconcile_service(self, key: tuple[str, str], svc: Any, backend: Any) -> None:
+        state = self.services.setdefault(key, {"failures": {}, "created": {}})
+        if getattr(svc, "status", "ACTIVE") != "ACTIVE":
+            return
+        target = backend.describe_task_definition(svc.task_definition).arn
+        desired = int(svc.desired_count or 0)
+        for task in [t for t in self.tasks.values() if t.service == key and not t.stopped]:
+            self._poll(task)
+            if task.stopped and task.task_definition == target:
+                state["failures"][target] = state["failures"].get(target, 0) + 1
+        tasks = self._service_tasks(key)
+        new = [t for t in tasks if t.task_definition == target]
+        old = [t for t in tasks if t.task_definition != target]
+        failures = state["failures"].get(target, 0)
+        state["created"].setdefault(target, time.time())
+        if failures >= FAILURE_THRESHOLD:
+            rollout, reason = "FAILED", f"ECS deployment circuit breaker: {failures} tasks failed to start"
+            for task in new:
+                self.stop_task(task, "deployment failed")
+            new = []
+        else:
+            td = backend.describe_task_definition(target)
+            for _ in range(desired - len(new)):
+                arn = f"arn:aws:ecs:{svc.region_name}:{backend.account_id}:task/{key[0]}/{uuid.uuid4().hex}"
+                try:
+                    new.append(self.start_task(arn, td, None, service=key))
+                except (OSError, ValueError) as exc:
+                    state["failures"][target] = state["failures"].get(target, 0) + 1
+                    state["last_error"] = str(exc)
+            healthy = [t for t in new if t.healthy]
+            if len(healthy) >= desired:
+                for task in old:
+                    self.stop_task(task, "replaced by a newer deployment")
+                old = []
+                rollout, reason = "COMPLETED", "ECS deployment completed."
+            else:
+                rollout, reason = "IN_PROGRESS", "ECS deployment in progress."
+        running_new = len([t for t in new if t.healthy])
+        deployments = [
+            {
+                "id": f"ecs-svc/{abs(hash((key, target))) % 10**12}",
+                "status": "PRIMARY",
+                "taskDefinition": target,
+                "desiredCount": desired,
+                "pendingCount": len(new) - running_new,
+                "runningCount": running_new,
+                "failedTasks": failures,
+                "rolloutState": rollout,
+                "rolloutStateReason": reason,
+                "launchType": svc.launch_type or "FARGATE",
+                "createdAt": state["created"][target],
+                "updatedAt": time.time(),
+            }
+        ]
+        for td_arn in sorted({t.task_definition for t in old}):
+            same = [t for t in old if t.task_definition == td_arn]
+            deployments.append(
+                {
+                    "id": f"ecs-svc/{abs(hash((key, td_arn))) % 10**12}",
+                    "status": "ACTIVE",
+                    "taskDefinition": td_arn,
+                    "desiredCount": 0,
+                    "pendingCount": 0,
+                    "runningCount": len([t for t in same if t.healthy]),
+                    "failedTasks": 0,
+                    "rolloutState": "COMPLETED",
+                    "launchType": svc.launch_type or "FARGATE",
+                    "createdAt": state["created"].get(td_arn, time.time()),
+                    "updatedAt": time.time(),
+                }
+            )
+        svc.deployments = deployments
+        svc.running_count = sum(d["runningCount"] for d in deployments)
+        svc.pending_count = sum(d["pendingCount"] for d in deployments)
+        self._ensure_proxy(key)
+
+    def route(self, key: tuple[str, str]) -> int | None:
+        """The local port a request to the service goes to: a healthy primary task, else any healthy task."""
+        with self._lock:
+            svc = self._backend.services.get(f"{key[0]}:{key[1]}") if self._backend else None
+            tasks = [t for t in self._service_tasks(key) if t.healthy]
+            if svc is not None and svc.deployments:
+                primary = svc.deployments[0]["taskDefinition"]
+                preferred = [t for t in tasks if t.task_definition == primary]
+                tasks = preferred or tasks
+            for task in tasks:
+                port = task.first_port()
+                if port:
+                    return port
+        return None
+
+    def _ensure_proxy(self, key: tuple[str, str]) -> None:
+        if key in self.proxies:
+            return
+        plane = self
+
+        class Proxy(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                return
+
+            def _forward(self) -> None:
+                port = plane.route(key)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if port is None:
+                    self._reply(503, {"Content-Type": "text/plain"}, b"no healthy targets\n")
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    hop = ("connection", "transfer-encoding", "keep-alive", "content-length")
+                    self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in hop}, data)
+                except OSError as exc:
+                    self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
+                finally:
+                    conn.close()
+
+            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Proxy)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True, name=f"proxy-{key[1]}").start()
+        self.proxies[key] = server
+
+    def service_url(self, cluster: str, service: str) -> str:
+        key = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
+        with self._lock:
+            self._ensure_proxy(key)
+            return f"http://127.0.0.1:{self.proxies[key].server_address[1]}"
+
+    # ---- moto patches
+    def install(self) -> Any:
+        from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.moto_api import state_manager
+
+        # Task status is driven by the processes, never by moto's clock.
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**9})
+        plane = self
+        originals = {
+            name: getattr(EC2ContainerServiceBackend, name)
+            for name in (
+                "run_task",
+                "describe_tasks",
+                "stop_task",
+                "describe_services",
+                "update_service",
+                "create_service",
+            )
+        }
+
+        calc = EC2ContainerServiceBackend.__dict__["_calculate_task_resource_requirements"]
+        from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+        if not hasattr(NetworkInterface, "private_dns_name"):  # moto 5.2.5: awsvpc RunTask reads a missing field
+            NetworkInterface.private_dns_name = property(  # type: ignore[assignment]
+                lambda eni: (
+                    eni.__dict__.get("_localaws_dns") or f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal"
+                ),
+                lambda eni, value: eni.__dict__.__setitem__("_localaws_dns", value),
+            )
+
+        def calculate(task_definition: Any) -> Any:
+            # Fargate task definitions set memory at task level only; moto 5.2.5 adds None and fails.
+            saved = task_definition.container_definitions
+            task_definition.container_definitions = [
+                d if d.get("memory") or d.get("memoryReservation") else {**d, "memory": 0} for d in saved
+            ]
+            try:
+                return calc.__func__(task_definition)
+            finally:
+                task_definition.container_definitions = saved
+
+        EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[method-assign]
+
+        def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            plane._backend = backend
+            tasks = originals["run_task"](backend, *args, **kwargs)
+            for task in tasks:
+                td = backend.describe_task_definition(task.task_definition_arn)
+                try:
+                    plane.start_task(task.task_arn, td, task.overrides)
+                except (OSError, ValueError) as exc:
+                    task.last_status, task.desired_status = "STOPPED", "STOPPED"
+                    task.stopped_reason = f"CannotStartContainerError: {exc}"
+                    continue
+                plane.sync_moto_task(task)
+            return tasks
+
+        def describe_tasks(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            tasks = originals["describe_tasks"](backend, *args, **kwargs)
+            for task in tasks:
+                plane.sync_moto_task(task)
+            return tasks
+
+        def stop_task(backend: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+            for arn, task in list(plane.tasks.items()):
+                if arn.endswith(task_str.rsplit("/", 1)[-1]):
+                    plane.stop_task(task, reason or "stopped by user")
+            return originals["stop_task"](backend, cluster_str, task_str, reason)
+
+        def describe_services(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            plane._backend = backend
+            plane.reconcile()
+            return originals["describe_services"](backend, *args, **kwargs)
+
+        def update_service(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            plane._backend = backend
+            result = originals["update_service"](backend, *args, **kwargs)
+            plane.reconcile()
+            return result
+
+        def create_service(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            plane._backend = backend
+            result = originals["create_service"](backend, *args, **kwargs)
+            plane.reconcile()
+            return result
+
+        EC2ContainerServiceBackend.create_service = create_service  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.describe_tasks = describe_tasks  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.describe_services = describe_services  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign,assignment]
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="localaws-ecs")
+        self._thread.start()
+
+        def undo() -> None:
+            for name, fn in originals.items():
+                setattr(EC2ContainerServiceBackend, name, fn)
+            EC2ContainerServiceBackend._calculate_task_resource_requirements = calc  # type: ignore[method-assign]
+            state_manager.unset_transition("ecs::task")
+
+        return undo
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.reconcile()
+            except Exception as exc:  # keep the loop alive; the next pass retries
+                print(f"localaws ecs reconcile: {exc!r}", flush=True)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        with self._lock:
+            for task in self.tasks.values():
+                if not task.stopped:
+                    self.stop_task(task, "localaws shutting down", grace=3)
+            for server in self.proxies.values():
+                server.shutdown()
+                server.server_close()
+            self.proxies.clear()

@@ -1,0 +1,142 @@
+"""Lambda data plane: Invoke runs the function's real handler instead of moto's echo.
+
+The handler is taken from the function's image command (`ImageConfig.Command[0]`, as our Terraform
+sets it) or from `Handler` for zip functions, as `module.function`. Environment = the function's
+variables plus the emulator endpoint and dummy credentials, which is all a Lambda sees in AWS too.
+
+Two modes: "inprocess" (default: fast; invocations are serialised under one lock because the
+environment is process-global) and "subprocess" (a fresh interpreter per call: slower, isolated).
+Errors come back as AWS does it: `X-Amz-Function-Error: Unhandled` and {errorMessage, errorType,
+stackTrace}, so Step Functions names the error after the exception class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+_ENV_LOCK = threading.RLock()
+# Handlers localaws itself provides (the .sync task runners), keyed by handler path.
+BUILTIN_HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+
+
+def handler_path(fn: Any) -> str:
+    command = getattr(getattr(fn, "image_config", None), "cmd", None)
+    if command:
+        return str(command[0])
+    handler = getattr(fn, "handler", None)
+    if not handler:
+        raise ValueError(f"function {fn.function_name} has neither ImageConfig.Command nor Handler")
+    return str(handler)
+
+
+@contextlib.contextmanager
+def patched_environ(env: dict[str, str]) -> Iterator[None]:
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _resolve(path: str) -> Callable[[dict[str, Any], Any], Any]:
+    if path in BUILTIN_HANDLERS:
+        return BUILTIN_HANDLERS[path]
+    module_name, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorMessage": str(exc)[:20000],
+        "errorType": getattr(exc, "error_type", type(exc).__name__),
+        "stackTrace": traceback.format_exception(exc)[-8:],
+    }
+
+
+class LambdaRuntime:
+    def __init__(self, base_env: dict[str, str], mode: str = "inprocess") -> None:
+        if mode not in ("inprocess", "subprocess"):
+            raise ValueError(f"lambda mode {mode!r}: use 'inprocess' or 'subprocess'")
+        self.base_env = base_env
+        self.mode = mode
+        self.invocations: list[dict[str, Any]] = []
+
+    def invoke(self, fn: Any, payload: Any) -> tuple[bytes, bool]:
+        """Run one invocation; returns (payload bytes, errored)."""
+        path = handler_path(fn)
+        env = {**self.base_env, **(getattr(fn, "environment_vars", None) or {})}
+        env["AWS_LAMBDA_FUNCTION_NAME"] = fn.function_name
+        event = payload if not isinstance(payload, str) else json.loads(payload or "{}")
+        if self.mode == "subprocess" and path not in BUILTIN_HANDLERS:
+            result, errored = self._subprocess(path, env, event)
+        else:
+            with patched_environ(env):
+                try:
+                    result, errored = _resolve(path)(event, None), False
+                except Exception as exc:
+                    result, errored = _error(exc), True
+        self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
+        return json.dumps(result, default=str).encode(), errored
+
+    def _subprocess(self, path: str, env: dict[str, str], event: Any) -> tuple[Any, bool]:
+        full_env = {**os.environ, **env}
+        proc = subprocess.run(
+            [sys.executable, "-m", "localaws.lambda_worker", path],
+            input=json.dumps(event),
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=900,
+            check=False,
+        )
+        sys.stderr.write(proc.stderr[-4000:])
+        try:
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            return {"errorMessage": proc.stderr[-2000:], "errorType": "Runtime.ExitError", "stackTrace": []}, True
+        return out["result"], bool(out["errored"])
+
+
+def install(runtime: LambdaRuntime) -> Callable[[], None]:
+    """Patch moto's LambdaBackend.invoke; returns the function that undoes it."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original, original_simple = LambdaBackend.invoke, LambdaSimpleBackend.invoke
+
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> bytes | None:
+        fn = self.get_function(function_name, qualifier)
+        payload, errored = runtime.invoke(fn, body)
+        if errored:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        if headers.get("x-amz-invocation-type", "RequestResponse") == "Event":
+            return b""
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    # Without Docker moto serves Lambda from LambdaSimpleBackend, which echoes; patch both.
+    LambdaBackend.invoke = invoke  # type: ignore[method-assign]
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+
+    def undo() -> None:
+        LambdaBackend.invoke = original  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = original_simple  # type: ignore[method-assign]
+
+    return undo

@@ -1,0 +1,214 @@
+"""Deploy the workflow onto a LocalAWS the way infra/terraform/modules/workflow does in AWS.
+
+Same template (stepfunctions/train_evaluate_deploy.asl.json, filled like Terraform's templatefile),
+same Lambda names and image commands (`lambdas.<name>.handler`), same environment variable names,
+a lock table with hash key `lock_id`, an SNS topic, an ECS cluster with a training task definition
+and a serving service. What differs is only what cannot exist here: the container image (local
+tasks run the container's command from this checkout) and the network (placeholder VPC/subnet).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localaws.server import LocalAWS
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "stepfunctions" / "train_evaluate_deploy.asl.json"
+FUNCTIONS = ("lock", "validate_data", "evaluate", "promote", "deploy", "service_stable", "smoke_test", "rollback")
+_VAR = re.compile(r"(\$\$\{)|\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+
+
+def render(template: str, variables: dict[str, str]) -> str:
+    """Terraform templatefile() for plain `${name}` interpolations: unknown names are errors, `$${` escapes."""
+    if "%{" in template:
+        raise ValueError("template directives (%{...}) are not supported by this renderer")
+    missing: set[str] = set()
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "${"
+        name = m.group(2)
+        if name not in variables:
+            missing.add(name)
+            return ""
+        return str(variables[name])
+
+    out = _VAR.sub(sub, template)
+    if missing:
+        raise KeyError(f"template variables not provided: {sorted(missing)}")
+    return out
+
+
+@dataclass
+class WorkflowStack:
+    local: LocalAWS
+    name: str = "esteira"
+    training_backend: str = "ecs"
+    # Environment every Lambda and task gets (MLFLOW_TRACKING_URI, ESTEIRA_MODEL_NAME, ...).
+    environment: dict[str, str] = field(default_factory=dict)
+    train_command: list[str] = field(default_factory=lambda: ["esteira", "train"])
+    serving_command: list[str] = field(default_factory=lambda: ["python", "-m", "model.serving"])
+    serving_port: int = 8080
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster(self) -> str:
+        return self.name
+
+    @property
+    def service(self) -> str:
+        return f"{self.name}-serving"
+
+    def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
+        aws = self.local
+        iam = aws.client("iam")
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+                ],
+            }
+        )
+        role = iam.create_role(RoleName=f"{self.name}-workflow", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        ec2 = aws.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(GroupName=f"{self.name}-workflow", Description="workflow", VpcId=vpc)["GroupId"]
+        topic = aws.client("sns").create_topic(Name=f"{self.name}-workflow")["TopicArn"]
+        sqs = aws.client("sqs")
+        queue = sqs.create_queue(QueueName=f"{self.name}-notifications")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        lock_table = f"{self.name}-workflow-lock"
+        aws.client("dynamodb").create_table(
+            TableName=lock_table,
+            KeySchema=[{"AttributeName": "lock_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "lock_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ecs = aws.client("ecs")
+        cluster_arn = ecs.create_cluster(clusterName=self.cluster)["cluster"]["clusterArn"]
+        env_list = [{"name": k, "value": v} for k, v in sorted(self.environment.items())]
+        train_td = ecs.register_task_definition(
+            family=f"{self.name}-train",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="1024",
+            memory="4096",
+            containerDefinitions=[
+                {
+                    "name": "train",
+                    "image": "esteira-training:local",
+                    "essential": True,
+                    "command": self.train_command,
+                    "environment": env_list,
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        serving_env = [*env_list, {"name": "PORT", "value": str(self.serving_port)}]
+        if initial_model_uri:
+            serving_env.append({"name": "MODEL_URI", "value": initial_model_uri})
+        serving_td = ecs.register_task_definition(
+            family=f"{self.name}-serving",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="1024",
+            memory="2048",
+            containerDefinitions=[
+                {
+                    "name": "serving",
+                    "image": "esteira-serving:local",
+                    "essential": True,
+                    "command": self.serving_command,
+                    "environment": serving_env,
+                    "portMappings": [{"containerPort": self.serving_port, "protocol": "tcp"}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=self.cluster,
+            serviceName=self.service,
+            taskDefinition=serving_td,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}},
+        )
+        serving_url = aws.service_url(self.cluster, self.service)
+        lambda_env = {
+            **self.environment,
+            "ESTEIRA_ECS_CLUSTER": self.cluster,
+            "ESTEIRA_ECS_SERVICE": self.service,
+            "ESTEIRA_SERVING_URL": serving_url,
+            "ESTEIRA_SNS_TOPIC_ARN": topic,
+            "ESTEIRA_LOCK_TABLE": lock_table,
+        }
+        lam = aws.client("lambda")
+        arns = {}
+        for fn in FUNCTIONS:
+            arns[fn] = lam.create_function(
+                FunctionName=f"{self.name}-{fn.replace('_', '-')}",
+                Role=role,
+                PackageType="Image",
+                Code={"ImageUri": f"123456789012.dkr.ecr.{aws.region}.amazonaws.com/esteira-lambda:local"},
+                ImageConfig={"Command": [f"lambdas.{fn}.handler"]},
+                Timeout=900,
+                MemorySize=3008,
+                Environment={"Variables": lambda_env},
+            )["FunctionArn"]
+        variables = {f"{k}_function_arn": v for k, v in arns.items()} | {
+            "sns_topic_arn": topic,
+            "ecs_cluster_arn": cluster_arn,
+            "train_task_definition_arn": train_td,
+            "train_container_name": "train",
+            "train_subnets": json.dumps([subnet]),
+            "train_security_groups": json.dumps([sg]),
+            "training_backend": self.training_backend,
+            "sagemaker_role_arn": role,
+            "training_image_uri": "esteira-training:local",
+            "lock_table_name": lock_table,
+            "data_bucket": f"{self.name}-data",
+            "artifacts_bucket": f"{self.name}-artifacts",
+        }
+        definition = render(TEMPLATE.read_text(), variables)
+        sm = aws.client("stepfunctions").create_state_machine(
+            name=f"{self.name}-train-evaluate-deploy", definition=definition, roleArn=role
+        )["stateMachineArn"]
+        self.outputs = {
+            "state_machine_arn": sm,
+            "functions": {fn: f"{self.name}-{fn.replace('_', '-')}" for fn in FUNCTIONS},
+            "function_arns": arns,
+            "topic_arn": topic,
+            "queue_url": queue,
+            "lock_table": lock_table,
+            "cluster_arn": cluster_arn,
+            "serving_url": serving_url,
+            "serving_task_definition": serving_td,
+            "train_task_definition": train_td,
+            "lambda_env": lambda_env,
+        }
+        return self
+
+    def update_function_env(self, fn: str, **changes: str) -> None:
+        lam = self.local.client("lambda")
+        name = self.outputs["functions"][fn]
+        env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, **changes}})
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages published to the workflow topic (through its SQS subscription), oldest first."""
+        sqs = self.local.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.outputs["queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            msgs = got.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.outputs["queue_url"], ReceiptHandle=m["ReceiptHandle"])

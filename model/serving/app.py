@@ -1,0 +1,556 @@
+"""The inference service: FastAPI routes over a micro-batched classifier, with EMF metrics and S3 capture.
+
+Why the request bodies are parsed by hand (and documented through `openapi_extra`): the service must
+answer every malformed request with a 4xx naming the field - a body that is not UTF-8, not JSON, the
+wrong content type, the wrong types, empty or whitespace text, too long, too many - and FastAPI's own
+body handling reports several of these as a generic 400 or as the misleading "body: field required". A
+small validator also costs less per request than a pydantic round trip, and responses are written as
+ready JSON bytes for the same reason (ASCII-escaped, so a lone surrogate in the input cannot break
+encoding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from model.serving.batching import MicroBatcher
+from model.serving.capture import CaptureWriter
+from model.serving.emf import Metrics
+from model.serving.loader import LoadedModel, ModelLoadError, load
+from model.serving.settings import ServingSettings
+
+log = logging.getLogger("esteira.serving")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+class BadRequest(Exception):
+    """A client error with the offending field; becomes a JSON 4xx."""
+
+    def __init__(self, status: int, error: str, field: str | None, message: str):
+        super().__init__(message)
+        self.status, self.error, self.field, self.message = status, error, field, message
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, error: str, field: str | None, message: str) -> Response:
+    return _json({"error": error, "field": field, "message": message}, status)
+
+
+# -- OpenAPI models (documentation; validation is in `_parse_*`) ----------------------------------------
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable error code")
+    field: str | None = Field(description="the request field at fault (e.g. `texts[3]`), or `body`")
+    message: str
+
+
+class Intent(BaseModel):
+    intent: str
+    confidence: float
+
+
+class PredictionBody(BaseModel):
+    intent: str
+    confidence: float = Field(ge=0, le=1)
+    top_k: list[Intent]
+
+
+class PredictResponse(PredictionBody):
+    model_version: str
+    request_id: str
+
+
+class BatchPredictResponse(BaseModel):
+    model_version: str
+    request_id: str
+    predictions: list[PredictionBody]
+
+
+class Contribution(BaseModel):
+    token: str
+    weight: float
+
+
+class ExplainResponse(BaseModel):
+    model_version: str
+    request_id: str
+    intent: str
+    confidence: float
+    contributions: list[Contribution]
+
+
+class ReadyBody(BaseModel):
+    status: str
+    model_version: str | None = None
+    model_uri: str | None = None
+    reason: str | None = None
+
+
+def _text_schema(max_chars: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": r"\S"}
+
+
+def _predict_schema(s: ServingSettings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "Exactly one of `text` (one text) or `texts` (a batch).",
+        "properties": {
+            "text": _text_schema(s.max_text_chars),
+            "texts": {"type": "array", "minItems": 1, "maxItems": s.max_batch, "items": _text_schema(s.max_text_chars)},
+            "top_k": {"type": "integer", "minimum": 1, "maximum": s.max_top_k, "default": s.default_top_k},
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+        "example": {"text": "I still have not received my new card", "top_k": 3},
+    }
+
+
+def _explain_schema(s: ServingSettings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "text": _text_schema(s.max_text_chars),
+            "top_n": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8},
+            "intent": {"type": "string", "description": "explain this intent instead of the predicted one"},
+        },
+        "required": ["text"],
+        "additionalProperties": False,
+        "example": {"text": "my card payment was declined"},
+    }
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "body is not UTF-8 JSON"},
+    413: {"model": ErrorBody, "description": "body larger than SERVING_MAX_BODY_BYTES"},
+    415: {"model": ErrorBody, "description": "content type is not application/json"},
+    422: {"model": ErrorBody, "description": "a field is missing, of the wrong type or out of bounds"},
+    503: {"model": ErrorBody, "description": "model not loaded (see /ready) or shutting down"},
+}
+
+
+# -- request parsing ------------------------------------------------------------------------------------
+async def _read_json(request: Request, max_bytes: int) -> Any:
+    ctype = request.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise BadRequest(415, "unsupported_media_type", "content-type", f"expected application/json, got {ctype!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BadRequest(413, "body_too_large", "body", f"body is {declared} bytes; the limit is {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadRequest(413, "body_too_large", "body", f"body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, "invalid_encoding", "body", f"body is not UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise BadRequest(400, "invalid_json", "body", "body is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadRequest(400, "invalid_json", "body", f"invalid JSON: {exc.msg} at {where}") from None
+    except RecursionError:
+        raise BadRequest(400, "invalid_json", "body", "JSON nested too deeply") from None
+
+
+def _check_text(value: Any, field: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(422, "invalid_type", field, f"{field} must be a string, got {_json_type(value)}")
+    if not value.strip():
+        raise BadRequest(422, "empty_text", field, f"{field} is empty or only whitespace")
+    if len(value) > max_chars:
+        raise BadRequest(422, "text_too_long", field, f"{field} has {len(value)} characters; the limit is {max_chars}")
+    return value
+
+
+def _check_int(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(422, "invalid_type", field, f"{field} must be an integer, got {_json_type(value)}")
+    if not low <= value <= high:
+        raise BadRequest(422, "out_of_range", field, f"{field} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _check_object(doc: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise BadRequest(422, "invalid_type", "body", f"body must be a JSON object, got {_json_type(doc)}")
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise BadRequest(422, "unknown_field", unknown[0], f"unknown field {unknown[0]!r}; allowed: {sorted(allowed)}")
+    return doc
+
+
+def parse_predict(doc: Any, s: ServingSettings) -> tuple[list[str], bool, int]:
+    """Return (texts, is_batch, top_k) or raise BadRequest naming the field."""
+    body = _check_object(doc, {"text", "texts", "top_k"})
+    top_k = _check_int(body["top_k"], "top_k", 1, s.max_top_k) if "top_k" in body else s.default_top_k
+    if "text" in body and "texts" in body:
+        raise BadRequest(422, "conflicting_fields", "texts", "send either text or texts, not both")
+    if "text" in body:
+        return [_check_text(body["text"], "text", s.max_text_chars)], False, top_k
+    if "texts" not in body:
+        raise BadRequest(422, "missing_field", "text", "field required: text (one text) or texts (a batch)")
+    texts = body["texts"]
+    if not isinstance(texts, list):
+        raise BadRequest(422, "invalid_type", "texts", f"texts must be an array of strings, got {_json_type(texts)}")
+    if not texts:
+        raise BadRequest(422, "empty_batch", "texts", "texts is empty")
+    if len(texts) > s.max_batch:
+        raise BadRequest(422, "batch_too_large", "texts", f"texts has {len(texts)} items; the limit is {s.max_batch}")
+    return [_check_text(t, f"texts[{i}]", s.max_text_chars) for i, t in enumerate(texts)], True, top_k
+
+
+def parse_explain(doc: Any, s: ServingSettings) -> tuple[str, int, str | None]:
+    body = _check_object(doc, {"text", "top_n", "intent"})
+    if "text" not in body:
+        raise BadRequest(422, "missing_field", "text", "field required: text")
+    text = _check_text(body["text"], "text", s.max_text_chars)
+    top_n = _check_int(body["top_n"], "top_n", 1, 50) if "top_n" in body else 8
+    intent = body.get("intent")
+    if intent is not None and not isinstance(intent, str):
+        raise BadRequest(422, "invalid_type", "intent", f"intent must be a string, got {_json_type(intent)}")
+    return text, top_n, intent
+
+
+# -- state ----------------------------------------------------------------------------------------------
+class ServingState:
+    """Everything the routes share: the current model, its loader status, the batcher, metrics, capture."""
+
+    def __init__(self, settings: ServingSettings, loader: Callable[[str], LoadedModel] | None = None):
+        self.settings = settings
+        self.model: LoadedModel | None = None
+        self.status = "loading"
+        self.reason: str | None = "model is loading"
+        self.shutting_down = False
+        self.reloading = False
+        self.last_reload_error: str | None = None
+        self._loader = loader or (
+            lambda uri: load(uri, settings.mlflow_tracking_uri, fallback_version=settings.model_version)
+        )
+        self.metrics = Metrics(settings.service_name, settings.low_confidence)
+        self.capture: CaptureWriter | None = None
+        if settings.capture_s3_uri:
+            self.capture = CaptureWriter(
+                settings.capture_s3_uri,
+                sample_rate=settings.capture_sample_rate,
+                flush_s=settings.capture_flush_s,
+                flush_records=settings.capture_flush_records,
+                max_buffer=settings.capture_max_buffer,
+                retries=settings.capture_retries,
+                endpoint_url=settings.aws_endpoint_url,
+                region=settings.aws_region,
+            )
+            capture = self.capture
+            self.metrics.set_dropped_counter(lambda: capture.dropped)
+        self.batcher: MicroBatcher | None = None
+        self.in_flight = 0
+
+    @property
+    def version(self) -> str:
+        return self.model.version if self.model else "none"
+
+    def model_ref(self) -> tuple[str, Callable[[list[str], int], Any]]:
+        model = self.model
+        if model is None:
+            raise ModelLoadError(self.reason or "model not loaded")
+        return model.version, model.classifier.predict
+
+    async def load_initial(self) -> None:
+        try:
+            self.model = await asyncio.to_thread(self._loader, self.settings.model_uri)
+        except Exception as exc:
+            self.status, self.reason = "failed", str(exc) if isinstance(exc, ModelLoadError) else repr(exc)
+            log.error("model load failed", extra={"reason": self.reason, "model_uri": self.settings.model_uri})
+            return
+        self.status, self.reason = "ready", None
+        log.info(
+            "model loaded",
+            extra={
+                "model_version": self.model.version,
+                "model_uri": self.model.uri,
+                "seconds": round(self.model.load_seconds, 2),
+            },
+        )
+
+    async def reload(self, model_uri: str | None = None) -> bool:
+        """Load a new model beside the current one, then swap the reference; on failure keep serving the old."""
+        if self.reloading:
+            return False
+        self.reloading = True
+        uri = model_uri or self.settings.model_uri
+        try:
+            new = await asyncio.to_thread(self._loader, uri)
+        except Exception as exc:
+            self.last_reload_error = str(exc)
+            log.error("model reload failed; still serving the previous model", extra={"reason": str(exc)})
+            if self.model is None:
+                self.status, self.reason = "failed", str(exc)
+            return False
+        finally:
+            self.reloading = False
+        old = self.version
+        self.model = new  # atomic: the next batch uses the new model, the running one finishes on the old
+        self.status, self.reason, self.last_reload_error = "ready", None, None
+        log.info("model swapped", extra={"from_version": old, "model_version": new.version, "model_uri": new.uri})
+        return True
+
+
+# -- metrics / header middleware ------------------------------------------------------------------------
+_QUIET_PATHS = {"/health", "/ready", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}
+
+
+class ServingMiddleware:
+    """Add X-Model-Version and X-Request-Id to every response; time and count requests for EMF.
+
+    Pure ASGI (not BaseHTTPMiddleware), because that wrapper costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp, state: ServingState):
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state = self.state
+        rid = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:128]
+                break
+        scope.setdefault("state", {})["request_id"] = rid or uuid.uuid4().hex
+        status = 500
+        version_seen = state.version
+
+        async def _send(message: Message) -> None:
+            nonlocal status, version_seen
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                names = {h[0].lower() for h in headers}
+                if b"x-model-version" not in names:
+                    headers.append((b"x-model-version", state.version.encode()))
+                else:
+                    version_seen = next(v.decode() for k, v in headers if k.lower() == b"x-model-version")
+                headers.append((b"x-request-id", scope["state"]["request_id"].encode("latin-1", "replace")))
+                message["headers"] = headers
+            await send(message)
+
+        state.in_flight += 1
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            state.in_flight -= 1
+            # Probes are not traffic: /ready answers 503 by design while loading or draining.
+            if scope["path"] not in _QUIET_PATHS:
+                state.metrics.record_request(version_seen, status, (time.perf_counter() - start) * 1000.0)
+            if status >= 500 and scope["path"] != "/ready":
+                log.error("server error", extra={"path": scope["path"], "status": status})
+
+
+# -- the app --------------------------------------------------------------------------------------------
+def create_app(settings: ServingSettings | None = None, state: ServingState | None = None) -> FastAPI:
+    settings = settings or ServingSettings.from_env()
+    state = state or ServingState(settings)
+    background: list[asyncio.Task[Any]] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.batcher = MicroBatcher(state.model_ref, settings.batch_max_rows, settings.batch_wait_ms / 1000.0)
+        state.batcher.start()
+        if state.capture is not None:
+            state.capture.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: background.append(loop.create_task(state.reload())))
+        background.append(loop.create_task(state.load_initial()))
+        background.append(loop.create_task(_emit_metrics(state, settings.metrics_interval_s)))
+        try:
+            yield
+        finally:
+            # uvicorn has stopped accepting and has finished (or timed out) in-flight requests.
+            state.shutting_down = True
+            await state.batcher.close()
+            for task in background:
+                task.cancel()
+            if state.capture is not None:
+                await asyncio.to_thread(state.capture.close, max(1.0, settings.shutdown_timeout_s / 2))
+            state.metrics.flush()
+            log.info("shutdown complete")
+
+    app = FastAPI(
+        title="esteira intent classifier",
+        version="1.0",
+        description=(
+            "Classifies banking customer messages into BANKING77 intents. Every response carries the "
+            "model version in the body and the `X-Model-Version` header."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+
+    @app.exception_handler(BadRequest)
+    async def _bad_request(_: Request, exc: BadRequest) -> Response:
+        return _error(exc.status, exc.error, exc.field, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query")) or "body"
+        return _error(422, "invalid_request", field, str(first.get("msg", "invalid request")))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, None, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal_error", None, "internal error; see the service logs")
+
+    def _unavailable() -> Response | None:
+        if state.model is None:
+            return _error(503, "model_not_ready", None, state.reason or "model not loaded")
+        return None
+
+    @app.get("/health", summary="Liveness: the process is up", responses={200: {"description": "alive"}})
+    async def health() -> Response:
+        return _json({"status": "ok", "model_version": state.version})
+
+    @app.get(
+        "/ready",
+        summary="Readiness: the model is loaded and passed its self-test",
+        responses={200: {"model": ReadyBody}, 503: {"model": ReadyBody}},
+    )
+    async def ready() -> Response:
+        if state.shutting_down:
+            return _json({"status": "shutting_down", "reason": "the service is shutting down"}, 503)
+        if state.model is None:
+            return _json({"status": state.status, "reason": state.reason, "model_uri": settings.model_uri}, 503)
+        return _json({"status": "ready", "model_version": state.model.version, "model_uri": state.model.uri})
+
+    @app.post(
+        "/predict",
+        summary="Classify one text or a batch",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _predict_schema(settings)}}}
+        },
+        responses={200: {"model": PredictResponse | BatchPredictResponse}, **_ERRORS},
+    )
+    async def predict(request: Request) -> Response:
+        texts, is_batch, top_k = parse_predict(await _read_json(request, settings.max_body_bytes), settings)
+        if (busy := _unavailable()) is not None:
+            return busy
+        assert state.batcher is not None
+        rid: str = request.scope["state"]["request_id"]
+        try:
+            version, preds = await state.batcher.submit(texts, top_k)
+        except ModelLoadError as exc:
+            return _error(503, "model_not_ready", None, str(exc))
+        items = [
+            {
+                "intent": p.intent,
+                "confidence": p.confidence,
+                "top_k": [{"intent": i, "confidence": c} for i, c in p.top_k[:top_k]],
+            }
+            for p in preds
+        ]
+        intents = [p.intent for p in preds]
+        confidences = [p.confidence for p in preds]
+        state.metrics.record_predictions(version, intents, confidences, [len(t) for t in texts])
+        if state.capture is not None:
+            ts = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            state.capture.add(
+                [
+                    {
+                        "ts": ts,
+                        "request_id": rid if not is_batch else f"{rid}-{i}",
+                        "text": t,
+                        "intent": intent,
+                        "confidence": conf,
+                        "model_version": version,
+                    }
+                    for i, (t, intent, conf) in enumerate(zip(texts, intents, confidences, strict=True))
+                ]
+            )
+        body: dict[str, Any] = {"model_version": version, "request_id": rid}
+        if is_batch:
+            body["predictions"] = items
+        else:
+            body.update(items[0])
+        return _json(body, headers={"x-model-version": version})
+
+    @app.post(
+        "/explain",
+        summary="Which words pushed the text toward the predicted (or given) intent",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _explain_schema(settings)}}}
+        },
+        responses={200: {"model": ExplainResponse}, **_ERRORS},
+    )
+    async def explain(request: Request) -> Response:
+        text, top_n, intent = parse_explain(await _read_json(request, settings.max_body_bytes), settings)
+        if (busy := _unavailable()) is not None:
+            return busy
+        model = state.model
+        assert model is not None
+        if intent is not None and intent not in set(model.classifier.classes_):
+            raise BadRequest(422, "unknown_intent", "intent", f"unknown intent {intent[:80]!r}")
+        result = model.classifier.explain(text, top_n=top_n, intent=intent)
+        body = {"model_version": model.version, "request_id": request.scope["state"]["request_id"], **result}
+        return _json(body, headers={"x-model-version": model.version})
+
+    app.add_middleware(ServingMiddleware, state=state)
+    return app
+
+
+async def _emit_metrics(state: ServingState, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            state.metrics.flush()
+        except Exception:  # metrics must never take the service down
+            log.exception("metrics flush failed")

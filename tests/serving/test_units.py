@@ -1,0 +1,114 @@
+"""Pure parts of the service: request parsing, the micro-batcher, EMF aggregation, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+
+import pytest
+
+from model.serving.app import BadRequest, parse_explain, parse_predict
+from model.serving.batching import MicroBatcher
+from model.serving.emf import Metrics
+from model.serving.loader import ModelLoadError, resolve
+from model.serving.settings import ServingSettings
+
+S = ServingSettings(max_text_chars=10, max_batch=3, max_top_k=5)
+
+
+def test_parse_predict_accepts_and_names_fields() -> None:
+    assert parse_predict({"text": "hi"}, S) == (["hi"], False, 3)
+    assert parse_predict({"texts": ["a", "b"], "top_k": 5}, S) == (["a", "b"], True, 5)
+    cases = [
+        ({"texts": ["a", "b", "c", "d"]}, "texts"),
+        ({"texts": ["a", "b" * 11]}, "texts[1]"),
+        ({"text": "x", "top_k": 6}, "top_k"),
+        ({"text": "x", "extra": 1}, "extra"),
+        ({}, "text"),
+    ]
+    for doc, field in cases:
+        with pytest.raises(BadRequest) as err:
+            parse_predict(doc, S)
+        assert err.value.field == field and 400 <= err.value.status < 500
+    assert parse_explain({"text": "a", "intent": "x"}, S) == ("a", 8, "x")
+
+
+def test_batcher_groups_concurrent_requests_within_bounds() -> None:
+    sizes: list[int] = []
+
+    def predict(texts: list[str], k: int) -> list[str]:
+        sizes.append(len(texts))
+        time.sleep(0.002)  # like a real predict, blocks the loop while it runs
+        return [t.upper() for t in texts]
+
+    async def main() -> list[tuple[str, list[str]]]:
+        b = MicroBatcher(lambda: ("v1", predict), max_rows=16, max_wait_s=0.005)
+        b.start()
+        out = await asyncio.gather(*(b.submit([f"t{i}", f"u{i}"] if i % 5 == 0 else [f"t{i}"], 1) for i in range(100)))
+        await b.close()
+        return out
+
+    results = asyncio.run(main())
+    assert max(sizes) <= 16 and len(sizes) < 30 and sum(sizes) == 120
+    for i, (tag, res) in enumerate(results):
+        assert tag == "v1" and res[0] == f"T{i}" and (len(res) == 2) == (i % 5 == 0)
+
+
+def test_batcher_wait_is_bounded_and_failures_fail_only_their_batch() -> None:
+    calls = {"n": 0}
+
+    def predict(texts: list[str], k: int) -> list[str]:
+        calls["n"] += 1
+        if "boom" in texts:
+            raise ValueError("boom")
+        return texts
+
+    async def main() -> float:
+        b = MicroBatcher(lambda: ("v", predict), max_rows=64, max_wait_s=0.01)
+        b.start()
+        start = time.perf_counter()
+        await b.submit(["alone"], 1)
+        waited = time.perf_counter() - start
+        with pytest.raises(ValueError):
+            await b.submit(["boom"], 1)
+        assert (await b.submit(["after"], 1))[1] == ["after"]
+        await b.close()
+        with pytest.raises(RuntimeError):
+            await b.submit(["closed"], 1)
+        return waited
+
+    assert asyncio.run(main()) < 0.2
+
+
+def test_emf_aggregates_per_version_and_intent() -> None:
+    out = io.StringIO()
+    m = Metrics("svc", low_confidence=0.5, out=out, dropped_counter=lambda: 3)
+    for i in range(100):
+        m.record_request("7", 200, float(i))
+    m.record_request("7", 422, 1.0)
+    m.record_request("7", 500, 1.0)
+    m.record_predictions("7", ["a", "a", "b"], [0.9, 0.4, 0.8], [10, 20, 30])
+    assert m.flush() == 3
+    docs = [json.loads(x) for x in out.getvalue().splitlines()]
+    main = docs[0]
+    assert main["RequestCount"] == 102 and main["Http4xx"] == 1 and main["Http5xx"] == 1
+    assert 48 <= main["LatencyP50"] <= 52 and main["LatencyP99"] >= 97
+    assert main["MeanConfidence"] == pytest.approx(0.7) and main["LowConfidenceRate"] == pytest.approx(1 / 3)
+    assert main["MeanTextLength"] == 20 and main["CaptureDropped"] == 3
+    assert {(d["Intent"], d["Predictions"]) for d in docs[1:]} == {("a", 2), ("b", 1)}
+    assert m.flush() == 0  # a new interval starts empty; the drop counter reports deltas
+
+
+def test_resolve_uris_and_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve("models:/m/4") == ("models:/m/4", "4")
+    assert resolve("/tmp/models/intent-v9") == ("/tmp/models/intent-v9", "intent-v9")
+    assert resolve("s3://b/p/model", fallback_version="12") == ("s3://b/p/model", "12")
+    with pytest.raises(ModelLoadError):
+        resolve("")
+    with pytest.raises(ModelLoadError):
+        resolve("models:/m/latest/x")
+    monkeypatch.setenv("CAPTURE_SAMPLE_RATE", "1.5")
+    with pytest.raises(ValueError, match="CAPTURE_SAMPLE_RATE"):
+        ServingSettings.from_env()

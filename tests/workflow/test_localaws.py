@@ -1,0 +1,107 @@
+"""localaws pieces on their own: template rendering, the .sync rewrite, Lambda invoke modes, local ECS tasks."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from localaws import LocalAWS
+from localaws.sfn import REWRITES, rewrite
+from localaws.stack import FUNCTIONS, TEMPLATE, render
+
+
+def _variables() -> dict[str, str]:
+    return {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:1:function:{f}" for f in FUNCTIONS} | {
+        "sns_topic_arn": "arn:aws:sns:us-east-1:1:t", "ecs_cluster_arn": "c", "train_task_definition_arn": "td",
+        "train_container_name": "train", "train_subnets": '["s-1"]', "train_security_groups": '["sg-1"]',
+        "training_backend": "ecs", "sagemaker_role_arn": "r", "training_image_uri": "i", "lock_table_name": "l",
+        "data_bucket": "d", "artifacts_bucket": "a",
+    }  # fmt: skip
+
+
+def test_template_renders_to_valid_asl_and_rejects_missing_variables() -> None:
+    asl = json.loads(render(TEMPLATE.read_text(), _variables()))
+    tasks = {n: s for n, s in asl["States"].items() if s["Type"] == "Task"}
+    assert all(s.get("Catch") for s in tasks.values()), "every Task needs a Catch"
+    net = tasks["TrainEcs"]["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert net["Subnets"] == ["s-1"] and net["SecurityGroups"] == ["sg-1"]
+    with pytest.raises(KeyError, match="sns_topic_arn"):
+        render(TEMPLATE.read_text(), {k: v for k, v in _variables().items() if k != "sns_topic_arn"})
+
+
+def test_rewrite_touches_only_sync_resources() -> None:
+    original = render(TEMPLATE.read_text(), _variables())
+    out = json.loads(rewrite(original, "123", "eu-west-1"))
+    src = json.loads(original)
+    for name, state in src["States"].items():
+        if state.get("Resource") in REWRITES:
+            fn = REWRITES[state["Resource"]]
+            assert out["States"][name]["Resource"] == f"arn:aws:lambda:eu-west-1:123:function:{fn}"
+            assert out["States"][name]["Parameters"] == state["Parameters"]
+        else:
+            assert out["States"][name] == state
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("README", "code comes from the checkout")
+    return buf.getvalue()
+
+
+def test_subprocess_lambda_reports_errors_like_aws(tmp_path: Path) -> None:
+    with LocalAWS(workdir=tmp_path, lambda_mode="subprocess") as aws:
+        role = aws.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = aws.client("lambda")
+        lam.create_function(FunctionName="lock", Runtime="python3.11", Role=role, Handler="lambdas.lock.handler",
+                            Code={"ZipFile": _zip()})  # fmt: skip
+        resp = lam.invoke(FunctionName="lock", Payload=json.dumps({"action": "steal", "owner": "x"}).encode())
+        assert resp["FunctionError"] == "Unhandled"
+        body = json.loads(resp["Payload"].read())
+        assert body["errorType"] == "ValueError" and "unknown action" in body["errorMessage"]
+
+
+def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
+    with LocalAWS(workdir=tmp_path) as aws:
+        ecs = aws.client("ecs")
+        ecs.create_cluster(clusterName="c")
+        script = "import os, sys; print(os.environ['GREETING']); sys.exit(int(os.environ['CODE']))"
+        env = [{"name": "GREETING", "value": "hello"}, {"name": "CODE", "value": "0"}]
+        container = {
+            "name": "main",
+            "image": "x",
+            "memory": 128,
+            "command": [sys.executable, "-c", script],
+            "environment": env,
+        }
+        td = ecs.register_task_definition(family="job", containerDefinitions=[container])["taskDefinition"][
+            "taskDefinitionArn"
+        ]
+        ec2 = aws.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        net = {"awsvpcConfiguration": {"subnets": [subnet]}}
+        arns = []
+        for code in ("0", "3"):
+            override = {"containerOverrides": [{"name": "main", "environment": [{"name": "CODE", "value": code}]}]}
+            started = ecs.run_task(
+                cluster="c", taskDefinition=td, overrides=override, launchType="FARGATE", networkConfiguration=net
+            )
+            arns.append(started["tasks"][0]["taskArn"])
+        deadline = time.monotonic() + 30
+        while True:
+            tasks = ecs.describe_tasks(cluster="c", tasks=arns)["tasks"]
+            if all(t["lastStatus"] == "STOPPED" for t in tasks):
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        codes = {t["taskArn"]: t["containers"][0]["exitCode"] for t in tasks}
+        assert [codes[a] for a in arns] == [0, 3]
+        logs = sorted((tmp_path / "logs").glob("*.log"))
+        assert logs and all(p.read_text().strip() == "hello" for p in logs)
