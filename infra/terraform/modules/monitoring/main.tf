@@ -186,14 +186,14 @@ resource "aws_cloudwatch_metric_alarm" "failed_executions" {
 resource "aws_cloudwatch_metric_alarm" "drift" {
   count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-model-drift"
-  alarm_description   = "Input drift score above ${var.drift_threshold}: retraining is triggered"
+  alarm_description   = "DriftScore >= ${var.drift_threshold} (1.0 = drift-check rejected 'no drift' at its alpha): retraining is triggered"
   namespace           = var.metrics_namespace
   metric_name         = var.drift_metric_name
   dimensions          = local.service_dimensions
   statistic           = "Maximum"
   period              = 3600
   evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
+  comparison_operator = "GreaterThanOrEqualToThreshold"
   threshold           = var.drift_threshold
   treat_missing_data  = "notBreaching"
   actions_enabled     = true

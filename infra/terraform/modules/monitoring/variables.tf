@@ -106,12 +106,12 @@ variable "p99_latency_threshold_seconds" {
 }
 
 variable "drift_threshold" {
-  description = "Alarm (and retrain) when the drift score exceeds this."
+  description = "Alarm (and retrain) when DriftScore reaches this. 1.0 is the drift-check verdict, whose false-alarm rate per window is ESTEIRA_DRIFT_ALPHA (docs/drift.md); lower values alarm earlier and more often."
   type        = number
-  default     = 0.2
+  default     = 1.0
   validation {
-    condition     = var.drift_threshold > 0
-    error_message = "drift_threshold must be positive."
+    condition     = var.drift_threshold > 0 && var.drift_threshold <= 1
+    error_message = "drift_threshold must be in (0, 1]."
   }
 }
 

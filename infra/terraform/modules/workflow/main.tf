@@ -32,6 +32,9 @@ locals {
     ESTEIRA_LOCK_TABLE               = local.lock_table_name
     ESTEIRA_METRICS_NAMESPACE        = var.metrics_namespace
     ESTEIRA_RETRAIN_COOLDOWN_SECONDS = tostring(var.retrain_cooldown_seconds)
+    # The monitoring module names model-health alarms "<name>-model-*"; only those start retraining.
+    ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}-model-"
+    SERVICE_NAME                 = var.serving_service_name
   })
 }
 
