@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import signal
@@ -331,6 +332,10 @@ class ServingState:
             self.reloading = False
         old = self.version
         self.model = new  # atomic: the next batch uses the new model, the running one finishes on the old
+        # The old model sits in the frozen generation; re-freeze so anything cyclic in it can be collected.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         self.status, self.reason, self.last_reload_error = "ready", None, None
         log.info("model swapped", extra={"from_version": old, "model_version": new.version, "model_uri": new.uri})
         return True
