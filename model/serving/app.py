@@ -476,7 +476,7 @@ class ServingMiddleware:
                 rid = value.decode("latin-1")[:128]
                 break
         scope.setdefault("state", {})["request_id"] = rid or uuid.uuid4().hex
-        status = 500
+        status = 0  # stays 0 if the client left before an answer started: not counted as a server error
         version_seen = state.version
 
         async def _send(message: Message) -> None:
@@ -499,10 +499,13 @@ class ServingMiddleware:
                 await fast_predict(state, scope, receive, _send)
             else:
                 await self.app(scope, receive, _send)
+        except Exception:
+            status = status or 500  # the outer error middleware answers 500; count it here
+            raise
         finally:
             state.in_flight -= 1
             # Probes are not traffic: /ready answers 503 by design while loading or draining.
-            if scope["path"] not in _QUIET_PATHS:
+            if scope["path"] not in _QUIET_PATHS and status:
                 state.metrics.record_request(version_seen, status, (time.perf_counter() - start) * 1000.0)
             if status >= 500 and scope["path"] != "/ready":
                 log.error("server error", extra={"path": scope["path"], "status": status})
