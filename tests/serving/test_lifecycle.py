@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from benchmarks.loadgen import ServiceProcess
 from pipelines import registry
@@ -72,6 +73,7 @@ def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
     assert any(r["message"].startswith("capture: closed") for r in logs)
 
 
+@pytest.mark.slow
 def test_model_swap_under_load_has_no_failed_requests(
     registered_model: dict[str, Any], slice_files: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -112,3 +112,30 @@ def test_resolve_uris_and_settings_validation(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CAPTURE_SAMPLE_RATE", "1.5")
     with pytest.raises(ValueError, match="CAPTURE_SAMPLE_RATE"):
         ServingSettings.from_env()
+
+
+def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
+    """The one way to get a 5xx: the model itself raising. It is answered, logged and counted."""
+    from fastapi.testclient import TestClient
+
+    from model.serving.app import ServingState, create_app
+    from model.serving.loader import LoadedModel
+
+    class Broken:
+        classes_ = ("a",)
+
+        def predict(self, texts: list[str], top_k: int) -> list[object]:
+            raise RuntimeError("broken model")
+
+    settings = ServingSettings(model_uri="unused", metrics_interval_s=3600)
+    state = ServingState(settings, loader=lambda uri: LoadedModel(Broken(), "9", uri, uri, 0.0))  # type: ignore[arg-type]
+    with TestClient(create_app(settings, state), raise_server_exceptions=False) as client:
+        for _ in range(50):
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        resp = client.post("/predict", json={"text": "hello"})
+        assert resp.status_code == 500 and resp.json()["error"] == "internal_error"
+        assert client.post("/predict", json={"text": 3}).status_code == 422
+        docs = state.metrics.documents()
+    assert docs[0]["Http5xx"] == 1 and docs[0]["Http4xx"] == 1 and docs[0]["ModelVersion"] == "9"
