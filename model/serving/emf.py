@@ -110,7 +110,8 @@ class Metrics:
                 values["MeanConfidence"] = (round(win.confidence_sum / win.rows, 6), "None")
                 values["LowConfidenceRate"] = (round(win.low_confidence / win.rows, 6), "None")
                 values["MeanTextLength"] = (round(win.text_length_sum / win.rows, 3), "None")
-            docs.append(self._doc(ts, {"Service": self.service, "ModelVersion": version}, values))
+            # Also roll up on [Service] alone, so alarms need not know which version is live.
+            docs.append(self._doc(ts, {"Service": self.service, "ModelVersion": version}, values, rollup=True))
             for intent, n in sorted(win.predictions.items()):
                 docs.append(
                     self._doc(
@@ -121,14 +122,16 @@ class Metrics:
                 )
         return docs
 
-    def _doc(self, ts: int, dims: dict[str, str], values: dict[str, tuple[float, str]]) -> dict[str, Any]:
+    def _doc(
+        self, ts: int, dims: dict[str, str], values: dict[str, tuple[float, str]], rollup: bool = False
+    ) -> dict[str, Any]:
         return {
             "_aws": {
                 "Timestamp": ts,
                 "CloudWatchMetrics": [
                     {
                         "Namespace": NAMESPACE,
-                        "Dimensions": [list(dims)],
+                        "Dimensions": [list(dims), ["Service"]] if rollup else [list(dims)],
                         "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
                     }
                 ],
