@@ -160,7 +160,7 @@ def test_emf_metrics_and_capture(
     assert main, docs
     doc = main[-1]
     cw = doc["_aws"]["CloudWatchMetrics"][0]
-    assert cw["Namespace"] == "Esteira" and cw["Dimensions"] == [["Service", "ModelVersion"]]
+    assert cw["Namespace"] == "Esteira" and cw["Dimensions"] == [["Service", "ModelVersion"], ["Service"]]
     names = {m["Name"] for m in cw["Metrics"]}
     assert {"RequestCount", "LatencyP50", "LatencyP90", "LatencyP99", "Http4xx", "Http5xx", "CaptureDropped"} <= names
     assert doc["Service"] == "esteira-serving" and doc["ModelVersion"] == version
