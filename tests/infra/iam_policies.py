@@ -63,7 +63,9 @@ def policy_documents(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for address, values in _resources(document):
         candidates = [(attr, values.get(attr)) for attr in POLICY_ATTRIBUTES]
-        candidates += [(f"inline_policy[{i}]", p.get("policy")) for i, p in enumerate(values.get("inline_policy") or [])]
+        candidates += [
+            (f"inline_policy[{i}]", p.get("policy")) for i, p in enumerate(values.get("inline_policy") or [])
+        ]
         for attr, raw in candidates:
             if not isinstance(raw, str) or "Statement" not in raw:
                 continue

@@ -59,8 +59,12 @@ def test_plan_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path)
     record("planned_create", len(creates))
     record("plan_seconds", round(time.monotonic() - started, 1))
     assert len(creates) > 150, f"only {len(creates)} resources planned"
-    for must in ("module.serving.aws_ecs_service.serving", "module.workflow.aws_lambda_function.this[\"lock\"]",
-                 "module.mlflow.aws_db_instance.this", "module.ci[0].aws_iam_role.deploy"):
+    for must in (
+        "module.serving.aws_ecs_service.serving",
+        'module.workflow.aws_lambda_function.this["lock"]',
+        "module.mlflow.aws_db_instance.this",
+        "module.ci[0].aws_iam_role.deploy",
+    ):
         assert must in creates, f"{must} missing from the plan"
     assert not violations(document), "IAM allows * on *:\n" + "\n".join(violations(document))
 
@@ -70,8 +74,9 @@ def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path
     started = time.monotonic()
     document = plan(initialized, moto_server, tmp_path / "plan.bin")
     planned = [c["address"] for c in document["resource_changes"] if "create" in c["change"]["actions"]]
-    proc = initialized.run("apply", "-no-color", "-lock=false", "-auto-approve", str(tmp_path / "plan.bin"),
-                           timeout=1800, check=False)
+    proc = initialized.run(
+        "apply", "-no-color", "-lock=false", "-auto-approve", str(tmp_path / "plan.bin"), timeout=1800, check=False
+    )
     state = initialized.show_json()
     applied = managed_resources(state.get("values", {}).get("root_module"))
     record("apply_planned", len(planned))

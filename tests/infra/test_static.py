@@ -9,17 +9,27 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ASL, BIN, REPO, TF_DIR, Tofu, require, tofu_env
+from .conftest import ASL, BIN, TF_DIR, Tofu, require, tofu_env
 from .iam_policies import is_allow_all, violations
 
 pytestmark = pytest.mark.infra
 
 # The variables the workflow module passes to templatefile(); the ASL may use any subset.
 FUNCTIONS = [
-    "validate_data", "evaluate", "promote", "deploy", "service_stable",
-    "smoke_test", "rollback", "drift_check", "retrain_trigger", "lock",
+    "validate_data",
+    "evaluate",
+    "promote",
+    "deploy",
+    "service_stable",
+    "smoke_test",
+    "rollback",
+    "drift_check",
+    "retrain_trigger",
+    "lock",
 ]
-TEMPLATE_VARS = {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-{f}" for f in FUNCTIONS} | {
+TEMPLATE_VARS = {
+    f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-{f}" for f in FUNCTIONS
+} | {
     "sns_topic_arn": "arn:aws:sns:us-east-1:123456789012:esteira-dev-notifications",
     "ecs_cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/esteira-dev",
     "train_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/esteira-dev-train:1",
@@ -38,15 +48,20 @@ TEMPLATE_VARS = {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:fu
 def test_fmt(tofu_bin: Path) -> None:
     proc = subprocess.run(
         [str(tofu_bin), "fmt", "-check", "-recursive", "-diff", str(TF_DIR)],
-        capture_output=True, text=True, env=tofu_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=tofu_env(),
+        timeout=120,
     )
     assert proc.returncode == 0, f"tofu fmt found unformatted files:\n{proc.stdout}{proc.stderr}"
 
 
 def test_validate(initialized: Tofu) -> None:
     result = json.loads(initialized.run("validate", "-json", "-no-color", check=False).stdout)
-    problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')} ({d.get('range', {}).get('filename')})"
-                for d in result["diagnostics"]]
+    problems = [
+        f"{d['severity']}: {d['summary']}: {d.get('detail', '')} ({d.get('range', {}).get('filename')})"
+        for d in result["diagnostics"]
+    ]
     assert result["valid"], "\n".join(problems)
     assert not problems, "validate is clean but warns:\n" + "\n".join(problems)
 
@@ -55,7 +70,11 @@ def test_tflint() -> None:
     tflint = require(BIN / "tflint", "tflint")
     proc = subprocess.run(
         [str(tflint), "--recursive", f"--config={TF_DIR / '.tflint.hcl'}", "--format=compact", "--no-color"],
-        cwd=TF_DIR, capture_output=True, text=True, env=tofu_env(), timeout=300,
+        cwd=TF_DIR,
+        capture_output=True,
+        text=True,
+        env=tofu_env(),
+        timeout=300,
     )
     assert proc.returncode == 0, f"tflint:\n{proc.stdout}{proc.stderr}"
 
@@ -64,9 +83,21 @@ def test_tflint() -> None:
 def test_checkov_no_failed_checks_and_every_skip_has_a_reason() -> None:
     checkov = require(BIN / "checkov", "checkov")
     proc = subprocess.run(
-        [str(checkov), "--directory", str(TF_DIR), "--framework", "terraform", "--output", "json",
-         "--skip-download", "--download-external-modules", "false"],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(checkov),
+            "--directory",
+            str(TF_DIR),
+            "--framework",
+            "terraform",
+            "--output",
+            "json",
+            "--skip-download",
+            "--download-external-modules",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode in (0, 1), f"checkov crashed ({proc.returncode}):\n{proc.stderr[-4000:]}"
     reports = json.loads(proc.stdout)
@@ -76,10 +107,14 @@ def test_checkov_no_failed_checks_and_every_skip_has_a_reason() -> None:
     skipped = [c for r in reports for c in r["results"]["skipped_checks"]]
     assert passed > 200, f"checkov passed only {passed} checks: is it scanning the tree?"
     assert not failed, "checkov failed checks:\n" + "\n".join(
-        f"{c['check_id']} {c['resource']} {c['file_path']}:{c['file_line_range']}" for c in failed)
-    no_reason = [c["check_id"] + " " + c["resource"] for c in skipped
-                 if not (c.get("check_result", {}).get("suppress_comment") or "").strip()
-                 or c["check_result"]["suppress_comment"] == "No comment provided"]
+        f"{c['check_id']} {c['resource']} {c['file_path']}:{c['file_line_range']}" for c in failed
+    )
+    no_reason = [
+        c["check_id"] + " " + c["resource"]
+        for c in skipped
+        if not (c.get("check_result", {}).get("suppress_comment") or "").strip()
+        or c["check_result"]["suppress_comment"] == "No comment provided"
+    ]
     assert not no_reason, f"skips without a reason: {no_reason}"
 
 
@@ -135,8 +170,24 @@ def test_iam_checker_flags_allow_all_and_ignores_scoped_or_deny() -> None:
     assert not is_allow_all({"Effect": "Deny", "Action": "*", "Resource": "*"})
     assert not is_allow_all({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
     assert not is_allow_all({"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"})
-    doc = {"planned_values": {"root_module": {"child_modules": [{"resources": [
-        {"address": "module.x.aws_iam_role_policy.p",
-         "values": {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})}},
-    ]}]}}}
+    doc = {
+        "planned_values": {
+            "root_module": {
+                "child_modules": [
+                    {
+                        "resources": [
+                            {
+                                "address": "module.x.aws_iam_role_policy.p",
+                                "values": {
+                                    "policy": json.dumps(
+                                        {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+                                    )
+                                },
+                            },
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     assert violations(doc) and violations(doc)[0].startswith("module.x.aws_iam_role_policy.p.policy")
