@@ -12,10 +12,10 @@ locals {
   # Built from names so the EventBridge rule and outputs do not depend on the alarms existing.
   alarm_prefix = "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name}"
   alarm_arns = {
-    error_rate        = "${local.alarm_prefix}-serving-5xx-rate"
-    p99_latency       = "${local.alarm_prefix}-serving-p99-latency"
-    unhealthy_hosts   = "${local.alarm_prefix}-serving-unhealthy-hosts"
-    failed_executions = "${local.alarm_prefix}-workflow-failed"
+    error_rate        = "${local.alarm_prefix}-service-5xx-rate"
+    p99_latency       = "${local.alarm_prefix}-service-p99-latency"
+    unhealthy_hosts   = "${local.alarm_prefix}-service-unhealthy-hosts"
+    failed_executions = "${local.alarm_prefix}-pipeline-failed-executions"
     drift             = "${local.alarm_prefix}-model-drift"
     low_confidence    = "${local.alarm_prefix}-model-low-confidence"
   }
@@ -69,7 +69,7 @@ resource "aws_sns_topic_subscription" "email" {
 # ---- service-health alarms (notify only)
 resource "aws_cloudwatch_metric_alarm" "error_rate" {
   count               = var.enable_alarms ? 1 : 0
-  alarm_name          = "${var.name}-serving-5xx-rate"
+  alarm_name          = "${var.name}-service-5xx-rate"
   alarm_description   = "Target 5xx responses above ${var.error_rate_threshold_percent}% of requests"
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.error_rate_threshold_percent
@@ -111,7 +111,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 
 resource "aws_cloudwatch_metric_alarm" "p99_latency" {
   count               = var.enable_alarms ? 1 : 0
-  alarm_name          = "${var.name}-serving-p99-latency"
+  alarm_name          = "${var.name}-service-p99-latency"
   alarm_description   = "ALB p99 target response time above ${var.p99_latency_threshold_seconds} s"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "TargetResponseTime"
@@ -131,7 +131,7 @@ resource "aws_cloudwatch_metric_alarm" "p99_latency" {
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
   count               = var.enable_alarms ? 1 : 0
-  alarm_name          = "${var.name}-serving-unhealthy-hosts"
+  alarm_name          = "${var.name}-service-unhealthy-hosts"
   alarm_description   = "At least one serving task fails the /ready health check"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
@@ -150,7 +150,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 
 resource "aws_cloudwatch_metric_alarm" "failed_executions" {
   count               = var.enable_alarms ? 1 : 0
-  alarm_name          = "${var.name}-workflow-failed"
+  alarm_name          = "${var.name}-pipeline-failed-executions"
   alarm_description   = "A train-evaluate-deploy execution failed, timed out or was aborted"
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
