@@ -12,21 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _env(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name, str(default))
     try:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
+def env_int(name: str, default: int) -> int:
+    raw = env_str(name, str(default))
     try:
         return int(raw)
     except ValueError as exc:
@@ -68,19 +68,19 @@ class Settings:
         data_dir = os.environ.get("ESTEIRA_DATA_DIR") or None
         return cls(
             data_dir=data_dir,
-            cache_dir=Path(_env("ESTEIRA_CACHE_DIR", str(Path.home() / ".cache" / "esteira"))),
-            data_url=_env("ESTEIRA_DATA_URL", cls.data_url),
-            mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", cls.mlflow_tracking_uri),
-            experiment_name=_env("ESTEIRA_EXPERIMENT", cls.experiment_name),
-            registered_model_name=_env("ESTEIRA_MODEL_NAME", cls.registered_model_name),
-            gate_min_improvement=_env_float("ESTEIRA_GATE_MIN_IMPROVEMENT", cls.gate_min_improvement),
-            gate_max_intent_f1_drop=_env_float("ESTEIRA_GATE_MAX_INTENT_F1_DROP", cls.gate_max_intent_f1_drop),
-            gate_min_accuracy=_env_float("ESTEIRA_GATE_MIN_ACCURACY", cls.gate_min_accuracy),
-            gate_min_macro_f1=_env_float("ESTEIRA_GATE_MIN_MACRO_F1", cls.gate_min_macro_f1),
-            max_text_chars=_env_int("ESTEIRA_MAX_TEXT_CHARS", cls.max_text_chars),
-            min_rows=_env_int("ESTEIRA_MIN_ROWS", cls.min_rows),
-            max_rows=_env_int("ESTEIRA_MAX_ROWS", cls.max_rows),
-            max_file_bytes=_env_int("ESTEIRA_MAX_FILE_BYTES", cls.max_file_bytes),
+            cache_dir=Path(env_str("ESTEIRA_CACHE_DIR", str(Path.home() / ".cache" / "esteira"))),
+            data_url=env_str("ESTEIRA_DATA_URL", cls.data_url),
+            mlflow_tracking_uri=env_str("MLFLOW_TRACKING_URI", cls.mlflow_tracking_uri),
+            experiment_name=env_str("ESTEIRA_EXPERIMENT", cls.experiment_name),
+            registered_model_name=env_str("ESTEIRA_MODEL_NAME", cls.registered_model_name),
+            gate_min_improvement=env_float("ESTEIRA_GATE_MIN_IMPROVEMENT", cls.gate_min_improvement),
+            gate_max_intent_f1_drop=env_float("ESTEIRA_GATE_MAX_INTENT_F1_DROP", cls.gate_max_intent_f1_drop),
+            gate_min_accuracy=env_float("ESTEIRA_GATE_MIN_ACCURACY", cls.gate_min_accuracy),
+            gate_min_macro_f1=env_float("ESTEIRA_GATE_MIN_MACRO_F1", cls.gate_min_macro_f1),
+            max_text_chars=env_int("ESTEIRA_MAX_TEXT_CHARS", cls.max_text_chars),
+            min_rows=env_int("ESTEIRA_MIN_ROWS", cls.min_rows),
+            max_rows=env_int("ESTEIRA_MAX_ROWS", cls.max_rows),
+            max_file_bytes=env_int("ESTEIRA_MAX_FILE_BYTES", cls.max_file_bytes),
             aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-            aws_region=_env("AWS_DEFAULT_REGION", _env("AWS_REGION", cls.aws_region)),
+            aws_region=env_str("AWS_DEFAULT_REGION", env_str("AWS_REGION", cls.aws_region)),
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from model.config import Settings
+from model.config import Settings, env_float, env_int
 from model.drift import DriftConfig, DriftReport, check_window
 from model.profile import Profile
 from pipelines import registry
@@ -31,25 +31,9 @@ log = logging.getLogger(__name__)
 PROFILE_ARTIFACT = "profile/reference_profile.json"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name) or str(default)
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not an integer") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name) or str(default)
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
-
-
 @dataclass(frozen=True)
 class DriftSettings:
-    """Drift-check configuration (to be folded into model/config.py by the lead).
+    """Drift-check configuration (shared settings such as the MLflow URI come from model/config.py).
 
     Env vars: CAPTURE_S3_URI (capture root, as the service writes it), ESTEIRA_DRIFT_WINDOW_HOURS (1),
     ESTEIRA_DRIFT_MAX_REQUESTS (5000; newest first), ESTEIRA_DRIFT_ALPHA (0.001 per window),
@@ -78,10 +62,10 @@ class DriftSettings:
             report = f"s3://{capture[5:].split('/', 1)[0]}/drift-reports"
         return cls(
             capture_s3_uri=capture,
-            window_hours=_env_int("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
-            max_requests=_env_int("ESTEIRA_DRIFT_MAX_REQUESTS", cls.max_requests),
-            alpha=_env_float("ESTEIRA_DRIFT_ALPHA", cls.alpha),
-            min_window=_env_int("ESTEIRA_DRIFT_MIN_WINDOW", cls.min_window),
+            window_hours=env_int("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
+            max_requests=env_int("ESTEIRA_DRIFT_MAX_REQUESTS", cls.max_requests),
+            alpha=env_float("ESTEIRA_DRIFT_ALPHA", cls.alpha),
+            min_window=env_int("ESTEIRA_DRIFT_MIN_WINDOW", cls.min_window),
             report_s3_uri=report,
             namespace=os.environ.get("ESTEIRA_METRICS_NAMESPACE") or cls.namespace,
             service_name=os.environ.get("SERVICE_NAME") or cls.service_name,
