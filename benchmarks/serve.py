@@ -76,6 +76,7 @@ def texts_file(folder: Path = BENCH_DIR) -> Path:
 
     path = folder / "test-texts.txt"
     if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
         frame = pd.read_csv(banking77_dir(Settings.from_env()) / "test.csv", dtype=str, keep_default_na=False)
         path.write_text("\n".join(t.replace("\n", " ") for t in frame["text"]))
     return path
