@@ -1,7 +1,8 @@
 """The inference service's configuration, read from environment variables in one place.
 
 Why a module of its own rather than model/config.py: the serving limits only matter to this process
-and are validated against ranges here, and the serving image should not import training code. Every knob has a documented default that suits
+and are validated against ranges here, and the serving image should not import training code.
+Every knob has a documented default that suits
 ECS Fargate behind an ALB (one uvicorn worker per task, scale out with tasks).
 """
 
