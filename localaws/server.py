@@ -28,6 +28,7 @@ from typing import Any
 import boto3
 
 from localaws import alarms, lambdas, sfn
+from localaws.atomic import serialise_dynamodb_writes
 from localaws.ecs import EcsPlane, free_port
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -85,6 +86,7 @@ class LocalAWS:
             raise RuntimeError("a LocalAWS is already running in this process (moto's state is global)")
         from moto.server import ThreadedMotoServer
 
+        serialise_dynamodb_writes()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.port = self.port or free_port()
         self._saved_env = {k: os.environ.get(k) for k in ("MOTO_PORT",)}

@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas import retrain_trigger as lambda_module
+from localaws.atomic import serialise_dynamodb_writes
 from pipelines.retrain_trigger import COOLDOWN_KEY, PAUSE_KEY, TriggerSettings, parse_alarm, retrain_trigger
 
 REGION = "us-east-1"
@@ -41,6 +42,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    serialise_dynamodb_writes()  # real DynamoDB's conditional writes are atomic; moto's are not (localaws/atomic.py)
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         ddb.create_table(
