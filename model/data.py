@@ -1,5 +1,10 @@
 """Read labelled text: BANKING77 from its public source (cached), or any CSV/Parquet, local or on S3.
 
+A source may also be a folder: a local directory or an S3 prefix ending in "/". Its data files (.csv,
+.tsv, .parquet; sorted by name, at any depth) together are the data set. This is how retraining picks
+up new labelled data: a labelling job drops another file under the training prefix and the next run
+trains on everything there, under a new dataset hash.
+
 Reading returns raw bytes plus a parsed frame, because validation must be able to name the row of an
 encoding error, which a decoder that has already replaced bad bytes can no longer do.
 """
@@ -90,6 +95,37 @@ def _format_of(uri: str) -> str:
     if lowered.endswith(".csv") or lowered.endswith(".csv.txt") or lowered.endswith(".tsv"):
         return "csv"
     raise DataSourceError(f"{uri}: unsupported file type (expected .csv or .parquet)")
+
+
+DATA_SUFFIXES = (".csv", ".tsv", ".csv.txt", ".parquet", ".pq")
+
+
+def is_folder(uri: str) -> bool:
+    """An S3 prefix ending in "/" or an existing local directory."""
+    if uri.startswith("s3://"):
+        return uri.endswith("/")
+    return Path(uri).expanduser().is_dir()
+
+
+def list_data_files(uri: str, settings: Settings | None = None) -> list[str]:
+    """The data files under a folder URI, sorted; raises DataSourceError if there are none."""
+    settings = settings or Settings.from_env()
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri[5:].partition("/")
+        client = s3_client(settings)
+        keys: list[str] = []
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].lower().endswith(DATA_SUFFIXES)]
+        except client.exceptions.ClientError as exc:
+            raise DataSourceError(f"{uri}: {exc}") from exc
+        files = [f"s3://{bucket}/{key}" for key in sorted(keys)]
+    else:
+        root = Path(uri).expanduser()
+        files = sorted(str(p) for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
+    if not files:
+        raise DataSourceError(f"{uri}: no data files (.csv, .tsv, .parquet) under this folder")
+    return files
 
 
 def s3_client(settings: Settings) -> Any:

@@ -64,10 +64,13 @@ class ValidatedData:
     label_column: str
     warnings: list[Issue] = field(default_factory=list)
     dropped_duplicates: int = 0
+    rows: list[int] = field(default_factory=list)  # 1-based row of each kept text in its file
+    files: list[str] = field(default_factory=list)  # the files of a folder source, else empty
 
     def summary(self) -> dict[str, object]:
         return {
             "source": self.source,
+            **({"files": self.files} if self.files else {}),
             "rows": len(self.texts),
             "labels": len(set(self.labels)),
             "dataset_hash": self.dataset_hash,
@@ -186,6 +189,7 @@ def validate_table(
     allowed = set(known_labels) | set(new_labels)
     texts: list[str] = []
     labels: list[str] = []
+    kept_rows: list[int] = []
     first_seen: dict[str, tuple[int, str]] = {}
     warnings: list[Issue] = []
     dropped = 0
@@ -249,6 +253,7 @@ def validate_table(
         first_seen[key] = (row, label)
         texts.append(text)
         labels.append(label)
+        kept_rows.append(row)
 
     if any(i.severity == "error" for i in issues):
         raise DataValidationError(issues + warnings)
@@ -260,4 +265,55 @@ def validate_table(
         label_column=label_col,
         warnings=warnings,
         dropped_duplicates=dropped,
+        rows=kept_rows,
+    )
+
+
+def merge_validated(source: str, parts: list[ValidatedData]) -> ValidatedData:
+    """One data set from several validated files: the same duplicate and conflict rules as within a
+    file, applied across files (first file in name order wins a duplicate), naming both places."""
+    issues: list[Issue] = []
+    warnings = [w for p in parts for w in p.warnings]
+    first_seen: dict[str, tuple[str, int, str]] = {}
+    texts: list[str] = []
+    labels: list[str] = []
+    rows: list[int] = []
+    dropped = sum(p.dropped_duplicates for p in parts)
+    label_column = parts[0].label_column if parts else "category"
+    for part in parts:
+        for text, label, row in zip(part.texts, part.labels, part.rows, strict=True):
+            key = " ".join(text.split()).casefold()
+            if key in first_seen:
+                where, first_row, first_label = first_seen[key]
+                if first_label != label:
+                    issues.append(
+                        Issue(
+                            "error",
+                            part.source,
+                            row,
+                            part.label_column,
+                            f"conflicting label {label!r}: the same text has label {first_label!r} "
+                            f"in {where} row {first_row}",
+                        )
+                    )
+                else:
+                    warnings.append(Issue("warning", part.source, row, "text", f"duplicate of {where} row {first_row}"))
+                    dropped += 1
+                continue
+            first_seen[key] = (part.source, row, label)
+            texts.append(text)
+            labels.append(label)
+            rows.append(row)
+    if issues:
+        raise DataValidationError(issues + warnings)
+    return ValidatedData(
+        source=source,
+        texts=texts,
+        labels=labels,
+        dataset_hash=dataset_hash(texts, labels),
+        label_column=label_column,
+        warnings=warnings,
+        dropped_duplicates=dropped,
+        rows=rows,
+        files=[p.source for p in parts],
     )

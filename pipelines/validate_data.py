@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from model.config import Settings
-from model.data import banking77_labels, read_raw
-from model.validate import ValidatedData, validate_table
+from model.data import banking77_labels, is_folder, list_data_files, read_raw, resolve_uri
+from model.validate import DataValidationError, Issue, ValidatedData, merge_validated, validate_table
 
 
 def load_validated(
@@ -17,12 +18,27 @@ def load_validated(
     label_column: str | None = None,
     settings: Settings | None = None,
 ) -> ValidatedData:
-    """Read and validate; raises DataValidationError (naming file, row, column) or DataSourceError."""
+    """Read and validate a file or a folder of files (see model/data.py); raises DataValidationError
+    (naming file, row, column) or DataSourceError. A folder's files are validated one by one and then
+    together, so a text labelled differently in two files is an error that names both."""
     settings = settings or Settings.from_env()
-    raw = read_raw(data_uri, settings)
-    return validate_table(
-        raw, banking77_labels(settings), new_labels=new_labels, label_column=label_column, settings=settings
-    )
+    known = banking77_labels(settings)
+    uri = resolve_uri(data_uri, settings)
+    if not is_folder(uri):
+        raw = read_raw(uri, settings)
+        return validate_table(raw, known, new_labels=new_labels, label_column=label_column, settings=settings)
+    # Row-count limits apply to the data set, not to each file: a labelling batch may be small.
+    per_file = replace(settings, min_rows=1)
+    parts = [
+        validate_table(read_raw(f, settings), known, new_labels=new_labels, label_column=label_column, settings=per_file)
+        for f in list_data_files(uri, settings)
+    ]
+    merged = merge_validated(uri, parts)
+    total = len(merged.texts)
+    if not settings.min_rows <= total <= settings.max_rows:
+        limit = f"at least {settings.min_rows}" if total < settings.min_rows else f"at most {settings.max_rows}"
+        raise DataValidationError([Issue("error", uri, None, None, f"{total} rows in all files; {limit} allowed")])
+    return merged
 
 
 def validate_data(
