@@ -1,7 +1,21 @@
-"""`make demo`: run the production line locally, phase by phase, and stop at the first failure.
+"""`make demo`: the whole production line on one machine: train, deploy, serve, drift, alarm, retrain.
 
-Each phase is a function taking the shared context and returning a short line for the progress log.
-Later phases (the emulator, serving, traffic, drift, retraining) are added to PHASES in order.
+Each phase is a function taking the shared context and returning a short line for the progress log;
+the first one that raises ends the demo (exit 1) with its message, and every process started so far
+is stopped (also on Ctrl-C or `make demo-down`, which sends SIGTERM). See docs/demo.md.
+
+    infrastructure  embedded AWS (moto + localaws), `tofu apply` of the storage module, MLflow server
+    data            BANKING77 validated; the launch data set (67 intents) seeded into S3
+    stack           the state machine, Lambdas, ECS service, alarms, EventBridge rules (localaws.stack)
+    first model     the Step Functions workflow trains, gates, promotes and deploys version 1
+    steady traffic  test messages at a steady rate; the scheduled drift check sees nothing
+    campaign        the traffic shifts (intent mix, ten new intents); it is labelled as it arrives;
+                    the scheduled drift check publishes DriftScore and the drift alarm fires
+    retraining      EventBridge -> retrain_trigger -> the workflow retrains on data that now includes the
+                    labelled traffic; the new version passes the gate and replaces the old one under load
+    after           traffic continues on the new model; zero failed requests is required
+    compare         old vs new model on campaign messages neither trained on
+    report          reports/loop-<timestamp>.html
 """
 
 from __future__ import annotations
@@ -9,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -18,167 +33,404 @@ from typing import Any
 
 from demo.mlflow_server import MlflowServer, free_port
 
+ROOT = Path(__file__).resolve().parents[1]
+RATE = float(os.environ.get("ESTEIRA_DEMO_RATE", "25"))  # requests per second, steady
+CAMPAIGN_RATE = float(os.environ.get("ESTEIRA_DEMO_CAMPAIGN_RATE", "40"))  # requests per second, campaign
+TIME_SCALE = float(os.environ.get("ESTEIRA_DEMO_TIME_SCALE", "4"))  # rate(1 minute) drift check every 15 s
+STEADY_SECONDS = float(os.environ.get("ESTEIRA_DEMO_STEADY_SECONDS", "15"))
+ALARM_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_ALARM_TIMEOUT", "150"))
+RETRAIN_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_RETRAIN_TIMEOUT", "300"))
+AFTER_SECONDS = float(os.environ.get("ESTEIRA_DEMO_AFTER_SECONDS", "10"))
+
 
 @dataclass
 class Context:
     workdir: Path
+    reports: Path
+    started: float = field(default_factory=time.monotonic)
     results: dict[str, Any] = field(default_factory=dict)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    phase: str = ""
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # live objects: aws, stack, traffic, labeller, ...
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def event(self, kind: str, text: str) -> None:
+        self.events.append({"t": round(self.now(), 2), "kind": kind, "text": text})
 
 
 class PhaseFailed(RuntimeError):
     pass
 
 
-def phase_mlflow(ctx: Context) -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return f"using remote MLflow at {uri}"
-    server = MlflowServer(ctx.workdir / "mlflow", free_port()).start()
-    ctx.cleanups.append(server.stop)
-    os.environ["MLFLOW_TRACKING_URI"] = server.uri
-    return f"mlflow server healthy at {server.uri} (sqlite, artifacts in {server.root})"
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise PhaseFailed(f"{what}: not within {timeout:.0f} s")
 
 
-def phase_validate(ctx: Context) -> str:
-    from pipelines.validate_data import validate_data
-
-    res = validate_data("banking77:train")
-    ctx.results["validate"] = res
-    return f"{res['rows']} rows, {res['labels']} intents, dataset {res['dataset_hash'][:19]}"
-
-
-def phase_train(ctx: Context) -> str:
-    from pipelines.train import train
-
-    res = train("banking77:train", "banking77:test")
-    ctx.results["train"] = res
-    m = res["metrics"]
-    acc, f1 = m.get("accuracy", 0.0), m.get("macro_f1", 0.0)
-    return f"model version {res['model_version']} ({res['status']}): accuracy {acc:.4f}, macro-F1 {f1:.4f}"
-
-
-def phase_evaluate(ctx: Context) -> str:
-    from pipelines.evaluate import evaluate
-
-    res = evaluate(ctx.results["train"]["model_version"])
-    ctx.results["evaluate"] = res
-    return f"gate {'passed' if res['gate']['passed'] else 'REJECTED'}: {'; '.join(res['gate']['reasons'])}"
-
-
-def phase_promote(ctx: Context) -> str:
-    from pipelines.promote import promote
-
-    res = promote(ctx.results["train"]["model_version"], evaluation=ctx.results["evaluate"])
-    ctx.results["promote"] = res
-    if res["status"] == "rejected":
-        raise PhaseFailed(f"the first model was rejected by the gate: {res['reasons']}")
-    return f"{res['status']}: champion is version {res['champion']}"
-
-
-def phase_local_aws(ctx: Context) -> str:
-    """The embedded AWS plus the workflow stack. Terraform is not applied to it here (see docs/infra-notes.md:
-    moto cannot create alarms or the state machine through the provider), so the stack is created by
-    localaws.stack, which mirrors infra/terraform/modules/workflow resource for resource."""
-    from localaws.__main__ import ENV_PASSTHROUGH
+# ---------------------------------------------------------------- phases
+def phase_infrastructure(ctx: Context) -> str:
+    from demo.terraform import StorageApply, toolchain
     from localaws.server import LocalAWS
-    from localaws.stack import WorkflowStack
 
-    aws = LocalAWS().start()
+    aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE).start()
     ctx.cleanups.append(aws.stop)
-    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if os.environ.get(k)}
-    stack = WorkflowStack(aws, environment=env).deploy()
-    ctx.results["local_aws"] = {
-        "endpoint": aws.endpoint_url,
-        **{k: v for k, v in stack.outputs.items() if isinstance(v, str)},
-    }
-    ctx.aws, ctx.stack = aws, stack  # type: ignore[attr-defined]
-    return f"moto + localaws at {aws.endpoint_url}; bootstrap: localaws.stack (Python), not tofu apply"
+    ctx.state["aws"] = aws
+    tools = toolchain()
+    if tools is not None:
+        apply = StorageApply(aws.endpoint_url, ctx.workdir, *tools).start()
+        ctx.cleanups.append(apply.stop)
+        ctx.state["tofu"] = apply
+        how = f"tofu apply of module.storage started against the emulator ({tools[0]})"
+    else:
+        ctx.state["tofu"] = None
+        how = "toolchain not found (run `make tools`): FALLBACK bootstrap, buckets created by localaws.stack"
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        server = MlflowServer(ctx.workdir / "mlflow", free_port()).start()
+        ctx.cleanups.append(server.stop)
+        os.environ["MLFLOW_TRACKING_URI"] = uri = server.uri
+    os.environ.update(aws.env())  # this process (seeding, labelling, comparing) talks to the emulator
+    ctx.results["infrastructure"] = {"endpoint": aws.endpoint_url, "mlflow": uri, "bootstrap": how}
+    return f"AWS emulator at {aws.endpoint_url}; MLflow at {uri}; {how}"
 
 
-def phase_workflow(ctx: Context) -> str:
-    """Run the real state machine: validate, train (ECS task), evaluate, gate, promote, deploy, smoke test."""
-    import time as _time
-
-    aws, stack = ctx.aws, ctx.stack  # type: ignore[attr-defined]
-    sfn = aws.client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=stack.outputs["state_machine_arn"],
-        name=f"demo-{int(_time.time())}",
-        input=json.dumps({"train_data": "banking77:train", "eval_data": "banking77:test"}),
-    )["executionArn"]
-    while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        _time.sleep(1)
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-    ctx.results["workflow"] = {"status": desc["status"], "states": states}
-    if desc["status"] != "SUCCEEDED":
-        raise PhaseFailed(f"execution {desc['status']}: states {' -> '.join(states)}")
-    return f"SUCCEEDED through {len(states)} states; serving at {stack.outputs['serving_url']}"
-
-
-def phase_traffic(ctx: Context) -> str:
-    """Send BANKING77 test messages to the deployed endpoint and check its answers."""
-    import httpx
-
+def phase_data(ctx: Context) -> str:
+    from demo import scenario
+    from model.config import Settings
+    from pipelines.seed_data import write_labelled_csv
     from pipelines.validate_data import load_validated
 
-    url = ctx.stack.outputs["serving_url"]  # type: ignore[attr-defined]
-    test = load_validated("banking77:test")
-    texts, labels = test.texts[:640], test.labels[:640]
-    correct, versions = 0, set()
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for i in range(0, len(texts), 64):
-            resp = client.post("/predict", json={"texts": texts[i : i + 64]})
-            if resp.status_code != 200:
-                raise PhaseFailed(f"/predict answered {resp.status_code}: {resp.text[:200]}")
-            versions.add(resp.headers.get("x-model-version"))
-            preds = resp.json()["predictions"]
-            correct += sum(p["intent"] == lbl for p, lbl in zip(preds, labels[i : i + 64], strict=True))
-    ctx.results["traffic"] = {"requests": len(texts), "accuracy": correct / len(texts), "versions": sorted(versions)}
-    return f"{len(texts)} messages, accuracy {correct / len(texts):.3f}, model version(s) {sorted(versions)} at {url}"
+    train, test = load_validated("banking77:train"), load_validated("banking77:test")
+    story = scenario.build(train, test)
+    ctx.state["scenario"] = story
+    apply = ctx.state["tofu"]
+    if apply is not None:
+        buckets = apply.wait_buckets()
+        source = "created by tofu"
+    else:
+        buckets = {}
+        source = "fallback"
+    ctx.state["buckets"] = buckets
+    # The stack creates missing buckets (fallback) and keeps Terraform's; seed after it knows the names.
+    from localaws.stack import WorkflowStack
+
+    stack = WorkflowStack(ctx.state["aws"], environment=_environment(), buckets=buckets)
+    stack._ensure_buckets()
+    ctx.state["stack"] = stack
+    settings = Settings.from_env()
+    data = stack.buckets["data"]
+    write_labelled_csv(f"s3://{data}/train/seed.csv", *story.launch_train, settings)
+    write_labelled_csv(f"s3://{data}/eval/seed.csv", *story.launch_eval, settings)
+    ctx.results["data"] = {
+        "train_hash": train.dataset_hash,
+        "launch_intents": len(story.launch_intents),
+        "new_intents": story.new_intents,
+        "campaign_intents": story.campaign_intents,
+        "seed_train_rows": len(story.launch_train[0]),
+        "seed_eval_rows": len(story.launch_eval[0]),
+        "buckets": stack.buckets,
+        "bucket_source": source,
+    }
+    return (
+        f"BANKING77 valid ({len(train.texts)} + {len(test.texts)} rows); launch data set of "
+        f"{len(story.launch_intents)} intents in s3://{data}/train/ and eval/ (buckets {source})"
+    )
+
+
+def _environment() -> dict[str, str]:
+    """What every Lambda, training task and serving task gets (the Terraform module sets the same names)."""
+    from localaws.__main__ import ENV_PASSTHROUGH
+
+    env = {k: os.environ[k] for k in ENV_PASSTHROUGH if os.environ.get(k)}
+    env |= {
+        "SERVICE_NAME": "esteira-serving",
+        "SERVING_METRICS_INTERVAL_S": "5",
+        "CAPTURE_FLUSH_S": "2",
+        "CAPTURE_SAMPLE_RATE": "1.0",
+    }
+    return env
+
+
+def phase_stack(ctx: Context) -> str:
+    stack = ctx.state["stack"]
+    stack.environment["CAPTURE_S3_URI"] = f"s3://{stack.buckets['capture']}/capture/"
+    stack.deploy()
+    # Drift must hold for two 30 s periods (two checks each): one drifted window is not a campaign.
+    stack.deploy_monitoring(
+        drift_schedule="rate(1 minute)",
+        alarm_period=30,
+        drift_periods=2,
+        drift_env={"ESTEIRA_DRIFT_MAX_REQUESTS": "300", "ESTEIRA_DRIFT_MIN_WINDOW": "200"},
+    )
+    ctx.results["stack"] = {
+        "state_machine": stack.outputs["state_machine_arn"],
+        "serving_url": stack.outputs["serving_url"],
+        "alarms": stack.outputs["alarms"],
+        "functions": stack.outputs["functions"],
+    }
+    n = len(stack.outputs["functions"])
+    return (
+        f"state machine, {n} Lambdas, ECS cluster + service, {len(stack.outputs['alarms'])} alarms, "
+        f"alarm->retrain rule, drift-check schedule rate(1 minute) (x{TIME_SCALE:g} here)"
+    )
+
+
+def _executions(ctx: Context) -> list[dict[str, Any]]:
+    stack = ctx.state.get("stack")
+    if stack is None or not stack.outputs:
+        return []
+    sfn = ctx.state["aws"].client("stepfunctions")
+    return list(sfn.list_executions(stateMachineArn=stack.outputs["state_machine_arn"])["executions"])
+
+
+def _wait_execution(ctx: Context, arn: str, timeout: float) -> dict[str, Any]:
+    sfn = ctx.state["aws"].client("stepfunctions")
+    desc = wait_for(
+        "the workflow execution",
+        lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
+        timeout,
+    )
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    causes = [
+        f"{v.get('error')}: {str(v.get('cause'))[:400]}"
+        for e in events
+        for k, v in e.items()
+        if k.endswith("FailedEventDetails") and k != "executionFailedEventDetails"
+    ]
+    out = json.loads(desc.get("output") or "{}")
+    return {"status": desc["status"], "states": states, "output": out, "name": desc["name"], "causes": causes}
+
+
+def phase_first_model(ctx: Context) -> str:
+    stack = ctx.state["stack"]
+    sfn = ctx.state["aws"].client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=stack.outputs["state_machine_arn"], name=f"launch-{int(time.time())}", input="{}"
+    )["executionArn"]
+    ctx.event("execution", "launch workflow started")
+    run = _wait_execution(ctx, arn, 420)
+    ctx.results["first_model"] = run
+    if run["status"] != "SUCCEEDED":
+        raise PhaseFailed(f"launch execution {run['status']}: {' -> '.join(run['states'])}; {run['causes'][:1]}")
+    version = _serving_version(stack.outputs["serving_url"])
+    ctx.state["first_version"] = version
+    ctx.event("deploy", f"version {version} serving")
+    url = stack.outputs["serving_url"]
+    return f"workflow SUCCEEDED through {len(run['states'])} states; version {version} serving at {url}"
+
+
+def _serving_version(url: str) -> str:
+    import httpx
+
+    resp = httpx.get(f"{url}/ready", timeout=10)
+    if resp.status_code != 200:
+        raise PhaseFailed(f"{url}/ready answered {resp.status_code}: {resp.text[:200]}")
+    return str(resp.json()["model_version"])
+
+
+def phase_steady(ctx: Context) -> str:
+    from demo.traffic import Traffic
+
+    story, stack = ctx.state["scenario"], ctx.state["stack"]
+    traffic = Traffic(stack.outputs["serving_url"], RATE, story.steady).start()
+    ctx.state["traffic"] = traffic
+    ctx.state["traffic_t0"] = ctx.now()
+    ctx.cleanups.append(traffic.stop)
+    ctx.event("traffic", f"steady traffic at {RATE:g} req/s")
+    time.sleep(STEADY_SECONDS)
+    s = traffic.summary()
+    alarm = _alarm_state(ctx, "esteira-model-drift")
+    if alarm == "ALARM":
+        raise PhaseFailed("the drift alarm fired on steady traffic (a false alarm)")
+    return f"{s['requests']} requests, live accuracy {s['accuracy']:.3f}, {s['failed']} failed; drift alarm {alarm}"
+
+
+def _alarm_state(ctx: Context, name: str) -> str:
+    cw = ctx.state["aws"].client("cloudwatch")
+    alarms = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return str(alarms[0]["StateValue"]) if alarms else "MISSING"
+
+
+def phase_campaign(ctx: Context) -> str:
+    from demo.labeller import Labeller
+    from model.config import Settings
+
+    story, stack, traffic = ctx.state["scenario"], ctx.state["stack"], ctx.state["traffic"]
+    labeller = Labeller(
+        ctx.state["aws"].client("s3"),
+        stack.environment["CAPTURE_S3_URI"],
+        stack.buckets["data"],
+        story.truth,
+        Settings.from_env(),
+    ).start()
+    ctx.state["labeller"] = labeller
+    ctx.cleanups.append(labeller.stop)
+    traffic.switch(story.campaign_live, CAMPAIGN_RATE)
+    ctx.event("shift", "campaign: new intent mix and ten new intents")
+    shift_t = ctx.now()
+    wait_for("the drift alarm", lambda: _alarm_state(ctx, "esteira-model-drift") == "ALARM", ALARM_TIMEOUT)
+    ctx.state["alarm_t"] = ctx.now()
+    ctx.event("alarm", "esteira-model-drift entered ALARM")
+    return f"drift alarm fired {ctx.now() - shift_t:.0f} s after the shift; {labeller.labelled} labelled so far"
+
+
+def phase_retraining(ctx: Context) -> str:
+    stack, traffic, labeller = ctx.state["stack"], ctx.state["traffic"], ctx.state["labeller"]
+    story = ctx.state["scenario"]
+    alarm_t = ctx.state["alarm_t"]
+    execution = wait_for(
+        "the alarm-started retraining execution",
+        lambda: next((e for e in _executions(ctx) if e["name"].startswith("retrain-")), None),
+        60,
+        0.5,
+    )
+    # Labelling stops when retraining starts; later traffic is drawn from messages neither model saw.
+    labeller.stop()
+    traffic.switch(story.campaign_test)
+    ctx.event("execution", f"retraining {execution['name']} started by the alarm")
+    run = _wait_execution(ctx, execution["executionArn"], RETRAIN_TIMEOUT)
+    ctx.results["retraining"] = {**run, "labelled": labeller.labelled, "labelled_files": labeller.files}
+    if run["status"] != "SUCCEEDED":
+        raise PhaseFailed(f"retraining {run['status']}: {' -> '.join(run['states'])}; {run['causes'][:1]}")
+    old = ctx.state["first_version"]
+    new = wait_for(
+        "the new model serving",
+        lambda: (v := _serving_version(stack.outputs["serving_url"])) != old and v,
+        60,
+        0.5,
+    )
+    ctx.state["new_version"] = new
+    swap_t = ctx.now()
+    ctx.event("deploy", f"version {new} serving")
+    ctx.results["loop"] = {"alarm_to_new_model_s": round(swap_t - alarm_t, 1)}
+    triggers = [e["name"] for e in _executions(ctx) if e["name"].startswith("retrain-")]
+    return (
+        f"{execution['name']} SUCCEEDED on {labeller.labelled['train']} + {labeller.labelled['eval']} labelled "
+        f"messages; version {new} serving {swap_t - alarm_t:.0f} s after the alarm ({len(triggers)} retraining run(s))"
+    )
+
+
+def phase_after(ctx: Context) -> str:
+    traffic = ctx.state["traffic"]
+    time.sleep(AFTER_SECONDS)
+    traffic.stop()
+    s = traffic.summary()
+    ctx.results["traffic"] = s
+    ctx.event("traffic", "traffic stopped")
+    if s["failed"]:
+        first = traffic.failed()[0]
+        raise PhaseFailed(f"{s['failed']} of {s['requests']} requests failed, first: {first.status} {first.error}")
+    return f"{s['requests']} requests in all, 0 failed, versions {s['versions']}"
+
+
+def phase_compare(ctx: Context) -> str:
+    from demo.compare import compare
+
+    res = compare(ctx.state["scenario"], ctx.state["first_version"], ctx.state["new_version"])
+    ctx.results["compare"] = res
+    old, new = res["models"]
+    return (
+        f"campaign messages: version {old['version']} {old['accuracy']:.3f} -> version {new['version']} "
+        f"{new['accuracy']:.3f}; new intents {old['new_intents_accuracy']:.3f} -> {new['new_intents_accuracy']:.3f}"
+    )
+
+
+def phase_report(ctx: Context) -> str:
+    from demo.report import collect, write_report
+
+    apply = ctx.state.get("tofu")
+    if apply is not None:
+        apply.join()
+        ctx.results["infrastructure"]["tofu"] = {"resources": apply.resources, "seconds": round(apply.seconds, 1)}
+    data = collect(ctx)
+    path = write_report(data, ctx.reports)
+    ctx.results["report"] = str(path)
+    return f"{path}"
 
 
 PHASES: list[tuple[str, Callable[[Context], str]]] = [
-    ("mlflow", phase_mlflow),
-    ("validate", phase_validate),
-    ("train", phase_train),
-    ("evaluate", phase_evaluate),
-    ("promote", phase_promote),
-    ("local-aws", phase_local_aws),
-    ("workflow", phase_workflow),
-    ("traffic", phase_traffic),
+    ("infrastructure", phase_infrastructure),
+    ("data", phase_data),
+    ("stack", phase_stack),
+    ("first model", phase_first_model),
+    ("steady traffic", phase_steady),
+    ("campaign", phase_campaign),
+    ("retraining", phase_retraining),
+    ("after", phase_after),
+    ("compare", phase_compare),
+    ("report", phase_report),
 ]
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from demo.status import Status
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workdir", default=".esteira/demo")
+    parser.add_argument("--reports", default="reports")
     args = parser.parse_args(argv)
-    ctx = Context(Path(args.workdir).resolve())
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    workdir = Path(args.workdir).resolve()
+    if os.environ.get("ESTEIRA_DATA_DIR"):  # tasks run in their own folders: relative paths would break
+        os.environ["ESTEIRA_DATA_DIR"] = str(Path(os.environ["ESTEIRA_DATA_DIR"]).resolve())
+    ctx = Context(workdir, Path(args.reports).resolve())
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "demo.pid").write_text(str(os.getpid()))
+    signal.signal(signal.SIGTERM, _terminate)  # `make demo-down`: clean up like Ctrl-C
+    status = Status(ctx).start()
     failed: str | None = None
     try:
         for i, (name, phase) in enumerate(PHASES, 1):
-            t0 = time.monotonic()
-            print(f"[{i}/{len(PHASES)}] {name} ...", flush=True)
+            ctx.phase = name
+            entry: dict[str, Any] = {"name": name, "start": round(ctx.now(), 2)}
+            ctx.phases.append(entry)
+            status.phase_started(i, len(PHASES), name)
             try:
                 line = phase(ctx)
+            except KeyboardInterrupt:
+                raise
             except Exception as exc:  # any phase failure ends the demo with a clear message
+                entry["end"], entry["status"] = round(ctx.now(), 2), "failed"
                 failed = f"phase '{name}' failed: {exc}"
                 break
-            print(f"      {line}  ({time.monotonic() - t0:.1f}s)", flush=True)
-    except KeyboardInterrupt:
-        failed = "interrupted"
+            entry["end"], entry["status"], entry["line"] = round(ctx.now(), 2), "ok", line
+            status.phase_done(name, line, entry["end"] - entry["start"])
+    except KeyboardInterrupt as exc:
+        failed = f"interrupted ({exc or 'Ctrl-C'})"
     finally:
+        status.stop()
         for cleanup in reversed(ctx.cleanups):
-            cleanup()
-    (ctx.workdir / "results.json").write_text(json.dumps(ctx.results, indent=1, default=str))
+            try:
+                cleanup()
+            except Exception as exc:  # keep cleaning up the rest
+                print(f"cleanup: {exc!r}", file=sys.stderr)
+        (workdir / "demo.pid").unlink(missing_ok=True)
+    total = ctx.now()
+    ctx.results["phases"] = ctx.phases
+    ctx.results["events"] = ctx.events
+    ctx.results["total_seconds"] = round(total, 1)
+    (workdir / "results.json").write_text(json.dumps(ctx.results, indent=1, default=str))
     if failed:
-        print(f"demo FAILED after {time.monotonic() - started:.0f}s: {failed}", file=sys.stderr)
+        print(f"demo FAILED after {total:.0f}s: {failed}", file=sys.stderr)
         return 1
-    print(f"demo finished in {time.monotonic() - started:.0f}s; results in {ctx.workdir / 'results.json'}")
+    loop = ctx.results.get("loop", {})
+    print(
+        f"demo finished in {total:.0f}s (alarm -> new model serving: {loop.get('alarm_to_new_model_s')} s); "
+        f"report {ctx.results.get('report')}; results in {workdir / 'results.json'}"
+    )
     return 0
 
 

@@ -59,6 +59,7 @@ class LocalTask:
     service: tuple[str, str] | None = None
     started: float = field(default_factory=time.monotonic)
     healthy: bool = False
+    draining: bool = False  # deregistered from the load balancer, finishing what it has, then stopped
     stopped: bool = False
     stopped_reason: str = ""
 
@@ -98,6 +99,8 @@ class EcsPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backend: Any = None
+        # Seconds a replaced task keeps serving requests already routed to it (ALB deregistration delay).
+        self.deregistration_delay = float(os.environ.get("LOCALAWS_DEREGISTRATION_DELAY", "2"))
 
     # ---- processes
     def start_task(self, task_arn: str, td: Any, overrides: dict[str, Any] | None, service: Any = None) -> LocalTask:
@@ -206,7 +209,7 @@ class EcsPlane:
                 self.services.pop(key, None)
 
     def _service_tasks(self, key: tuple[str, str]) -> list[LocalTask]:
-        return [t for t in self.tasks.values() if t.service == key and not t.stopped]
+        return [t for t in self.tasks.values() if t.service == key and not t.stopped and not t.draining]
 
     def _reconcile_service(self, key: tuple[str, str], svc: Any, backend: Any) -> None:
         state = self.services.setdefault(key, {"failures": {}, "created": {}})
@@ -240,7 +243,7 @@ class EcsPlane:
             healthy = [t for t in new if t.healthy]
             if len(healthy) >= desired:
                 for task in old:
-                    self.stop_task(task, "replaced by a newer deployment")
+                    self._drain(task, "replaced by a newer deployment")
                 old = []
                 rollout, reason = "COMPLETED", "ECS deployment completed."
             else:
@@ -284,11 +287,23 @@ class EcsPlane:
         svc.pending_count = sum(d["pendingCount"] for d in deployments)
         self._ensure_proxy(key)
 
+    def _drain(self, task: LocalTask, reason: str) -> None:
+        """As an ALB does: stop routing to the task at once, SIGTERM it after the deregistration delay.
+
+        Stopping first would race the proxy: a request routed to the old task a moment before its
+        SIGTERM would find the port closed (a 502 in the middle of a zero-downtime deploy)."""
+        if task.draining or task.stopped:
+            return
+        task.draining = True
+        timer = threading.Timer(self.deregistration_delay, self.stop_task, args=(task, reason))
+        timer.daemon = True
+        timer.start()
+
     def route(self, key: tuple[str, str]) -> int | None:
         """The local port a request to the service goes to: a healthy primary task, else any healthy task."""
         with self._lock:
             svc = self._backend.services.get(f"{key[0]}:{key[1]}") if self._backend else None
-            tasks = [t for t in self._service_tasks(key) if t.healthy]
+            tasks = [t for t in self._service_tasks(key) if t.healthy and not t.draining]
             if svc is not None and svc.deployments:
                 primary = svc.deployments[0]["taskDefinition"]
                 preferred = [t for t in tasks if t.task_definition == primary]

@@ -27,9 +27,11 @@ from typing import Any
 
 import boto3
 
-from localaws import alarms, lambdas, sfn
+from localaws import alarms, lambdas, s3policy, sfn
 from localaws.atomic import serialise_dynamodb_writes
 from localaws.ecs import EcsPlane, free_port
+from localaws.emf import EmfShipper
+from localaws.schedule import Scheduler
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "localaws", "AWS_SECRET_ACCESS_KEY": "localaws", "AWS_SESSION_TOKEN": "localaws"}
@@ -45,8 +47,13 @@ class LocalAWS:
         workdir: str | Path | None = None,
         lambda_mode: str = "inprocess",
         health_path: str = "/ready",
+        time_scale: float | None = None,
     ) -> None:
         self.region = region
+        # Schedule rules fire time_scale times faster than written (schedule.py); env LOCALAWS_TIME_SCALE.
+        self.time_scale = time_scale if time_scale is not None else float(os.environ.get("LOCALAWS_TIME_SCALE", "1"))
+        self.scheduler: Scheduler | None = None
+        self.emf: EmfShipper | None = None
         self.port = port
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="localaws-"))
@@ -111,6 +118,11 @@ class LocalAWS:
         self._undo.append(self.ecs.install())
         self._undo.append(sfn.install(self._ensure_sync_functions))
         self._undo.append(alarms.install(self))
+        self._undo.append(s3policy.install())
+        self.scheduler = Scheduler(self, self.time_scale).start()
+        self._undo.append(self.scheduler.stop)
+        self.emf = EmfShipper(self, self.workdir / "logs").start()
+        self._undo.append(self.emf.stop)
         _ACTIVE.append(self)
         return self
 

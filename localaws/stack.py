@@ -54,6 +54,9 @@ class WorkflowStack:
     train_command: list[str] = field(default_factory=lambda: ["esteira", "train"])
     serving_command: list[str] = field(default_factory=lambda: ["python", "-m", "model.serving"])
     serving_port: int = 8080
+    # Bucket names by role (data, artifacts, capture). Empty: "<name>-<role>", created here. Given (e.g.
+    # from `tofu apply` of the storage module): used as they are, and created only if missing.
+    buckets: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,8 +67,19 @@ class WorkflowStack:
     def service(self) -> str:
         return f"{self.name}-serving"
 
+    def _ensure_buckets(self) -> dict[str, str]:
+        s3 = self.local.client("s3")
+        names = {role: self.buckets.get(role) or f"{self.name}-{role}" for role in ("data", "artifacts", "capture")}
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        for bucket in names.values():
+            if bucket not in existing:
+                s3.create_bucket(Bucket=bucket)
+        self.buckets = names
+        return names
+
     def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
         aws = self.local
+        buckets = self._ensure_buckets()
         iam = aws.client("iam")
         trust = json.dumps(
             {
@@ -172,8 +186,8 @@ class WorkflowStack:
             "sagemaker_role_arn": role,
             "training_image_uri": "esteira-training:local",
             "lock_table_name": lock_table,
-            "data_bucket": f"{self.name}-data",
-            "artifacts_bucket": f"{self.name}-artifacts",
+            "data_bucket": buckets["data"],
+            "artifacts_bucket": buckets["artifacts"],
         }
         definition = render(TEMPLATE.read_text(), variables)
         sm = aws.client("stepfunctions").create_state_machine(
@@ -191,7 +205,117 @@ class WorkflowStack:
             "serving_task_definition": serving_td,
             "train_task_definition": train_td,
             "lambda_env": lambda_env,
+            "buckets": buckets,
+            "role_arn": role,
         }
+        return self
+
+    def deploy_monitoring(
+        self,
+        *,
+        drift_schedule: str = "rate(1 minute)",
+        cooldown_seconds: int = 3600,
+        alarm_period: int = 60,
+        drift_periods: int = 1,
+        low_confidence_threshold: float = 0.3,
+        p99_latency_ms: float = 500.0,
+        drift_env: dict[str, str] | None = None,
+    ) -> WorkflowStack:
+        """The model-health half of infra/terraform/modules/monitoring: the drift-check and retrain-trigger
+        Lambdas, the alarms, the alarm -> retrain rule and the drift-check schedule.
+
+        Same names, metrics and thresholds as Terraform, with periods short enough for a demo. The
+        service alarms read the service's own EMF metrics (LatencyP99, Http5xx), because there is no
+        ALB here to publish TargetResponseTime; in AWS they read the ALB's."""
+        assert self.outputs, "deploy() first"
+        aws = self.local
+        lam, events, cw = aws.client("lambda"), aws.client("events"), aws.client("cloudwatch")
+        service_name = self.environment.get("SERVICE_NAME", "esteira-serving")
+        env = {
+            **self.outputs["lambda_env"],
+            "CAPTURE_S3_URI": f"s3://{self.buckets['capture']}/capture/",
+            "ESTEIRA_ARTIFACTS_BUCKET": self.buckets["artifacts"],
+            "ESTEIRA_STATE_MACHINE_ARN": self.outputs["state_machine_arn"],
+            "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(cooldown_seconds),
+            "ESTEIRA_RETRAIN_ALARM_PREFIX": f"{self.name}-model-",
+            "SERVICE_NAME": service_name,
+            **(drift_env or {}),
+        }
+        arns = {}
+        for fn in ("drift_check", "retrain_trigger"):
+            name = f"{self.name}-{fn.replace('_', '-')}"
+            arns[fn] = lam.create_function(
+                FunctionName=name,
+                Role=self.outputs["role_arn"],
+                PackageType="Image",
+                Code={"ImageUri": f"123456789012.dkr.ecr.{aws.region}.amazonaws.com/esteira-lambda:local"},
+                ImageConfig={"Command": [f"lambdas.{fn}.handler"]},
+                Timeout=300,
+                MemorySize=1024,
+                Environment={"Variables": env},
+            )["FunctionArn"]
+            self.outputs["functions"][fn] = name
+            self.outputs["function_arns"][fn] = arns[fn]
+        dims = [{"Name": "Service", "Value": service_name}]
+        alarms = {
+            f"{self.name}-model-drift": dict(
+                MetricName="DriftScore",
+                Statistic="Maximum",
+                EvaluationPeriods=drift_periods,
+                DatapointsToAlarm=drift_periods,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                Threshold=1.0,
+            ),
+            f"{self.name}-model-low-confidence": dict(
+                MetricName="LowConfidenceRate",
+                Statistic="Average",
+                EvaluationPeriods=3,
+                DatapointsToAlarm=2,
+                ComparisonOperator="GreaterThanThreshold",
+                Threshold=low_confidence_threshold,
+            ),
+            f"{self.name}-service-p99-latency": dict(
+                MetricName="LatencyP99",
+                Statistic="Maximum",
+                EvaluationPeriods=3,
+                DatapointsToAlarm=2,
+                ComparisonOperator="GreaterThanThreshold",
+                Threshold=p99_latency_ms,
+            ),
+            f"{self.name}-service-5xx": dict(
+                MetricName="Http5xx",
+                Statistic="Sum",
+                EvaluationPeriods=1,
+                ComparisonOperator="GreaterThanThreshold",
+                Threshold=0.0,
+            ),
+        }
+        for alarm_name, spec in alarms.items():
+            cw.put_metric_alarm(
+                AlarmName=alarm_name,
+                Namespace="Esteira",
+                Dimensions=dims,
+                Period=alarm_period,
+                TreatMissingData="notBreaching",
+                **spec,
+            )
+        model_alarms = [
+            cw.describe_alarms(AlarmNames=[n])["MetricAlarms"][0]["AlarmArn"] for n in alarms if "-model-" in n
+        ]
+        pattern = {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "resources": model_alarms,
+            "detail": {"state": {"value": ["ALARM"]}},
+        }
+        events.put_rule(Name=f"{self.name}-model-health-alarm", EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=f"{self.name}-model-health-alarm", Targets=[{"Id": "retrain-trigger", "Arn": arns["retrain_trigger"]}]
+        )
+        events.put_rule(Name=f"{self.name}-drift-check", ScheduleExpression=drift_schedule)
+        events.put_targets(Rule=f"{self.name}-drift-check", Targets=[{"Id": "drift-check", "Arn": arns["drift_check"]}])
+        self.outputs["alarms"] = list(alarms)
+        self.outputs["monitoring_env"] = env
         return self
 
     def update_function_env(self, fn: str, **changes: str) -> None:

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", default=None)
     p.add_argument("--eval-data", default="banking77:test")
 
+    p = sub.add_parser("seed-data", help="validate data into s3://BUCKET/train/ and eval/")
+    p.add_argument("--bucket", required=True, help="the data bucket (Terraform output bucket_names.data)")
+    p.add_argument("--train-data", default="banking77:train")
+    p.add_argument("--eval-data", default="banking77:test")
+    p.add_argument("--exclude-intent", action="append", default=[], help="leave an intent out (repeatable)")
+
     p = sub.add_parser("drift-check", help="compare the latest capture window with the champion's reference profile")
     p.add_argument("--model-version", default=None, help="default: the 'champion' alias")
     p.add_argument("--no-publish", action="store_true", help="do not send CloudWatch metrics")
@@ -94,6 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from pipelines.promote import promote
 
         return _run("promote", lambda: promote(args.model_version, eval_uri=args.eval_data))
+    if args.command == "seed-data":
+        from pipelines.seed_data import seed_data
+
+        return _run(
+            "seed-data",
+            lambda: seed_data(
+                args.bucket,
+                train_source=args.train_data,
+                eval_source=args.eval_data,
+                exclude_intents=args.exclude_intent,
+            ),
+        )
     if args.command == "drift-check":
         from pipelines.drift_check import drift_check
 

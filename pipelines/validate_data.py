@@ -28,9 +28,9 @@ def load_validated(
         raw = read_raw(uri, settings)
         return validate_table(raw, known, new_labels=new_labels, label_column=label_column, settings=settings)
     # Row-count limits apply to the data set, not to each file: a labelling batch may be small.
-    per_file = replace(settings, min_rows=1)
+    one = replace(settings, min_rows=1)
     parts = [
-        validate_table(read_raw(f, settings), known, new_labels=new_labels, label_column=label_column, settings=per_file)
+        validate_table(read_raw(f, settings), known, new_labels=new_labels, label_column=label_column, settings=one)
         for f in list_data_files(uri, settings)
     ]
     merged = merge_validated(uri, parts)

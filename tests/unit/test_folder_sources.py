@@ -29,7 +29,9 @@ def settings(banking77: Path) -> Settings:
 def test_folder_is_the_union_of_its_files_in_name_order(tmp_path: Path, settings: Settings) -> None:
     (tmp_path / "base.csv").write_text(BASE)
     (tmp_path / "labelled").mkdir()
-    (tmp_path / "labelled" / "batch-1.csv").write_text("text,category\nmy card got declined abroad,declined_card_payment\n")
+    (tmp_path / "labelled" / "batch-1.csv").write_text(
+        "text,category\nmy card got declined abroad,declined_card_payment\n"
+    )
     (tmp_path / "notes.txt").write_text("not data")
     data = load_validated(str(tmp_path), settings=settings)
     assert len(data.texts) == 26 and data.labels[-1] == "declined_card_payment"
@@ -74,7 +76,9 @@ def test_s3_prefix(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="data")
     s3.put_object(Bucket="data", Key="train/base.csv", Body=BASE.encode())
-    s3.put_object(Bucket="data", Key="train/labelled/2026-11-24.csv", Body=b"text,category\nnew phrasing,card_arrival\n")
+    s3.put_object(
+        Bucket="data", Key="train/labelled/2026-11-24.csv", Body=b"text,category\nnew phrasing,card_arrival\n"
+    )
     s3.put_object(Bucket="data", Key="trainee/other.csv", Body=b"text,category\nnot mine,card_arrival\n")
     data = load_validated("s3://data/train/", settings=settings)
     assert len(data.texts) == 26
