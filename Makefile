@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest --junitxml=$(REPORTS)/junit-$@.xml --cov=model --cov=pipelines --cov=lambdas \
           --cov-report=xml:$(REPORTS)/coverage-$@.xml --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-.PHONY: help venv demo demo-down test test-all test-slow lint fmt benchmark clean
+.PHONY: help venv demo demo-down test test-all test-slow lint fmt benchmark benchmark-loop clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -41,11 +41,11 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv from the lock file (seconds when cached)
 
-demo: venv ## run the production line locally (MLflow, validate, train, evaluate, promote)
+demo: venv ## the whole loop locally: train, deploy, serve, drift, alarm, retrain (~5 min; report in reports/)
 	$(PY) -m demo.run
 
-demo-down: ## stop every process a demo started
-	-$(PY) -m demo.down 2>/dev/null || true
+demo-down: ## stop a running demo and every process it started
+	$(PY) -m demo.down
 
 test: venv ## the default suite (< 10 min): unit + integration, slow suites excluded
 	@mkdir -p $(REPORTS)
@@ -70,6 +70,9 @@ fmt: venv ## apply ruff formatting and fixes
 
 benchmark: venv ## training benchmark -> docs/benchmarks.md
 	$(PY) -m benchmarks.train
+
+benchmark-loop: venv ## time the whole loop (make demo) -> docs/benchmarks.md
+	$(PY) -m benchmarks.loop
 
 clean: ## remove local state (not the tool cache)
 	rm -rf .esteira $(REPORTS) .pytest_cache .mypy_cache .ruff_cache

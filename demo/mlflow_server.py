@@ -32,6 +32,10 @@ class MlflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90.0) -> MlflowServer:
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> MlflowServer:
+        """Start the process without waiting, so a caller can do other work while it boots (~10 s)."""
         self.root.mkdir(parents=True, exist_ok=True)
         mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -57,6 +61,10 @@ class MlflowServer:
             env=env,
             start_new_session=True,
         )
+        return self
+
+    def wait_healthy(self, timeout: float = 90.0) -> MlflowServer:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

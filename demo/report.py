@@ -68,11 +68,14 @@ def _drift_reports(ctx: Any) -> list[dict[str, Any]]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="drift-reports/"):
         for obj in page.get("Contents", []):
             doc = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            score = doc.get("metrics", {}).get("DriftScore")
-            if score is None:
-                continue
+            metrics = doc.get("metrics", {})
+            if "DriftScore" not in metrics:
+                continue  # too few requests for a verdict
             end = dt.datetime.fromisoformat(doc["window"]["end"])
-            out.append({"version": doc["model_version"], "score": score, "time": end.timestamp()})
+            out.append({
+                "version": doc["model_version"], "score": metrics["DriftScore"], "time": end.timestamp(),
+                "prediction": metrics.get("PredictionDrift", 0.0), "input": metrics.get("InputDrift", 0.0),
+            })  # fmt: skip
     if out:  # wall-clock -> demo seconds: the newest report was written moments ago
         now_wall, now_demo = dt.datetime.now(dt.UTC).timestamp(), ctx.now()
         for d in out:
@@ -166,11 +169,15 @@ def plot_versions(data: dict[str, Any]) -> str:
     ax.legend(fontsize=8, loc="lower right")
     for version in sorted({d["version"] for d in data["drift"]}, key=int):
         pts = [d for d in data["drift"] if d["version"] == version]
-        ax2.plot([d["t"] for d in pts], [d["score"] for d in pts], "o-", label=f"v{version}")
+        ts = [d["t"] for d in pts]
+        ax2.plot(ts, [d["score"] for d in pts], "o", label=f"v{version} DriftScore (1 = drift verdict)")
+        mix = [d.get("prediction", 0.0) for d in pts]
+        ax2.plot(ts, mix, "--", label=f"v{version} predicted-intent mix, JS divergence (bits)")
     ax2.axhline(1.0, color="tab:red", linewidth=1, label="alarm threshold")
-    ax2.set_title("Drift score per check (scheduled)")
+    ax2.set_ylim(0, 1.2)
+    ax2.set_title("Drift checks (scheduled)")
     ax2.set_xlabel("seconds since start")
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=7, loc="lower right")
     _mark_events(ax2, data)
     return _png(fig)
 

@@ -81,6 +81,10 @@ def phase_infrastructure(ctx: Context) -> str:
     from demo.terraform import StorageApply, toolchain
     from localaws.server import LocalAWS
 
+    server = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):  # boots while the emulator and tofu start
+        server = MlflowServer(ctx.workdir / "mlflow", free_port()).launch()
+        ctx.cleanups.append(server.stop)
     aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE).start()
     ctx.cleanups.append(aws.stop)
     ctx.state["aws"] = aws
@@ -93,11 +97,9 @@ def phase_infrastructure(ctx: Context) -> str:
     else:
         ctx.state["tofu"] = None
         how = "toolchain not found (run `make tools`): FALLBACK bootstrap, buckets created by localaws.stack"
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        server = MlflowServer(ctx.workdir / "mlflow", free_port()).start()
-        ctx.cleanups.append(server.stop)
-        os.environ["MLFLOW_TRACKING_URI"] = uri = server.uri
+    if server is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = server.wait_healthy().uri
+    uri = os.environ["MLFLOW_TRACKING_URI"]
     os.environ.update(aws.env())  # this process (seeding, labelling, comparing) talks to the emulator
     ctx.results["infrastructure"] = {"endpoint": aws.endpoint_url, "mlflow": uri, "bootstrap": how}
     return f"AWS emulator at {aws.endpoint_url}; MLflow at {uri}; {how}"
