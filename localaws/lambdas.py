@@ -13,6 +13,7 @@ stackTrace}, so Step Functions names the error after the exception class.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import json
 import os
@@ -24,6 +25,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 _ENV_LOCK = threading.RLock()
+# localaws's own handlers (the .sync runners) read their environment from here instead of os.environ, so
+# they run outside the lock: a training task's .sync wait must not hold up every other function.
+_BUILTIN_ENV: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("localaws_env", default=None)
+
+
+def getenv(key: str, default: str | None = None) -> str | None:
+    """The invoking function's environment for a builtin handler; os.environ outside one."""
+    env = _BUILTIN_ENV.get()
+    return (env if env is not None else os.environ).get(key, default)
+
+
+def environment() -> dict[str, str]:
+    env = _BUILTIN_ENV.get()
+    return {**os.environ, **(env or {})}
+
+
 # Handlers localaws itself provides (the .sync task runners), keyed by handler path.
 BUILTIN_HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
 
@@ -82,7 +99,15 @@ class LambdaRuntime:
         env = {**self.base_env, **(getattr(fn, "environment_vars", None) or {})}
         env["AWS_LAMBDA_FUNCTION_NAME"] = fn.function_name
         event = payload if not isinstance(payload, str) else json.loads(payload or "{}")
-        if self.mode == "subprocess" and path not in BUILTIN_HANDLERS:
+        if path in BUILTIN_HANDLERS:
+            token = _BUILTIN_ENV.set(env)
+            try:
+                result, errored = BUILTIN_HANDLERS[path](event, None), False
+            except Exception as exc:
+                result, errored = _error(exc), True
+            finally:
+                _BUILTIN_ENV.reset(token)
+        elif self.mode == "subprocess":
             result, errored = self._subprocess(path, env, event)
         else:
             with patched_environ(env):

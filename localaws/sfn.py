@@ -22,6 +22,8 @@ from typing import Any
 
 import boto3
 
+from localaws import lambdas
+
 REWRITES = {
     "arn:aws:states:::ecs:runTask.sync": "localaws-ecs-runtask-sync",
     "arn:aws:states:::sagemaker:createTrainingJob.sync": "localaws-sagemaker-training-sync",
@@ -62,8 +64,8 @@ def _pascal(value: Any) -> Any:
 def _client(service: str) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
-        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        endpoint_url=lambdas.getenv("AWS_ENDPOINT_URL"),
+        region_name=lambdas.getenv("AWS_DEFAULT_REGION", "us-east-1"),
     )
 
 
@@ -75,7 +77,7 @@ def ecs_run_task_sync(event: dict[str, Any], context: Any = None) -> dict[str, A
         raise TaskFailed(json.dumps(started.get("failures"), default=str))
     arn = started["tasks"][0]["taskArn"]
     cluster = params.get("cluster", "default")
-    timeout = float(os.environ.get("LOCALAWS_SYNC_TIMEOUT", "3600"))
+    timeout = float(lambdas.getenv("LOCALAWS_SYNC_TIMEOUT", "3600") or "3600")
     deadline = time.monotonic() + timeout
     while True:
         task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
@@ -99,9 +101,9 @@ def sagemaker_training_sync(event: dict[str, Any], context: Any = None) -> dict[
     if not argv:
         raise TaskFailed("AlgorithmSpecification has no ContainerEntrypoint (images are not run locally)")
     name = event.get("TrainingJobName", "job")
-    workdir = Path(os.environ.get("LOCALAWS_WORKDIR", "/tmp")) / "sagemaker" / name
+    workdir = Path(lambdas.getenv("LOCALAWS_WORKDIR", "/tmp") or "/tmp") / "sagemaker" / name
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **(event.get("Environment") or {})}
+    env = {**lambdas.environment(), **(event.get("Environment") or {})}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     started = datetime.now().astimezone()
     with (workdir / "output.log").open("wb") as log:
