@@ -85,3 +85,24 @@ def test_s3_prefix(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     assert data.files == ["s3://data/train/base.csv", "s3://data/train/labelled/2026-11-24.csv"]
     with pytest.raises(DataSourceError, match="no data files"):
         load_validated("s3://data/nothing/", settings=settings)
+
+
+@mock_aws
+def test_seed_data_writes_validated_splits_where_the_workflow_reads(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path
+) -> None:
+    from pipelines.cli import main
+    from pipelines.seed_data import seed_data
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="data")
+    out = seed_data("data", exclude_intents=["card_arrival", "pin_blocked"], settings=settings)
+    assert out["train"]["uri"] == "s3://data/train/seed.csv" and out["train"]["intents"] == 75
+    train = load_validated("s3://data/train/", settings=settings)
+    assert "card_arrival" not in train.labels and len(train.texts) == out["train"]["rows"]
+    with pytest.raises(ValueError, match="not in"):
+        seed_data("data", exclude_intents=["no_such_intent"], settings=settings)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,category\n,card_arrival\n")
+    assert main(["seed-data", "--bucket", "data", "--train-data", str(bad)]) == 2  # invalid: nothing written
