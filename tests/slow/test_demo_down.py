@@ -1,0 +1,67 @@
+"""`make demo-down` (and Ctrl-C) stop every process the demo started, mid-run.
+
+The demo is stopped while the launch workflow's training task is running, the point with the most
+processes alive (MLflow server and its workers, tofu, the training task); afterwards none of them
+may be left, and the demo must say it was interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    log = tmp_path / "demo.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "demo.run", "--workdir", str(tmp_path / "demo"), "--reports", str(tmp_path / "r")],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return proc, log
+
+
+def _wait_for_training(proc: subprocess.Popen[str], log: Path, timeout: float = 240) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        family = psutil.Process(proc.pid).children(recursive=True)
+        if "[4/10] first model" in log.read_text() and any("train" in " ".join(p.cmdline()) for p in family):
+            return family
+        time.sleep(1)
+    raise AssertionError(f"the training task never started:\n{log.read_text()[-3000:]}")
+
+
+def _assert_all_gone(family: list[psutil.Process]) -> None:
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, [" ".join(p.cmdline())[:120] for p in alive]
+
+
+@pytest.mark.parametrize("how", ["demo-down", "ctrl-c"])
+def test_stopping_the_demo_leaves_no_process(tmp_path: Path, how: str) -> None:
+    proc, log = _start(tmp_path)
+    family = _wait_for_training(proc, log)
+    assert len(family) >= 3  # mlflow, its worker, the training task at least
+    if how == "demo-down":
+        down = subprocess.run(
+            [sys.executable, "-m", "demo.down", "--workdir", str(tmp_path / "demo")],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
+    else:
+        proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 1
+    assert "interrupted" in log.read_text()
+    _assert_all_gone(family)
+    assert not (tmp_path / "demo" / "demo.pid").exists()
