@@ -165,7 +165,8 @@ module "ci" {
   count                = var.enable_ci ? 1 : 0
   name                 = local.name
   github_repository    = var.github_repository
-  github_environment   = var.environment
+  github_environment   = var.github_environment
+  state_machine_arn    = module.workflow.state_machine_arn
   create_oidc_provider = var.create_oidc_provider
   oidc_provider_arn    = var.oidc_provider_arn
   state_bucket         = var.state_bucket

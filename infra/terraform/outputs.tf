@@ -63,6 +63,11 @@ output "github_deploy_role_arn" {
   value       = try(module.ci[0].deploy_role_arn, null)
 }
 
+output "github_train_role_arn" {
+  description = "Role train.yml assumes (AWS_TRAIN_ROLE_ARN): start the state machine and describe its executions; null when enable_ci is false."
+  value       = try(module.ci[0].train_role_arn, null)
+}
+
 output "github_plan_role_arn" {
   description = "Read-only role GitHub Actions assumes on pull requests to plan; null when enable_ci is false."
   value       = try(module.ci[0].plan_role_arn, null)

@@ -275,6 +275,16 @@ variable "github_repository" {
   default     = "esteira-mlops/esteira"
 }
 
+variable "github_environment" {
+  description = "GitHub Actions environment whose jobs may apply (the deploy role trusts repo:<org>/<repo>:environment:<this>); .github/workflows/deploy.yml uses production."
+  type        = string
+  default     = "production"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+$", var.github_environment))
+    error_message = "github_environment must be a GitHub environment name."
+  }
+}
+
 variable "create_oidc_provider" {
   description = "Create the account's GitHub OIDC provider (false when another stack owns it; then set oidc_provider_arn)."
   type        = bool

@@ -166,12 +166,17 @@ def test_github_roles_trust_only_this_repository(dev: Synth) -> None:
     assert deploy["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert (
         deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-        == "repo:esteira-mlops/esteira:environment:dev"
+        == "repo:esteira-mlops/esteira:environment:production"  # the environment deploy.yml applies in
     )
     plan = roles["esteira-dev-github-plan"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert plan["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:esteira-mlops/esteira:pull_request",
+        "repo:esteira-mlops/esteira:ref:refs/heads/main",  # deploy.yml's plan job, dispatched on main
+    ]
+    train = roles["esteira-dev-github-train"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert (
-        plan["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
-        == "repo:esteira-mlops/esteira:pull_request"
+        train["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:esteira-mlops/esteira:ref:refs/heads/main"
     )
 
 

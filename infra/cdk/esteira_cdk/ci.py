@@ -9,7 +9,7 @@ the same deployment, and no state bucket (CloudFormation keeps the state).
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -33,6 +33,8 @@ class Ci(Construct):
         github_environment: str,
         create_oidc_provider: bool,
         oidc_provider_arn: str | None,
+        state_machine_name: str,
+        github_main_ref: str = "refs/heads/main",
         bootstrap_qualifier: str = DEFAULT_QUALIFIER,
         max_session_duration: int = 3600,
     ) -> None:
@@ -47,7 +49,8 @@ class Ci(Construct):
             provider_arn = oidc_provider_arn
         self.oidc_provider_arn = provider_arn
 
-        def trust(subject: str) -> iam.WebIdentityPrincipal:
+        def trust(*subjects: str) -> iam.WebIdentityPrincipal:
+            subject: str | list[str] = subjects[0] if len(subjects) == 1 else list(subjects)
             return iam.WebIdentityPrincipal(
                 provider_arn,
                 conditions={
@@ -57,6 +60,8 @@ class Ci(Construct):
                     }
                 },
             )
+
+        main = f"repo:{github_repository}:ref:{github_main_ref}"
 
         def bootstrap_role(kind: str) -> str:
             role = f"cdk-{bootstrap_qualifier}-{kind}-role-{Aws.ACCOUNT_ID}-{Aws.REGION}"
@@ -90,7 +95,7 @@ class Ci(Construct):
             "PlanRole",
             role_name=f"{name}-github-plan",
             description=f"cdk diff (read-only) for pull requests of {github_repository}",
-            assumed_by=trust(f"repo:{github_repository}:pull_request"),
+            assumed_by=trust(f"repo:{github_repository}:pull_request", main),  # pr.yml and deploy.yml's plan
             max_session_duration=Duration.seconds(max_session_duration),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("ReadOnlyAccess")],
         )
@@ -105,5 +110,48 @@ class Ci(Construct):
                     actions=["sts:AssumeRole", "sts:TagSession"],
                     resources=[bootstrap_role("lookup")],
                 )
+            ],
+        )
+
+        # train.yml (schedule / workflow_dispatch on main): start the state machine, follow its executions.
+        stack = Stack.of(self)
+        self.train_role = iam.Role(
+            self,
+            "TrainRole",
+            role_name=f"{name}-github-train",
+            description=f"Start the train-evaluate-deploy workflow from {github_repository} ({github_main_ref})",
+            assumed_by=trust(main),
+            max_session_duration=Duration.seconds(max_session_duration),
+        )
+        inline_policy(
+            self,
+            "TrainPolicy",
+            "start-training",
+            self.train_role,
+            [
+                iam.PolicyStatement(
+                    sid="StartTraining",
+                    actions=["states:StartExecution"],
+                    resources=[
+                        stack.format_arn(
+                            service="states",
+                            resource="stateMachine",
+                            resource_name=state_machine_name,
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="FollowExecutions",
+                    actions=["states:DescribeExecution"],
+                    resources=[
+                        stack.format_arn(
+                            service="states",
+                            resource="execution",
+                            resource_name=f"{state_machine_name}:*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                ),
             ],
         )

@@ -79,6 +79,7 @@ class EsteiraConfig:
     # CI (GitHub OIDC)
     enable_ci: bool = True
     github_repository: str = "esteira-mlops/esteira"
+    github_environment: str = "production"  # the environment deploy.yml's apply job runs in
     create_oidc_provider: bool = True
     oidc_provider_arn: str | None = None
     state_bucket: str = "esteira-tfstate"
@@ -148,6 +149,8 @@ class EsteiraConfig:
             "required when create_oidc_provider is false",
         )
         check(bool(re.fullmatch(r"[\w.-]+/[\w.-]+", self.github_repository)), "github_repository", "<org>/<repo>")
+        environment_ok = bool(re.fullmatch(r"[\w.-]+", self.github_environment))
+        check(environment_ok, "github_environment", "a GitHub environment name")
         # CloudFormation accepts only these retention values (Terraform's provider has the same list).
         check(
             self.log_retention_days

@@ -183,9 +183,10 @@ class EsteiraStack(Stack):
                 "Ci",
                 name=name,
                 github_repository=cfg.github_repository,
-                github_environment=cfg.environment,
+                github_environment=cfg.github_environment,
                 create_oidc_provider=cfg.create_oidc_provider,
                 oidc_provider_arn=cfg.oidc_provider_arn,
+                state_machine_name=workflow.state_machine_name,
             )
 
         # ---- outputs (Terraform's outputs.tf)
@@ -219,6 +220,10 @@ class EsteiraStack(Stack):
             outputs["GithubPlanRoleArn"] = (
                 ci.plan_role.role_arn,
                 "Read-only role GitHub Actions assumes on pull requests (cdk diff)",
+            )
+            outputs["GithubTrainRoleArn"] = (
+                ci.train_role.role_arn,
+                "Role train.yml assumes: start the state machine and describe its executions",
             )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

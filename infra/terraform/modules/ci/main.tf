@@ -53,9 +53,58 @@ data "aws_iam_policy_document" "plan_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:pull_request"]
+      # Pull requests (pr.yml) and the plan job of deploy.yml, dispatched on the main branch.
+      values = ["repo:${var.github_repository}:pull_request", "repo:${var.github_repository}:ref:${var.github_main_ref}"]
     }
   }
+}
+
+# ---- train role: train.yml (schedule / workflow_dispatch on main) starts the state machine, nothing else
+data "aws_iam_policy_document" "train_trust" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [local.provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = ["repo:${var.github_repository}:ref:${var.github_main_ref}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "train" {
+  name                 = "${var.name}-github-train"
+  description          = "Start the train-evaluate-deploy workflow from ${var.github_repository} (${var.github_main_ref})"
+  assume_role_policy   = data.aws_iam_policy_document.train_trust.json
+  max_session_duration = var.max_session_duration
+  tags                 = var.tags
+}
+
+data "aws_iam_policy_document" "train" {
+  statement {
+    sid       = "StartTraining"
+    actions   = ["states:StartExecution"]
+    resources = [var.state_machine_arn]
+  }
+  statement {
+    sid       = "FollowExecutions"
+    actions   = ["states:DescribeExecution"]
+    resources = ["${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "train" {
+  name   = "start-training"
+  role   = aws_iam_role.train.id
+  policy = data.aws_iam_policy_document.train.json
 }
 
 # ---- deploy role: GitHub environment jobs run `terraform apply` with it

@@ -8,6 +8,11 @@ output "plan_role_arn" {
   value       = aws_iam_role.plan.arn
 }
 
+output "train_role_arn" {
+  description = "Role for train.yml: may start the state machine and describe its executions, nothing else."
+  value       = aws_iam_role.train.arn
+}
+
 output "oidc_provider_arn" {
   description = "GitHub OIDC provider ARN."
   value       = local.provider_arn

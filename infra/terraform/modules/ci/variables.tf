@@ -25,6 +25,25 @@ variable "github_environment" {
   }
 }
 
+variable "github_main_ref" {
+  description = "Branch whose workflow_dispatch/schedule jobs (no environment) may plan and start training (token subject repo:<org>/<repo>:ref:<ref>)."
+  type        = string
+  default     = "refs/heads/main"
+  validation {
+    condition     = startswith(var.github_main_ref, "refs/heads/")
+    error_message = "github_main_ref must be a branch ref such as refs/heads/main."
+  }
+}
+
+variable "state_machine_arn" {
+  description = "The train-evaluate-deploy state machine the train role may start (and whose executions it may describe)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]+$", var.state_machine_arn))
+    error_message = "state_machine_arn must be a Step Functions state machine ARN."
+  }
+}
+
 variable "create_oidc_provider" {
   description = "Create the token.actions.githubusercontent.com OIDC provider (only one may exist per account; set false and pass oidc_provider_arn when it already does)."
   type        = bool
