@@ -199,3 +199,14 @@ def test_cli_and_lambda_run_the_same_check(
 def test_hour_prefixes_cover_the_window() -> None:
     got = hour_prefixes("capture", "3", dt.datetime(2026, 1, 1, 0, 30, tzinfo=dt.UTC), 1)
     assert got == ["capture/model_version=3/dt=2026-01-01/hour=00/", "capture/model_version=3/dt=2025-12-31/hour=23/"]
+
+
+def test_cli_without_a_capture_location_says_so_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    monkeypatch.delenv("CAPTURE_S3_URI", raising=False)
+    assert main(["drift-check", "--model-version", "1", "--no-publish"]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out)["status"] == "error" and "CAPTURE_S3_URI is not set" in out.err
