@@ -98,6 +98,7 @@ class EcsPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backend: Any = None
+        self.emf: Any = None
 
     # ---- processes
     def start_task(self, task_arn: str, td: Any, overrides: dict[str, Any] | None, service: Any = None) -> LocalTask:
@@ -237,6 +238,11 @@ class EcsPlane:
                 except (OSError, ValueError) as exc:
                     state["failures"][target] = state["failures"].get(target, 0) + 1
                     state["last_error"] = str(exc)
+            if len(new) > desired:  # scaled in (UpdateService desiredCount): stop the surplus, unhealthy first
+                surplus = sorted(new, key=lambda t: t.healthy)[: len(new) - desired]
+                for task in surplus:
+                    self.stop_task(task, "scaled in")
+                new = [t for t in new if t not in surplus]
             healthy = [t for t in new if t.healthy]
             if len(healthy) >= desired:
                 for task in old:
@@ -445,6 +451,10 @@ class EcsPlane:
         EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign,assignment]
         self._thread = threading.Thread(target=self._loop, daemon=True, name="localaws-ecs")
         self._thread.start()
+        if self.base_env.get("AWS_ENDPOINT_URL"):  # EMF lines of task logs -> CloudWatch metrics
+            from localaws.emf_logs import EmfShipper
+
+            self.emf = EmfShipper(self.workdir / "logs", self.base_env).start()
 
         def undo() -> None:
             for name, fn in originals.items():
@@ -463,6 +473,8 @@ class EcsPlane:
 
     def shutdown(self) -> None:
         self._stop.set()
+        if self.emf is not None:
+            self.emf.stop()
         if self._thread:
             self._thread.join(5)
         with self._lock:
