@@ -160,10 +160,10 @@ class WorkflowStack:
         elb = aws.client("elbv2")
         alb = elb.create_load_balancer(Name=f"{self.name}-serving", Subnets=[subnet, subnet_b])["LoadBalancers"][0]
         tgs = {
-            role: elb.create_target_group(
-                Name=f"{self.name}-{role}", Protocol="HTTP", Port=self.serving_port, VpcId=vpc, TargetType="ip"
+            group: elb.create_target_group(
+                Name=f"{self.name}-{group}", Protocol="HTTP", Port=self.serving_port, VpcId=vpc, TargetType="ip"
             )["TargetGroups"][0]["TargetGroupArn"]
-            for role in ("stable", "canary")
+            for group in ("stable", "canary")
         }
         forward = {
             "Type": "forward",
@@ -177,7 +177,7 @@ class WorkflowStack:
         listener = elb.create_listener(
             LoadBalancerArn=alb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[forward]
         )["Listeners"][0]["ListenerArn"]
-        for service, role, count in ((self.service, "stable", 1), (self.canary_service, "canary", 0)):
+        for service, group, count in ((self.service, "stable", 1), (self.canary_service, "canary", 0)):
             ecs.create_service(
                 cluster=self.cluster,
                 serviceName=service,
@@ -186,7 +186,7 @@ class WorkflowStack:
                 launchType="FARGATE",
                 networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}},
                 loadBalancers=[
-                    {"targetGroupArn": tgs[role], "containerName": "serving", "containerPort": self.serving_port}
+                    {"targetGroupArn": tgs[group], "containerName": "serving", "containerPort": self.serving_port}
                 ],
             )
         from localaws.router import WeightedRouter
