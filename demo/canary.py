@@ -91,9 +91,9 @@ def run_release(
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Start one execution, wait for it; (description, states entered, history events)."""
     sfn = stack.local.client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=stack.outputs["state_machine_arn"], name=name, input=json.dumps(inputs)
-    )["executionArn"]
+    arn = sfn.start_execution(stateMachineArn=stack.outputs["state_machine_arn"], name=name, input=json.dumps(inputs))[
+        "executionArn"
+    ]
     deadline = time.monotonic() + timeout
     while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         if time.monotonic() > deadline:
@@ -207,8 +207,10 @@ def run_canary_demo(
         "load": traffic,
     }
     summary["good"] = good
-    log(f"canary 1 (healthy candidate): {good['status']}, steps {good['weights']}, champion "
-        f"{before} -> {good['champion']['after']}, {traffic['ok']} requests ok, {traffic['failed']} failed")  # fmt: skip
+    log(
+        f"canary 1 (healthy candidate): {good['status']}, steps {good['weights']}, champion {before} -> "
+        f"{good['champion']['after']}, {traffic['ok']} requests ok, {traffic['failed']} failed"
+    )
     if desc["status"] != "SUCCEEDED" or traffic["failed"]:
         raise RuntimeError(f"healthy canary: {desc['status']}, states {states}, load {traffic}")
 
@@ -244,9 +246,11 @@ def run_canary_demo(
         "load": traffic,
     }
     summary["degraded"] = bad
-    log(f"canary 2 (degraded candidate v{candidate}): {bad['status']} at {bad['weights']} %, breaches "
+    log(
+        f"canary 2 (degraded candidate v{candidate}): {bad['status']} at {bad['weights']} %, breaches "
         f"{bad['breaches']}, champion stays {bad['champion']['after']}, {traffic['ok']} requests ok, "
-        f"{traffic['failed']} failed")  # fmt: skip
+        f"{traffic['failed']} failed"
+    )
     if desc["status"] != "FAILED" or "CanaryAbort" not in states or traffic["failed"] or champion() != before:
         raise RuntimeError(f"degraded canary: {desc['status']}, states {states}, load {traffic}")
     return summary

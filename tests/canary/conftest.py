@@ -77,8 +77,12 @@ class Release:
         before = self.champion()
         load = LoadGenerator(self.stack.outputs["serving_url"], self.texts, clients=2, pause=0.005).start()
         time.sleep(0.5)
-        args = {"train_data": str(train_data or self.slice_files["train"]),
-                "eval_data": str(self.slice_files["test"]), "smoke_data": str(self.slice_files["test"]), **inputs}  # fmt: skip
+        args = {
+            "train_data": str(train_data or self.slice_files["train"]),
+            "eval_data": str(self.slice_files["test"]),
+            "smoke_data": str(self.slice_files["test"]),
+            **inputs,
+        }
         desc, states, events = run_release(self.stack, f"{name}-{uuid.uuid4().hex[:8]}", args, timeout=400)
         traffic = load.stop()
         return {
@@ -117,8 +121,9 @@ def release(
     aws = LocalAWS(workdir=tmp / "localaws").start()
     try:
         env = workflow_env(settings, **GATE, SERVING_METRICS_INTERVAL_S="1", ESTEIRA_CANARY_MIN_REQUESTS="10")
-        stack = WorkflowStack(aws, environment=env, serving_command=serving_command(), canary_bake_seconds=3,
-                              shadow_seconds=4).deploy(registry.model_uri(settings, trained["model_version"]))  # fmt: skip
+        stack = WorkflowStack(
+            aws, environment=env, serving_command=serving_command(), canary_bake_seconds=3, shadow_seconds=4
+        ).deploy(registry.model_uri(settings, trained["model_version"]))
         deadline = time.monotonic() + 120
         while True:
             deps = aws.client("ecs").describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
