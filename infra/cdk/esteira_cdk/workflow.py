@@ -56,6 +56,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout=30, memory_size=512
     ),
     "lock": FunctionSpec("Acquire or release the single-workflow lock", timeout=30, memory_size=512),
+    "canary_check": FunctionSpec(
+        "Canary and shadow releases: start, shift weights, judge live metrics, finalize or roll back", timeout=300
+    ),
 }
 
 _ECR_URI = re.compile(
@@ -138,6 +141,14 @@ class Workflow(Construct):
         extra_environment: dict[str, str],
         deletion_protection: bool,
         log_retention_days: int,
+        canary_service_name: str,
+        listener_arn: str,
+        stable_target_group_arn: str,
+        canary_target_group_arn: str,
+        deployment_strategy: str = "all_at_once",
+        canary_steps: list[int] | None = None,
+        canary_bake_seconds: int = 600,
+        shadow_seconds: int = 1800,
         train_command: list[str] | None = None,
         train_cpu: int = 2048,
         train_memory: int = 8192,
@@ -162,6 +173,16 @@ class Workflow(Construct):
         serving_service_arn = stack.format_arn(
             service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}"
         )
+        canary_service_arn = stack.format_arn(
+            service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{canary_service_name}"
+        )
+        canary_alarm_prefix = f"{name}-canary"
+        canary_alarms_arn = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{canary_alarm_prefix}-*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         lock_table_name = f"{name}-workflow-lock"
         self.environment = {
             **extra_environment,
@@ -180,6 +201,12 @@ class Workflow(Construct):
             "ESTEIRA_LOCK_TABLE": lock_table_name,
             "ESTEIRA_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(retrain_cooldown_seconds),
+            "ESTEIRA_CANARY_SERVICE": canary_service_name,
+            "ESTEIRA_LISTENER_ARN": listener_arn,
+            "ESTEIRA_STABLE_TARGET_GROUP_ARN": stable_target_group_arn,
+            "ESTEIRA_CANARY_TARGET_GROUP_ARN": canary_target_group_arn,
+            "ESTEIRA_CANARY_ALARM_PREFIX": canary_alarm_prefix,
+            "ESTEIRA_METRICS_SERVICE": serving_service_name,
         }
 
         # ---- network identity shared by the Lambdas and the training task
@@ -270,7 +297,26 @@ class Workflow(Construct):
                 iam.PolicyStatement(
                     sid="DeployServing",
                     actions=["ecs:DescribeServices", "ecs:UpdateService"],
-                    resources=[serving_service_arn],
+                    resources=[serving_service_arn, canary_service_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ShiftTraffic", actions=["elasticloadbalancing:ModifyListener"], resources=[listener_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="MarkShadowTargetGroup",
+                    actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                    resources=[canary_target_group_arn],
+                ),
+                # Describe* calls of Elastic Load Balancing have no resource-level permissions.
+                iam.PolicyStatement(
+                    sid="ReadLoadBalancer",
+                    actions=["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="CanaryAlarms",
+                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
+                    resources=[canary_alarms_arn],
                 ),
                 # RegisterTaskDefinition/ListTaskDefinitions/ListTasks have no resource-level permissions.
                 iam.PolicyStatement(
@@ -312,7 +358,7 @@ class Workflow(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="ReadMetricsAndAlarms",
-                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "cloudwatch:ListMetrics"],
                     resources=["*"],
                 ),
             ],
@@ -532,6 +578,10 @@ class Workflow(Construct):
             "lock_table_name": self.lock_table.table_name,
             "data_bucket": buckets["data"].bucket_name,
             "artifacts_bucket": buckets["artifacts"].bucket_name,
+            "deployment_strategy": deployment_strategy,
+            "canary_steps": json.dumps(canary_steps or [10, 50, 100]),
+            "canary_bake_seconds": str(canary_bake_seconds),
+            "shadow_seconds": str(shadow_seconds),
         }
         self.state_machine = sfn.StateMachine(
             self,
