@@ -87,13 +87,19 @@ def shuffled_labels(train_csv: str | Path, out: Path, seed: int = 7) -> Path:
 
 
 def run_release(
-    stack: Any, name: str, inputs: dict[str, Any], timeout: float = 900
+    stack: Any,
+    name: str,
+    inputs: dict[str, Any],
+    timeout: float = 900,
+    on_start: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """Start one execution, wait for it; (description, states entered, history events)."""
     sfn = stack.local.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=stack.outputs["state_machine_arn"], name=name, input=json.dumps(inputs))[
         "executionArn"
     ]
+    if on_start is not None:
+        on_start(arn)
     deadline = time.monotonic() + timeout
     while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         if time.monotonic() > deadline:

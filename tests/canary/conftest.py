@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,13 @@ class Release:
         }
         self.stack.update_function_env("canary_check", **{**defaults, **bars})
 
-    def release(self, name: str, train_data: Path | None = None, **inputs: Any) -> dict[str, Any]:
+    def release(
+        self,
+        name: str,
+        train_data: Path | None = None,
+        on_start: Callable[[str], None] | None = None,
+        **inputs: Any,
+    ) -> dict[str, Any]:
         """Run one execution with the load generator on; return what the tests assert on."""
         before = self.champion()
         load = LoadGenerator(self.stack.outputs["serving_url"], self.texts, clients=2, pause=0.005).start()
@@ -83,7 +89,8 @@ class Release:
             "smoke_data": str(self.slice_files["test"]),
             **inputs,
         }
-        desc, states, events = run_release(self.stack, f"{name}-{uuid.uuid4().hex[:8]}", args, timeout=400)
+        execution = f"{name}-{uuid.uuid4().hex[:8]}"
+        desc, states, events = run_release(self.stack, execution, args, timeout=400, on_start=on_start)
         traffic = load.stop()
         return {
             "desc": desc,
