@@ -82,6 +82,9 @@ class EsteiraConfig:
     canary_steps: list[int] = field(default_factory=lambda: [10, 50, 100])
     canary_bake_seconds: int = 600
     shadow_seconds: int = 1800
+    # Live bars (max_5xx_rate, max_5xx_count, max_p99_ms, max_low_confidence_rate, max_prediction_drift,
+    # min_requests); unset keys keep the defaults of modules/workflow's canary_thresholds.
+    canary_thresholds: dict[str, float] = field(default_factory=dict)
     # CI (GitHub OIDC)
     enable_ci: bool = True
     github_repository: str = "esteira-mlops/esteira"

@@ -160,6 +160,7 @@ class EsteiraStack(Stack):
             canary_steps=list(cfg.canary_steps),
             canary_bake_seconds=cfg.canary_bake_seconds,
             shadow_seconds=cfg.shadow_seconds,
+            canary_thresholds=dict(cfg.canary_thresholds),
             buckets=dict(storage.buckets),
             mlflow_tracking_uri=mlflow_tracking_uri,
             model_name=cfg.model_name,

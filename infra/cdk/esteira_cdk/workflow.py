@@ -149,6 +149,7 @@ class Workflow(Construct):
         canary_steps: list[int] | None = None,
         canary_bake_seconds: int = 600,
         shadow_seconds: int = 1800,
+        canary_thresholds: dict[str, float] | None = None,
         train_command: list[str] | None = None,
         train_cpu: int = 2048,
         train_memory: int = 8192,
@@ -207,6 +208,10 @@ class Workflow(Construct):
             "ESTEIRA_CANARY_TARGET_GROUP_ARN": canary_target_group_arn,
             "ESTEIRA_CANARY_ALARM_PREFIX": canary_alarm_prefix,
             "ESTEIRA_METRICS_SERVICE": serving_service_name,
+            **{
+                f"ESTEIRA_CANARY_{key.upper()}": _tf_number(value)
+                for key, value in {**CANARY_THRESHOLDS, **(canary_thresholds or {})}.items()
+            },
         }
 
         # ---- network identity shared by the Lambdas and the training task
@@ -595,6 +600,21 @@ class Workflow(Construct):
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key, Duration.seconds(300)),
         )
         self.state_machine.node.add_dependency(sfn_policy)
+
+
+# modules/workflow variable canary_thresholds: the same defaults, rendered as Terraform's tostring() does.
+CANARY_THRESHOLDS: dict[str, float] = {
+    "max_5xx_rate": 0.01,
+    "max_5xx_count": 5,
+    "max_p99_ms": 500,
+    "max_low_confidence_rate": 0.5,
+    "max_prediction_drift": 0.2,
+    "min_requests": 30,
+}
+
+
+def _tf_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _pascal(snake: str) -> str:
