@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.canary import CanarySettings, js_divergence, judge, validate_steps
+from pipelines.canary import CanarySettings, homogeneity_p_value, js_divergence, judge, validate_steps
 
 
 def test_steps_must_increase_and_end_at_100() -> None:
@@ -43,3 +43,21 @@ def test_judge_names_each_breached_bar() -> None:
     assert judge(cs, drifted, None) == []
     both = judge(cs, _metrics(http_5xx=5.0, latency_p99_ms=500.0), champion)
     assert {b["kind"] for b in both} == {"http_5xx", "latency_p99"}
+
+
+def test_drift_needs_both_a_large_divergence_and_a_significant_difference() -> None:
+    # Twelve intents, a 20-request canary drawn from the champion's mix: JS is noisy, the test is not fooled.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    mix = np.full(12, 1 / 12)
+    false_alarms = 0
+    cs = CanarySettings(max_prediction_drift=0.2)
+    for _ in range(300):
+        champion = {f"i{k}": float(v) for k, v in enumerate(rng.multinomial(400, mix))}
+        canary = {f"i{k}": float(v) for k, v in enumerate(rng.multinomial(20, mix))}
+        base = {"requests": 20.0, "http_5xx": 0.0, "latency_p99_ms": 1.0, "low_confidence_rate": 0.0}
+        false_alarms += bool(judge(cs, {**base, "predictions": canary}, {**base, "predictions": champion}))
+    assert false_alarms <= 3, false_alarms  # ~0.1 % expected at p < 0.001
+    # A canary that predicts two intents only is caught with the same 20 requests.
+    assert homogeneity_p_value({"i0": 10.0, "i1": 10.0}, champion) < 1e-6

@@ -36,7 +36,8 @@ def _abort_output(events: list[dict]) -> dict:
 def test_canary_moves_through_every_step_and_promotes(release: Release) -> None:
     release.bars()
     r = release.release("canary-ok", deployment_strategy="canary")
-    assert r["desc"]["status"] == "SUCCEEDED", r["states"]
+    if r["desc"]["status"] != "SUCCEEDED":
+        raise AssertionError(f"{r['states']}\n{_abort_output(r['events'])}")
     assert _in_order([*CANARY, "CanaryFinalize", "NotifyCanaryPromoted", "ReleaseLock", "Done"], r["states"])
     assert "Deploy" not in r["states"]
     assert r["weights"] == [10, 50, 100]

@@ -312,12 +312,6 @@ class Workflow(Construct):
                     actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
                     resources=[canary_target_group_arn],
                 ),
-                # Describe* calls of Elastic Load Balancing have no resource-level permissions.
-                iam.PolicyStatement(
-                    sid="ReadLoadBalancer",
-                    actions=["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"],
-                    resources=["*"],
-                ),
                 iam.PolicyStatement(
                     sid="CanaryAlarms",
                     actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],

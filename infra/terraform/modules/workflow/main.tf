@@ -175,11 +175,6 @@ data "aws_iam_policy_document" "lambda" {
     resources = [var.canary_target_group_arn]
   }
   statement {
-    sid       = "ReadLoadBalancer"
-    actions   = ["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags"]
-    resources = ["*"] # Describe* calls of Elastic Load Balancing have no resource-level permissions.
-  }
-  statement {
     sid       = "CanaryAlarms"
     actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"]
     resources = ["arn:${format(local.arn_prefix, "cloudwatch")}:alarm:${local.canary_alarm_prefix}-*"]
