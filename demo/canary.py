@@ -80,8 +80,31 @@ class LoadGenerator:
 
 def shuffled_labels(train_csv: str | Path, out: Path, seed: int = 7) -> Path:
     """The degraded training set: the same texts and label set, labels permuted at random."""
-    frame = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    if Path(train_csv).exists():
+        frame = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    else:  # a data URI such as banking77:train
+        from pipelines.validate_data import load_validated
+
+        data = load_validated(str(train_csv))
+        frame = pd.DataFrame({"text": list(data.texts), "category": list(data.labels)})
     frame["category"] = frame["category"].sample(frac=1.0, random_state=seed).to_numpy()
+    frame.to_csv(out, index=False)
+    return out
+
+
+def skewed_labels(train_csv: str | Path, out: Path, share: float = 0.85, seed: int = 7) -> Path:
+    """A model that over-predicts one intent: `share` of the other intents' rows relabelled to the first.
+
+    Every label stays present (validation still passes), but the learnt prior is skewed: its live
+    intent mix drifts from the champion's, the kind of degradation the prediction-drift check is for.
+    """
+    import numpy as np
+
+    frame = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
+    first = sorted(frame["category"].unique())[0]
+    flip = (np.random.default_rng(seed).random(len(frame)) < share) & (frame["category"] != first).to_numpy()
+    keep_one = ~frame.duplicated("category")  # at least one row of every intent keeps its label
+    frame.loc[flip & ~keep_one.to_numpy(), "category"] = first
     frame.to_csv(out, index=False)
     return out
 
@@ -168,19 +191,44 @@ def run_canary_demo(
     load_texts: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """One successful and one rolled-back canary under load. `train_data` must be a CSV (text,category).
+    """One successful and one rolled-back canary under load. `train_data`: a CSV (text,category) or data URI.
 
     Needs the demo's LocalAWS and WorkflowStack (a champion already serving). Returns a summary dict;
     raises RuntimeError if either release ends differently than expected or any request failed.
     """
+    del aws  # the stack carries its LocalAWS; the parameter keeps the demo's call site explicit
+    workdir.mkdir(parents=True, exist_ok=True)
+    ensure_metrics_interval(stack)
+    lam = stack.local.client("lambda")
+    saved = {
+        fn: lam.get_function_configuration(FunctionName=stack.outputs["functions"][fn])["Environment"]["Variables"]
+        for fn in ("evaluate", "canary_check")
+    }
+    try:
+        return _two_releases(stack, train_data, eval_data, workdir, bake_seconds, steps, load_texts, log)
+    finally:  # the demo's later phases get the gate and bars they had
+        for fn, env in saved.items():
+            lam.update_function_configuration(
+                FunctionName=stack.outputs["functions"][fn], Environment={"Variables": env}
+            )
+
+
+def _two_releases(
+    stack: Any,
+    train_data: str,
+    eval_data: str,
+    workdir: Path,
+    bake_seconds: int,
+    steps: Sequence[int],
+    load_texts: Sequence[str] | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    from model.config import Settings
     from pipelines import registry
     from pipelines.validate_data import load_validated
 
-    del aws  # the stack carries its LocalAWS; the parameter keeps the demo's call site explicit
-    workdir.mkdir(parents=True, exist_ok=True)
-    settings_env = stack.outputs["lambda_env"]
-    model_name = settings_env.get("ESTEIRA_MODEL_NAME", "esteira-intent")
-    ensure_metrics_interval(stack)
+    settings = Settings.from_env()
+    model_name = settings.registered_model_name
     # The demo retrains on the data the champion saw: no improvement is expected, so that bar is lowered.
     stack.update_function_env("evaluate", ESTEIRA_GATE_MIN_IMPROVEMENT="-1", ESTEIRA_GATE_MAX_INTENT_F1_DROP="1")
     stack.update_function_env("canary_check", ESTEIRA_CANARY_MIN_REQUESTS="20")
@@ -188,10 +236,6 @@ def run_canary_demo(
     url = stack.outputs["serving_url"]
     release = {"deployment_strategy": "canary", "canary_steps": list(steps), "canary_bake_seconds": bake_seconds}
     summary: dict[str, Any] = {}
-
-    from model.config import Settings
-
-    settings = Settings.from_env()
 
     def champion() -> str | None:
         v = registry.version_by_alias(settings, registry.CHAMPION)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from demo.canary import LoadGenerator, run_release, shuffled_labels, weights_seen
+from demo.canary import LoadGenerator, run_release, shuffled_labels, skewed_labels, weights_seen
 from localaws import LocalAWS
 from localaws.stack import WorkflowStack
 from model.classifier import ModelParams
@@ -52,6 +52,7 @@ class Release:
     slice_files: dict[str, Path]
     texts: list[str]
     shuffled: Path
+    skewed: Path
 
     def champion(self) -> str | None:
         v = registry.version_by_alias(self.settings, registry.CHAMPION)
@@ -140,6 +141,7 @@ def release(
             time.sleep(0.5)
         texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()
         shuffled = shuffled_labels(slice_files["train"], tmp / "shuffled.csv")
-        yield Release(aws, stack, settings, slice_files, texts, shuffled)
+        skewed = skewed_labels(slice_files["train"], tmp / "skewed.csv")
+        yield Release(aws, stack, settings, slice_files, texts, shuffled, skewed)
     finally:
         aws.stop()

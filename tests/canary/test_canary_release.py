@@ -103,9 +103,10 @@ def _assert_rolled_back(release: Release, r: dict, kind: str) -> dict:
 
 
 @pytest.mark.slow
-def test_degraded_candidate_rolled_back_on_prediction_drift(release: Release) -> None:
+def test_skewed_candidate_rolled_back_on_prediction_drift(release: Release) -> None:
+    # Shuffled labels keep the intent mix (so drift cannot see them); a skewed prior changes it.
     release.bars(ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE=OFF["ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE"])
-    r = release.release("canary-drift", train_data=release.shuffled, deployment_strategy="canary")
+    r = release.release("canary-drift", train_data=release.skewed, deployment_strategy="canary")
     abort = _assert_rolled_back(release, r, "prediction_drift")
     assert [b["kind"] for b in abort["breaches"]] == ["prediction_drift"]
     assert abort["metrics"]["prediction_drift"] > 0.2
@@ -154,6 +155,7 @@ def test_failing_candidate_rolled_back_on_5xx_rate(release: Release) -> None:
     assert abort["metrics"]["http_5xx"] > 0
 
 
+@pytest.mark.slow
 def test_shadow_release_reports_agreement_and_serves_nobody(release: Release) -> None:
     release.bars()
     served_before = dict(release.stack.router.served)
