@@ -530,6 +530,14 @@ def check(
         "low_confidence_rate": candidate["low_confidence_rate"],
         "prediction_drift": None if drift is None else round(drift, 4),
         "champion_requests": None if champion is None else int(champion["requests"]),
+        # The intent mixes the drift verdict compared (top 12 by the candidate's count), for the record.
+        "candidate_intents": dict(sorted(candidate["predictions"].items(), key=lambda kv: -kv[1])[:12]),
+        "champion_intents": None
+        if champion is None
+        else {
+            k: champion["predictions"].get(k, 0.0)
+            for k in sorted(candidate["predictions"], key=lambda k: -candidate["predictions"][k])[:12]
+        },
     }
     return {
         "passed": not breaches,
