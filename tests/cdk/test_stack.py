@@ -19,6 +19,7 @@ NO_RESOURCE_LEVEL = {
     "cloudwatch:PutMetricData",  # scoped by the cloudwatch:namespace condition where we grant it
     "cloudwatch:GetMetricData",
     "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListMetrics",  # canary checks find the per-intent metrics of a model version
     "ecs:RegisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ecs:ListTaskDefinitions",
