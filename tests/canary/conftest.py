@@ -53,6 +53,8 @@ class Release:
     texts: list[str]
     shuffled: Path
     skewed: Path
+    variants: int = 0
+    last_train: Path | None = None
 
     def champion(self) -> str | None:
         v = registry.version_by_alias(self.settings, registry.CHAMPION)
@@ -84,8 +86,9 @@ class Release:
         before = self.champion()
         load = LoadGenerator(self.stack.outputs["serving_url"], self.texts, clients=2, pause=0.005).start()
         time.sleep(0.5)
+        self.last_train = train_data or self.variant()
         args = {
-            "train_data": str(train_data or self.slice_files["train"]),
+            "train_data": str(self.last_train),
             "eval_data": str(self.slice_files["test"]),
             "smoke_data": str(self.slice_files["test"]),
             **inputs,
@@ -103,6 +106,15 @@ class Release:
             "load": traffic,
             "notifications": self.stack.notifications(),
         }
+
+    def variant(self) -> Path:
+        """The training slice minus a few rows, different per call: a new dataset hash, so a new model
+        version (the trainer reuses a version trained on identical data and parameters)."""
+        self.variants += 1
+        frame = pd.read_csv(self.slice_files["train"], dtype=str, keep_default_na=False)
+        out = self.shuffled.parent / f"train-variant-{self.variants}.csv"
+        frame.drop(index=range(self.variants * 3, self.variants * 3 + 3)).to_csv(out, index=False)
+        return out
 
     def listener_weights(self) -> dict[str, int]:
         listener = self.aws.client("elbv2").describe_listeners(ListenerArns=[self.stack.outputs["listener_arn"]])

@@ -60,6 +60,21 @@ def test_canary_moves_through_every_step_and_promotes(release: Release) -> None:
     assert alarms == []
 
 
+@pytest.mark.slow
+def test_releasing_the_champion_again_takes_the_all_at_once_path(release: Release) -> None:
+    # The trainer reuses the version trained on identical data and parameters: it is already champion,
+    # so a canary has nothing to shift and must not "roll back" the champion to its predecessor.
+    release.bars()
+    first = release.release("same-data-1", deployment_strategy="canary")
+    assert first["desc"]["status"] == "SUCCEEDED", first["states"]
+    again = release.release("same-data-2", train_data=release.last_train, deployment_strategy="canary")
+    assert again["desc"]["status"] == "SUCCEEDED", again["states"]
+    assert _in_order(["Promote", "DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest", "Done"],
+                     again["states"]), again["states"]  # fmt: skip
+    assert "CanaryStart" not in again["states"]
+    assert again["after"] == again["before"] == first["after"]
+
+
 def test_degraded_candidate_rolled_back_on_low_confidence(release: Release) -> None:
     release.bars(ESTEIRA_CANARY_MAX_PREDICTION_DRIFT=OFF["ESTEIRA_CANARY_MAX_PREDICTION_DRIFT"])
     r = release.release("canary-lowconf", train_data=release.shuffled, deployment_strategy="canary")
