@@ -181,7 +181,9 @@ def create_alarms(cs: CanarySettings, version: str, settings: Settings | None = 
         "http_5xx": ("Http5xx", "Sum", float(cs.max_5xx_count), "GreaterThanOrEqualToThreshold"),
         "latency_p99": ("LatencyP99", "Maximum", cs.max_p99_ms, "GreaterThanThreshold"),
         "low_confidence": ("LowConfidenceRate", "Average", cs.max_low_confidence_rate, "GreaterThanThreshold"),
-        "prediction_drift": ("CanaryPredictionDrift", "Maximum", cs.max_prediction_drift, "GreaterThanThreshold"),
+        # 1 when a check found significant drift (JS over the bar AND p below drift_p_value); the raw JS is
+        # published too (CanaryPredictionDrift) but is too noisy on small windows to alarm on by itself.
+        "prediction_drift": ("CanaryDriftBreach", "Maximum", 0.5, "GreaterThanThreshold"),
     }
     for kind, (metric, stat, threshold, op) in specs.items():
         cw.put_metric_alarm(
@@ -505,18 +507,13 @@ def check(
         else None
     )
     if drift is not None:  # published so the per-version drift alarm (and the dashboard) see it too
+        dims = [{"Name": "Service", "Value": cs.metrics_service}, {"Name": "ModelVersion", "Value": version}]
+        breached = any(b["kind"] == "prediction_drift" for b in breaches)
         aws.client("cloudwatch", settings).put_metric_data(
             Namespace=cs.namespace,
             MetricData=[
-                {
-                    "MetricName": "CanaryPredictionDrift",
-                    "Dimensions": [
-                        {"Name": "Service", "Value": cs.metrics_service},
-                        {"Name": "ModelVersion", "Value": version},
-                    ],
-                    "Value": drift,
-                    "Unit": "None",
-                }
+                {"MetricName": "CanaryPredictionDrift", "Dimensions": dims, "Value": drift, "Unit": "None"},
+                {"MetricName": "CanaryDriftBreach", "Dimensions": dims, "Value": float(breached), "Unit": "None"},
             ],
         )
     seen = {b["kind"] for b in breaches}

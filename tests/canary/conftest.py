@@ -140,7 +140,7 @@ def release(
     promote(trained["model_version"], eval_uri=str(slice_files["test"]), settings=settings)
     aws = LocalAWS(workdir=tmp / "localaws").start()
     try:
-        env = workflow_env(settings, **GATE, SERVING_METRICS_INTERVAL_S="1", ESTEIRA_CANARY_MIN_REQUESTS="10")
+        env = workflow_env(settings, **GATE, SERVING_METRICS_INTERVAL_S="1", ESTEIRA_CANARY_MIN_REQUESTS="20")
         stack = WorkflowStack(
             aws, environment=env, serving_command=serving_command(), canary_bake_seconds=3, shadow_seconds=4
         ).deploy(registry.model_uri(settings, trained["model_version"]))
