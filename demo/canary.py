@@ -4,7 +4,8 @@
 champion serving behind the weighted router). With a load generator sending BANKING77 messages the
 whole time, it starts the real state machine twice with `deployment_strategy: "canary"` in the
 execution input:
-1. a candidate trained on the same data: 10 % -> 50 % -> 100 %, every check healthy, promoted;
+1. a candidate trained on a fresh 98 % sample of the same data: 10 % -> 50 % -> 100 %, every check
+   healthy, promoted;
 2. a deliberately degraded candidate (trained on shuffled labels; the offline gate is lowered for
    this run so that it reaches production): the first live check sees its low confidence and its
    prediction drift against the champion, traffic and the `champion` alias go back, the execution
@@ -78,15 +79,25 @@ class LoadGenerator:
         return {**self.snapshot(), "failures": self.failures[:5]}
 
 
+def _frame(train_data: str | Path) -> pd.DataFrame:
+    if Path(train_data).exists():
+        return pd.read_csv(train_data, dtype=str, keep_default_na=False)
+    from pipelines.validate_data import load_validated  # a data URI such as banking77:train
+
+    data = load_validated(str(train_data))
+    return pd.DataFrame({"text": list(data.texts), "category": list(data.labels)})
+
+
+def fresh_sample(train_data: str | Path, out: Path, frac: float = 0.98, seed: int = 11) -> Path:
+    """A new training set from the same distribution (as a retrain on fresh data would see): a new dataset
+    hash, so the trainer makes a new version instead of reusing the champion's."""
+    _frame(train_data).sample(frac=frac, random_state=seed).to_csv(out, index=False)
+    return out
+
+
 def shuffled_labels(train_csv: str | Path, out: Path, seed: int = 7) -> Path:
     """The degraded training set: the same texts and label set, labels permuted at random."""
-    if Path(train_csv).exists():
-        frame = pd.read_csv(train_csv, dtype=str, keep_default_na=False)
-    else:  # a data URI such as banking77:train
-        from pipelines.validate_data import load_validated
-
-        data = load_validated(str(train_csv))
-        frame = pd.DataFrame({"text": list(data.texts), "category": list(data.labels)})
+    frame = _frame(train_csv)
     frame["category"] = frame["category"].sample(frac=1.0, random_state=seed).to_numpy()
     frame.to_csv(out, index=False)
     return out
@@ -245,8 +256,9 @@ def _two_releases(
     before = champion()
     load = LoadGenerator(url, texts).start()
     t0 = time.monotonic()
+    fresh = fresh_sample(train_data, workdir / "train-fresh-sample.csv")
     desc, states, events = run_release(
-        stack, f"canary-good-{int(time.time())}", {"train_data": train_data, "eval_data": eval_data, **release}
+        stack, f"canary-good-{int(time.time())}", {"train_data": str(fresh), "eval_data": eval_data, **release}
     )
     traffic = load.stop()
     good = {
