@@ -158,6 +158,16 @@ def weights_seen(events: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def _abort(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CanaryAbort result in an execution history ({} if the release was not rolled back)."""
+    for e in events:
+        if e["type"] == "LambdaFunctionSucceeded":
+            doc = json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
+            if isinstance(doc, dict) and doc.get("status") == "rolled_back":
+                return doc
+    return {}
+
+
 def ensure_metrics_interval(stack: Any, seconds: float = 1.0) -> None:
     """Canary checks need fresh metrics: give the stable service a short EMF interval if it has none."""
     ecs = stack.local.client("ecs")
@@ -274,7 +284,7 @@ def _two_releases(
         f"{good['champion']['after']}, {traffic['ok']} requests ok, {traffic['failed']} failed"
     )
     if desc["status"] != "SUCCEEDED" or traffic["failed"]:
-        raise RuntimeError(f"healthy canary: {desc['status']}, states {states}, load {traffic}")
+        raise RuntimeError(f"healthy canary: {desc['status']}, {_abort(events)}, load {traffic}")
 
     # 2. A degraded candidate that only the live checks can catch.
     bad_train = shuffled_labels(train_data, workdir / "train-shuffled-labels.csv")
@@ -286,15 +296,7 @@ def _two_releases(
         stack, f"canary-bad-{int(time.time())}", {"train_data": str(bad_train), "eval_data": eval_data, **release}
     )
     traffic = load.stop()
-    abort = next(
-        (
-            json.loads(e["lambdaFunctionSucceededEventDetails"]["output"])
-            for e in events
-            if e["type"] == "LambdaFunctionSucceeded"
-            and json.loads(e["lambdaFunctionSucceededEventDetails"]["output"]).get("status") == "rolled_back"
-        ),
-        {},
-    )
+    abort = _abort(events)
     candidate = abort.get("model_version")
     tags = registry.client(settings).get_model_version(model_name, candidate).tags if candidate else {}
     bad = {

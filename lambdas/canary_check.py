@@ -50,7 +50,14 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
     if action == "shift":
         return canary.shift(version, event.get("steps"), int(event.get("index", 0)))
     if action == "check":
-        return canary.check(version, event.get("champion_version"), float(event["since"]), weight=event.get("weight"))
+        baseline = event.get("baseline_since")
+        return canary.check(
+            version,
+            event.get("champion_version"),
+            float(event["since"]),
+            weight=event.get("weight"),
+            baseline_since=None if baseline is None else float(baseline),
+        )
     if action == "finalize":
         return canary.finalize(version, event["candidate_task_definition"])
     if action == "shadow_report":

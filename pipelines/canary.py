@@ -486,10 +486,18 @@ def check(
     since: float,
     *,
     weight: int | None = None,
+    baseline_since: float | None = None,
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
 ) -> dict[str, Any]:
+    """The verdict on the candidate's traffic since `since` (this step).
+
+    The champion's side is its traffic since `baseline_since` (the release's start) when given: at
+    high steps (100 % above all) the champion answers little or nothing in the step's own window, and
+    a handful of requests is no baseline. Traffic to both comes from the same clients, so the champion's
+    mix over the release is the distribution the candidate's should match.
+    """
     settings, wf, cs = _settings(settings, wf, cs)
     version = str(model_version)
     now = _now()
@@ -499,7 +507,12 @@ def check(
             f"model version {version} answered {int(candidate['requests'])} requests since the step began; "
             f"{cs.min_requests} are needed to judge it"
         )
-    champion = version_metrics(cs, str(champion_version), float(since), now, settings) if champion_version else None
+    champion = None
+    if champion_version:
+        start = float(baseline_since) if baseline_since is not None else float(since)
+        champion = version_metrics(cs, str(champion_version), start, now, settings)
+        if champion["requests"] < cs.min_requests:  # no baseline to compare the intent mix with
+            champion = None
     breaches = judge(cs, candidate, champion)
     drift = (
         js_divergence(candidate["predictions"], champion["predictions"])
