@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 FAILURE_THRESHOLD = 3
+DRAIN_SECONDS = 3.0  # scale-in: how long a surplus task keeps answering before it stops (deregistration delay)
 
 
 def free_port() -> int:
@@ -62,6 +63,7 @@ class LocalTask:
     draining: bool = False  # deregistered from the load balancer, finishing what it has, then stopped
     stopped: bool = False
     stopped_reason: str = ""
+    draining_since: float | None = None
 
     def first_port(self) -> int | None:
         for c in self.containers:
@@ -240,6 +242,15 @@ class EcsPlane:
                 except (OSError, ValueError) as exc:
                     state["failures"][target] = state["failures"].get(target, 0) + 1
                     state["last_error"] = str(exc)
+            if len(new) > desired:  # scaled in (UpdateService desiredCount): drain the surplus, then stop it
+                surplus = sorted(new, key=lambda t: (t.healthy, t.draining_since is None))[: len(new) - desired]
+                now = time.monotonic()
+                for task in surplus:
+                    # Like the target group's deregistration delay: in-flight and already-routed requests finish.
+                    task.draining_since = task.draining_since or now
+                    if not task.healthy or now - task.draining_since >= DRAIN_SECONDS:
+                        self.stop_task(task, "scaled in")
+                new = [t for t in new if t not in surplus]
             healthy = [t for t in new if t.healthy]
             if len(healthy) >= desired:
                 for task in old:
@@ -303,7 +314,8 @@ class EcsPlane:
         """The local port a request to the service goes to: a healthy primary task, else any healthy task."""
         with self._lock:
             svc = self._backend.services.get(f"{key[0]}:{key[1]}") if self._backend else None
-            tasks = [t for t in self._service_tasks(key) if t.healthy and not t.draining]
+            healthy = [t for t in self._service_tasks(key) if t.healthy and not t.draining]
+            tasks = [t for t in healthy if t.draining_since is None] or healthy  # scale-in draining: last resort
             if svc is not None and svc.deployments:
                 primary = svc.deployments[0]["taskDefinition"]
                 preferred = [t for t in tasks if t.task_definition == primary]

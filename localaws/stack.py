@@ -19,7 +19,17 @@ from localaws.server import LocalAWS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "stepfunctions" / "train_evaluate_deploy.asl.json"
-FUNCTIONS = ("lock", "validate_data", "evaluate", "promote", "deploy", "service_stable", "smoke_test", "rollback")
+FUNCTIONS = (
+    "lock",
+    "validate_data",
+    "evaluate",
+    "promote",
+    "deploy",
+    "service_stable",
+    "smoke_test",
+    "rollback",
+    "canary_check",
+)
 _VAR = re.compile(r"(\$\$\{)|\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 
 
@@ -57,7 +67,13 @@ class WorkflowStack:
     # Bucket names by role (data, artifacts, capture). Empty: "<name>-<role>", created here. Given (e.g.
     # from `tofu apply` of the storage module): used as they are, and created only if missing.
     buckets: dict[str, str] = field(default_factory=dict)
+    # Release strategy defaults (Terraform variables of the same names); the execution input overrides them.
+    deployment_strategy: str = "all_at_once"
+    canary_steps: list[int] = field(default_factory=lambda: [10, 50, 100])
+    canary_bake_seconds: int = 60
+    shadow_seconds: int = 60
     outputs: dict[str, Any] = field(default_factory=dict)
+    router: Any = None
 
     @property
     def cluster(self) -> str:
@@ -77,6 +93,10 @@ class WorkflowStack:
         self.buckets = names
         return names
 
+    @property
+    def canary_service(self) -> str:
+        return f"{self.name}-serving-canary"
+
     def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
         aws = self.local
         buckets = self._ensure_buckets()
@@ -92,7 +112,12 @@ class WorkflowStack:
         role = iam.create_role(RoleName=f"{self.name}-workflow", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         ec2 = aws.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone=f"{aws.region}a")["Subnet"][
+            "SubnetId"
+        ]
+        subnet_b = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.2.0/24", AvailabilityZone=f"{aws.region}b")["Subnet"][
+            "SubnetId"
+        ]
         sg = ec2.create_security_group(GroupName=f"{self.name}-workflow", Description="workflow", VpcId=vpc)["GroupId"]
         topic = aws.client("sns").create_topic(Name=f"{self.name}-workflow")["TopicArn"]
         sqs = aws.client("sqs")
@@ -145,15 +170,44 @@ class WorkflowStack:
                 }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
-        ecs.create_service(
-            cluster=self.cluster,
-            serviceName=self.service,
-            taskDefinition=serving_td,
-            desiredCount=1,
-            launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}},
-        )
-        serving_url = aws.service_url(self.cluster, self.service)
+        # The ALB of modules/serving: stable and canary target groups behind one weighted forward action.
+        elb = aws.client("elbv2")
+        alb = elb.create_load_balancer(Name=f"{self.name}-serving", Subnets=[subnet, subnet_b])["LoadBalancers"][0]
+        tgs = {
+            group: elb.create_target_group(
+                Name=f"{self.name}-{group}", Protocol="HTTP", Port=self.serving_port, VpcId=vpc, TargetType="ip"
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for group in ("stable", "canary")
+        }
+        forward = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": tgs["stable"], "Weight": 100},
+                    {"TargetGroupArn": tgs["canary"], "Weight": 0},
+                ]
+            },
+        }
+        listener = elb.create_listener(
+            LoadBalancerArn=alb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[forward]
+        )["Listeners"][0]["ListenerArn"]
+        for service, group, count in ((self.service, "stable", 1), (self.canary_service, "canary", 0)):
+            ecs.create_service(
+                cluster=self.cluster,
+                serviceName=service,
+                taskDefinition=serving_td,
+                desiredCount=count,
+                launchType="FARGATE",
+                networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}},
+                loadBalancers=[
+                    {"targetGroupArn": tgs[group], "containerName": "serving", "containerPort": self.serving_port}
+                ],
+            )
+        from localaws.router import WeightedRouter
+
+        self.router = WeightedRouter(aws, listener, self.cluster, metrics_service=self.service).start()
+        aws._undo.append(self.router.stop)  # stopped with the emulator
+        serving_url = self.router.url
         lambda_env = {
             **self.environment,
             "ESTEIRA_ECS_CLUSTER": self.cluster,
@@ -161,6 +215,12 @@ class WorkflowStack:
             "ESTEIRA_SERVING_URL": serving_url,
             "ESTEIRA_SNS_TOPIC_ARN": topic,
             "ESTEIRA_LOCK_TABLE": lock_table,
+            "ESTEIRA_CANARY_SERVICE": self.canary_service,
+            "ESTEIRA_LISTENER_ARN": listener,
+            "ESTEIRA_STABLE_TARGET_GROUP_ARN": tgs["stable"],
+            "ESTEIRA_CANARY_TARGET_GROUP_ARN": tgs["canary"],
+            "ESTEIRA_CANARY_ALARM_PREFIX": f"{self.name}-canary",
+            **{k: v for k, v in self.environment.items() if k.startswith("ESTEIRA_CANARY_")},
         }
         lam = aws.client("lambda")
         arns = {}
@@ -188,6 +248,10 @@ class WorkflowStack:
             "lock_table_name": lock_table,
             "data_bucket": buckets["data"],
             "artifacts_bucket": buckets["artifacts"],
+            "deployment_strategy": self.deployment_strategy,
+            "canary_steps": json.dumps(self.canary_steps),
+            "canary_bake_seconds": str(self.canary_bake_seconds),
+            "shadow_seconds": str(self.shadow_seconds),
         }
         definition = render(TEMPLATE.read_text(), variables)
         sm = aws.client("stepfunctions").create_state_machine(
@@ -207,6 +271,9 @@ class WorkflowStack:
             "lambda_env": lambda_env,
             "buckets": buckets,
             "role_arn": role,
+            "listener_arn": listener,
+            "target_groups": tgs,
+            "canary_service": self.canary_service,
         }
         return self
 

@@ -124,6 +124,15 @@ module "workflow" {
   serving_task_family      = module.serving.task_definition_family
   serving_role_arns        = [module.serving.task_role_arn, module.serving.execution_role_arn]
   serving_url              = module.serving.url
+  canary_service_name      = module.serving.canary_service_name
+  listener_arn             = module.serving.listener_arn
+  stable_target_group_arn  = module.serving.stable_target_group_arn
+  canary_target_group_arn  = module.serving.canary_target_group_arn
+  deployment_strategy      = var.deployment_strategy
+  canary_steps             = var.canary_steps
+  canary_bake_seconds      = var.canary_bake_seconds
+  shadow_seconds           = var.shadow_seconds
+  canary_thresholds        = var.canary_thresholds
   bucket_names             = module.storage.bucket_names
   bucket_arns              = module.storage.bucket_arns
   mlflow_tracking_uri      = module.mlflow.tracking_uri

@@ -321,3 +321,45 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+# ---- releases (docs/canary.md)
+variable "deployment_strategy" {
+  description = "How promoted models are released: all_at_once, canary (weighted steps with live checks and automatic rollback) or shadow (mirrored traffic, agreement reported, never served). Executions may override it in their input."
+  type        = string
+  default     = "all_at_once"
+  validation {
+    condition     = contains(["all_at_once", "canary", "shadow"], var.deployment_strategy)
+    error_message = "deployment_strategy must be all_at_once, canary or shadow."
+  }
+}
+
+variable "canary_steps" {
+  description = "Traffic percentages of a canary release, strictly increasing and ending at 100."
+  type        = list(number)
+  default     = [10, 50, 100]
+}
+
+variable "canary_bake_seconds" {
+  description = "Bake time at each canary step before the live checks."
+  type        = number
+  default     = 600
+}
+
+variable "shadow_seconds" {
+  description = "Mirroring time of a shadow release before its agreement rate is reported."
+  type        = number
+  default     = 1800
+}
+
+variable "canary_thresholds" {
+  description = "Live bars of a canary (see modules/workflow variable canary_thresholds); unset fields keep their defaults."
+  type = object({
+    max_5xx_rate            = optional(number, 0.01)
+    max_5xx_count           = optional(number, 5)
+    max_p99_ms              = optional(number, 500)
+    max_low_confidence_rate = optional(number, 0.5)
+    max_prediction_drift    = optional(number, 0.2)
+    min_requests            = optional(number, 30)
+  })
+  default = {}
+}

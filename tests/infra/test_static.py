@@ -26,6 +26,7 @@ FUNCTIONS = [
     "drift_check",
     "retrain_trigger",
     "lock",
+    "canary_check",
 ]
 TEMPLATE_VARS = {
     f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-{f}" for f in FUNCTIONS
@@ -42,6 +43,10 @@ TEMPLATE_VARS = {
     "lock_table_name": "esteira-dev-workflow-lock",
     "data_bucket": "esteira-dev-data-123456789012",
     "artifacts_bucket": "esteira-dev-artifacts-123456789012",
+    "deployment_strategy": "all_at_once",
+    "canary_steps": "[10, 50, 100]",
+    "canary_bake_seconds": "600",
+    "shadow_seconds": "1800",
 }
 
 

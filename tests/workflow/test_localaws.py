@@ -21,7 +21,8 @@ def _variables() -> dict[str, str]:
         "sns_topic_arn": "arn:aws:sns:us-east-1:1:t", "ecs_cluster_arn": "c", "train_task_definition_arn": "td",
         "train_container_name": "train", "train_subnets": '["s-1"]', "train_security_groups": '["sg-1"]',
         "training_backend": "ecs", "sagemaker_role_arn": "r", "training_image_uri": "i", "lock_table_name": "l",
-        "data_bucket": "d", "artifacts_bucket": "a",
+        "data_bucket": "d", "artifacts_bucket": "a", "deployment_strategy": "all_at_once",
+        "canary_steps": "[10, 50, 100]", "canary_bake_seconds": "600", "shadow_seconds": "1800",
     }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ Validation mirrors the Terraform `validation` blocks so a bad value fails at syn
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -76,6 +77,14 @@ class EsteiraConfig:
     drift_check_schedule: str = "rate(1 hour)"
     alarm_emails: list[str] = field(default_factory=list)
     lambda_extra_environment: dict[str, str] = field(default_factory=dict)
+    # releases (docs/canary.md); canary_thresholds keep the Lambda's documented defaults here
+    deployment_strategy: str = "all_at_once"
+    canary_steps: list[int] = field(default_factory=lambda: [10, 50, 100])
+    canary_bake_seconds: int = 600
+    shadow_seconds: int = 1800
+    # Live bars (max_5xx_rate, max_5xx_count, max_p99_ms, max_low_confidence_rate, max_prediction_drift,
+    # min_requests); unset keys keep the defaults of modules/workflow's canary_thresholds.
+    canary_thresholds: dict[str, float] = field(default_factory=dict)
     # CI (GitHub OIDC)
     enable_ci: bool = True
     github_repository: str = "esteira-mlops/esteira"
@@ -133,6 +142,22 @@ class EsteiraConfig:
         check(self.serving_min_capacity >= 1, "serving_min_capacity", "at least 1")
         check(self.serving_max_capacity >= 1, "serving_max_capacity", "at least 1")
         check(self.training_backend in ("ecs", "sagemaker"), "training_backend", "ecs or sagemaker")
+        check(
+            self.deployment_strategy in ("all_at_once", "canary", "shadow"),
+            "deployment_strategy",
+            "all_at_once, canary or shadow",
+        )
+        steps = list(self.canary_steps)
+        check(
+            bool(steps)
+            and steps[-1] == 100
+            and all(1 <= s <= 100 for s in steps)
+            and all(b > a for a, b in itertools.pairwise(steps)),
+            "canary_steps",
+            "strictly increasing percentages in 1..100 ending at 100",
+        )
+        check(1 <= self.canary_bake_seconds <= 86400, "canary_bake_seconds", "between 1 and 86400")
+        check(1 <= self.shadow_seconds <= 86400, "shadow_seconds", "between 1 and 86400")
         check(self.retrain_cooldown_seconds >= 0, "retrain_cooldown_seconds", "not negative")
         check(
             bool(

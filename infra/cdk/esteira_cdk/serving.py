@@ -205,6 +205,32 @@ class Serving(Construct):
                 unhealthy_threshold_count=3,
             ),
         )
+        # The candidate's group for canary and shadow releases; the listener forwards to both with weights
+        # (stable 100, canary 0) and the release workflow moves them with ModifyListener (docs/canary.md).
+        self.canary_target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "CanaryTargetGroup",
+            target_group_name=f"{name}-canary",
+            vpc=vpc,
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=Duration.seconds(30),
+            health_check=elbv2.HealthCheck(
+                path=health_check_path,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+        )
+        weighted = elbv2.ListenerAction.weighted_forward(
+            [
+                elbv2.WeightedTargetGroup(target_group=self.target_group, weight=100),
+                elbv2.WeightedTargetGroup(target_group=self.canary_target_group, weight=0),
+            ]
+        )
         if certificate_arn is not None:
             self.alb.add_redirect(
                 source_port=80,
@@ -219,7 +245,7 @@ class Serving(Construct):
                 protocol=elbv2.ApplicationProtocol.HTTPS,
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,  # ELBSecurityPolicy-TLS13-1-2-2021-06, as Terraform
                 certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
-                default_target_groups=[self.target_group],
+                default_action=weighted,
                 open=False,
             )
         else:
@@ -227,9 +253,10 @@ class Serving(Construct):
                 "Http",
                 port=80,
                 protocol=elbv2.ApplicationProtocol.HTTP,
-                default_target_groups=[self.target_group],
+                default_action=weighted,
                 open=False,
             )
+        self.listener = self.alb.listeners[-1]
         self.url = f"{'https' if https else 'http'}://{self.alb.load_balancer_dns_name}"
 
         # ---- service: rolling deploys with the circuit breaker rolling a failed deployment back
@@ -257,6 +284,31 @@ class Serving(Construct):
         # Adds the ALB -> tasks ingress and egress rules on the container port (Terraform's two rules).
         self.target_group.add_target(self.service)
         self.service.node.add_dependency(task_policy)
+
+        # ---- the candidate's service: empty except while a canary or shadow release runs
+        self.canary_service = ecs.FargateService(
+            self,
+            "CanaryService",
+            service_name=f"{SERVICE_NAME}-canary",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=0,
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            health_check_grace_period=Duration.seconds(60),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_ecs_managed_tags=True,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            vpc_subnets=private_subnets,
+            security_groups=[self.tasks_sg],
+            assign_public_ip=False,
+            capacity_provider_strategies=(
+                [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)] if use_fargate_spot else None
+            ),
+        )
+        self.canary_target_group.add_target(self.canary_service)
+        self.canary_service.node.add_dependency(task_policy)
 
         # ---- autoscaling on CPU and on ALB requests per task
         scaling = self.service.auto_scale_task_count(

@@ -56,6 +56,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout=30, memory_size=512
     ),
     "lock": FunctionSpec("Acquire or release the single-workflow lock", timeout=30, memory_size=512),
+    "canary_check": FunctionSpec(
+        "Canary and shadow releases: start, shift weights, judge live metrics, finalize or roll back", timeout=300
+    ),
 }
 
 _ECR_URI = re.compile(
@@ -138,6 +141,15 @@ class Workflow(Construct):
         extra_environment: dict[str, str],
         deletion_protection: bool,
         log_retention_days: int,
+        canary_service_name: str,
+        listener_arn: str,
+        stable_target_group_arn: str,
+        canary_target_group_arn: str,
+        deployment_strategy: str = "all_at_once",
+        canary_steps: list[int] | None = None,
+        canary_bake_seconds: int = 600,
+        shadow_seconds: int = 1800,
+        canary_thresholds: dict[str, float] | None = None,
         train_command: list[str] | None = None,
         train_cpu: int = 2048,
         train_memory: int = 8192,
@@ -162,6 +174,16 @@ class Workflow(Construct):
         serving_service_arn = stack.format_arn(
             service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}"
         )
+        canary_service_arn = stack.format_arn(
+            service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{canary_service_name}"
+        )
+        canary_alarm_prefix = f"{name}-canary"
+        canary_alarms_arn = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{canary_alarm_prefix}-*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         lock_table_name = f"{name}-workflow-lock"
         self.environment = {
             **extra_environment,
@@ -180,6 +202,16 @@ class Workflow(Construct):
             "ESTEIRA_LOCK_TABLE": lock_table_name,
             "ESTEIRA_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(retrain_cooldown_seconds),
+            "ESTEIRA_CANARY_SERVICE": canary_service_name,
+            "ESTEIRA_LISTENER_ARN": listener_arn,
+            "ESTEIRA_STABLE_TARGET_GROUP_ARN": stable_target_group_arn,
+            "ESTEIRA_CANARY_TARGET_GROUP_ARN": canary_target_group_arn,
+            "ESTEIRA_CANARY_ALARM_PREFIX": canary_alarm_prefix,
+            "ESTEIRA_METRICS_SERVICE": serving_service_name,
+            **{
+                f"ESTEIRA_CANARY_{key.upper()}": _tf_number(value)
+                for key, value in {**CANARY_THRESHOLDS, **(canary_thresholds or {})}.items()
+            },
         }
 
         # ---- network identity shared by the Lambdas and the training task
@@ -270,7 +302,20 @@ class Workflow(Construct):
                 iam.PolicyStatement(
                     sid="DeployServing",
                     actions=["ecs:DescribeServices", "ecs:UpdateService"],
-                    resources=[serving_service_arn],
+                    resources=[serving_service_arn, canary_service_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ShiftTraffic", actions=["elasticloadbalancing:ModifyListener"], resources=[listener_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="MarkShadowTargetGroup",
+                    actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                    resources=[canary_target_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="CanaryAlarms",
+                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
+                    resources=[canary_alarms_arn],
                 ),
                 # RegisterTaskDefinition/ListTaskDefinitions/ListTasks have no resource-level permissions.
                 iam.PolicyStatement(
@@ -312,7 +357,7 @@ class Workflow(Construct):
                 ),
                 iam.PolicyStatement(
                     sid="ReadMetricsAndAlarms",
-                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"],
+                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "cloudwatch:ListMetrics"],
                     resources=["*"],
                 ),
             ],
@@ -532,6 +577,10 @@ class Workflow(Construct):
             "lock_table_name": self.lock_table.table_name,
             "data_bucket": buckets["data"].bucket_name,
             "artifacts_bucket": buckets["artifacts"].bucket_name,
+            "deployment_strategy": deployment_strategy,
+            "canary_steps": json.dumps(canary_steps or [10, 50, 100]),
+            "canary_bake_seconds": str(canary_bake_seconds),
+            "shadow_seconds": str(shadow_seconds),
         }
         self.state_machine = sfn.StateMachine(
             self,
@@ -545,6 +594,21 @@ class Workflow(Construct):
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key, Duration.seconds(300)),
         )
         self.state_machine.node.add_dependency(sfn_policy)
+
+
+# modules/workflow variable canary_thresholds: the same defaults, rendered as Terraform's tostring() does.
+CANARY_THRESHOLDS: dict[str, float] = {
+    "max_5xx_rate": 0.01,
+    "max_5xx_count": 5,
+    "max_p99_ms": 500,
+    "max_low_confidence_rate": 0.5,
+    "max_prediction_drift": 0.2,
+    "min_requests": 30,
+}
+
+
+def _tf_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _pascal(snake: str) -> str:

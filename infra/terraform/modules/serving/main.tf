@@ -267,6 +267,29 @@ resource "aws_lb_target_group" "serving" {
   tags = var.tags
 }
 
+# The candidate's target group (canary and shadow releases). The listener forwards to both groups
+# with weights; the release workflow moves them (elasticloadbalancing:ModifyListener), see docs/canary.md.
+resource "aws_lb_target_group" "canary" {
+  #checkov:skip=CKV_AWS_378:TLS terminates at the ALB; tasks are reachable only from the ALB security group inside the VPC.
+  name                 = "${var.name}-canary"
+  port                 = var.container_port
+  protocol             = "HTTP"
+  target_type          = "ip"
+  vpc_id               = var.vpc_id
+  deregistration_delay = 30
+
+  health_check {
+    path                = var.health_check_path
+    matcher             = "200"
+    interval            = 15
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+
+  tags = var.tags
+}
+
 resource "aws_lb_listener" "http_forward" {
   #checkov:skip=CKV_AWS_2:Plain HTTP only when no certificate_arn is given (the reference has no domain); with one, HTTP redirects to HTTPS.
   #checkov:skip=CKV_AWS_103:No TLS on this listener (see CKV_AWS_2); the HTTPS listener enforces TLS 1.2+.
@@ -275,9 +298,27 @@ resource "aws_lb_listener" "http_forward" {
   load_balancer_arn = aws_lb.this.arn
   port              = 80
   protocol          = "HTTP"
+  # All traffic to the stable group until a release shifts it; the workflow owns the weights afterwards.
   default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.serving.arn
+    type = "forward"
+    forward {
+      target_group {
+        arn    = aws_lb_target_group.serving.arn
+        weight = 100
+      }
+      target_group {
+        arn    = aws_lb_target_group.canary.arn
+        weight = 0
+      }
+      stickiness {
+        enabled  = false
+        duration = 1
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [default_action]
   }
 }
 
@@ -303,9 +344,27 @@ resource "aws_lb_listener" "https" {
   protocol          = "HTTPS"
   ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
   certificate_arn   = var.certificate_arn
+  # All traffic to the stable group until a release shifts it; the workflow owns the weights afterwards.
   default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.serving.arn
+    type = "forward"
+    forward {
+      target_group {
+        arn    = aws_lb_target_group.serving.arn
+        weight = 100
+      }
+      target_group {
+        arn    = aws_lb_target_group.canary.arn
+        weight = 0
+      }
+      stickiness {
+        enabled  = false
+        duration = 1
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [default_action]
   }
 }
 
@@ -349,6 +408,54 @@ resource "aws_ecs_service" "serving" {
 
   # The workflow's deploy step owns the running revision (a model version maps to a task-definition
   # revision) and autoscaling owns the count: Terraform must not roll either back.
+  lifecycle {
+    ignore_changes = [task_definition, desired_count]
+  }
+
+  depends_on = [aws_lb_listener.http_forward, aws_lb_listener.https, aws_iam_role_policy.task]
+  tags       = var.tags
+}
+
+# The candidate's service: empty (desired 0) except while a canary or shadow release runs. Same task
+# family, network and roles as the stable service; the release workflow sets its revision and count.
+resource "aws_ecs_service" "canary" {
+  name                               = "${var.service_name}-canary"
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.serving.arn
+  desired_count                      = 0
+  launch_type                        = var.use_fargate_spot ? null : "FARGATE"
+  platform_version                   = "LATEST"
+  health_check_grace_period_seconds  = 60
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  propagate_tags                     = "SERVICE"
+  enable_ecs_managed_tags            = true
+
+  dynamic "capacity_provider_strategy" {
+    for_each = var.use_fargate_spot ? [1] : []
+    content {
+      capacity_provider = "FARGATE_SPOT"
+      weight            = 1
+    }
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.canary.arn
+    container_name   = "serving"
+    container_port   = var.container_port
+  }
+
   lifecycle {
     ignore_changes = [task_definition, desired_count]
   }

@@ -67,3 +67,28 @@ output "log_group_name" {
   description = "Log group of the inference service."
   value       = aws_cloudwatch_log_group.serving.name
 }
+
+output "canary_service_name" {
+  description = "ECS service that runs the candidate during canary and shadow releases."
+  value       = aws_ecs_service.canary.name
+}
+
+output "stable_target_group_arn" {
+  description = "Target group of the stable service (weight 100 outside releases)."
+  value       = aws_lb_target_group.serving.arn
+}
+
+output "canary_target_group_arn" {
+  description = "Target group of the canary service (weight 0 outside releases)."
+  value       = aws_lb_target_group.canary.arn
+}
+
+output "canary_target_group_arn_suffix" {
+  description = "Canary target group ARN suffix (CloudWatch TargetGroup dimension)."
+  value       = aws_lb_target_group.canary.arn_suffix
+}
+
+output "listener_arn" {
+  description = "The listener whose weighted forward action the release workflow moves (HTTPS when a certificate is set)."
+  value       = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http_forward[0].arn
+}

@@ -13,6 +13,9 @@ locals {
   # the state machine needs the Lambda ARNs, which would otherwise be a cycle.
   state_machine_arn   = "arn:${format(local.arn_prefix, "states")}:stateMachine:${local.state_machine_name}"
   serving_service_arn = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.serving_service_name}"
+  canary_service_arn  = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.canary_service_name}"
+  # Per-version canary alarms the canary_check Lambda creates and deletes (never "-model-": no retraining).
+  canary_alarm_prefix = "${var.name}-canary"
   lock_table_name     = "${var.name}-workflow-lock"
 
   # One place for the runtime configuration every step reads (model/config.py documents the names).
@@ -35,6 +38,19 @@ locals {
     # The monitoring module names model-health alarms "<name>-model-*"; only those start retraining.
     ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}-model-"
     SERVICE_NAME                 = var.serving_service_name
+    # Canary and shadow releases (pipelines/canary.py).
+    ESTEIRA_CANARY_SERVICE                 = var.canary_service_name
+    ESTEIRA_LISTENER_ARN                   = var.listener_arn
+    ESTEIRA_STABLE_TARGET_GROUP_ARN        = var.stable_target_group_arn
+    ESTEIRA_CANARY_TARGET_GROUP_ARN        = var.canary_target_group_arn
+    ESTEIRA_CANARY_ALARM_PREFIX            = local.canary_alarm_prefix
+    ESTEIRA_METRICS_SERVICE                = var.serving_service_name
+    ESTEIRA_CANARY_MAX_5XX_RATE            = tostring(var.canary_thresholds.max_5xx_rate)
+    ESTEIRA_CANARY_MAX_5XX_COUNT           = tostring(var.canary_thresholds.max_5xx_count)
+    ESTEIRA_CANARY_MAX_P99_MS              = tostring(var.canary_thresholds.max_p99_ms)
+    ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE = tostring(var.canary_thresholds.max_low_confidence_rate)
+    ESTEIRA_CANARY_MAX_PREDICTION_DRIFT    = tostring(var.canary_thresholds.max_prediction_drift)
+    ESTEIRA_CANARY_MIN_REQUESTS            = tostring(var.canary_thresholds.min_requests)
   })
 }
 
@@ -146,7 +162,22 @@ data "aws_iam_policy_document" "lambda" {
   statement {
     sid       = "DeployServing"
     actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
-    resources = [local.serving_service_arn]
+    resources = [local.serving_service_arn, local.canary_service_arn]
+  }
+  statement {
+    sid       = "ShiftTraffic"
+    actions   = ["elasticloadbalancing:ModifyListener"]
+    resources = [var.listener_arn]
+  }
+  statement {
+    sid       = "MarkShadowTargetGroup"
+    actions   = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
+    resources = [var.canary_target_group_arn]
+  }
+  statement {
+    sid       = "CanaryAlarms"
+    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"]
+    resources = ["arn:${format(local.arn_prefix, "cloudwatch")}:alarm:${local.canary_alarm_prefix}-*"]
   }
   statement {
     sid       = "ServingRevisions"
@@ -195,7 +226,7 @@ data "aws_iam_policy_document" "lambda" {
   }
   statement {
     sid       = "ReadMetricsAndAlarms"
-    actions   = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"]
+    actions   = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "cloudwatch:ListMetrics"]
     resources = ["*"]
   }
 }
@@ -531,6 +562,10 @@ resource "aws_sfn_state_machine" "this" {
       lock_table_name           = aws_dynamodb_table.lock.name
       data_bucket               = var.bucket_names["data"]
       artifacts_bucket          = var.bucket_names["artifacts"]
+      deployment_strategy       = var.deployment_strategy
+      canary_steps              = jsonencode(var.canary_steps)
+      canary_bake_seconds       = tostring(var.canary_bake_seconds)
+      shadow_seconds            = tostring(var.shadow_seconds)
     },
   ))
 

@@ -26,6 +26,7 @@ variable "functions" {
     drift_check     = { description = "Compare captured inference traffic with the reference profile", timeout = 600, memory_size = 3008 }
     retrain_trigger = { description = "Start the training workflow when a model-health alarm fires, honouring a cooldown", timeout = 30, memory_size = 512 }
     lock            = { description = "Acquire or release the single-workflow lock", timeout = 30, memory_size = 512 }
+    canary_check    = { description = "Canary and shadow releases: start, shift weights, judge live metrics, finalize or roll back", timeout = 300 }
   }
   validation {
     condition     = alltrue([for k, f in var.functions : can(regex("^[a-z][a-z0-9_]*$", k)) && f.timeout >= 1 && f.timeout <= 900 && f.memory_size >= 128 && f.memory_size <= 10240])
@@ -223,4 +224,90 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+# ---- releases (docs/canary.md)
+variable "deployment_strategy" {
+  description = "How the workflow releases a promoted model: all_at_once (update the service), canary (weighted steps with live checks) or shadow (mirrored traffic, never served). An execution input field of the same name overrides it."
+  type        = string
+  default     = "all_at_once"
+  validation {
+    condition     = contains(["all_at_once", "canary", "shadow"], var.deployment_strategy)
+    error_message = "deployment_strategy must be all_at_once, canary or shadow."
+  }
+}
+
+variable "canary_steps" {
+  description = "Percentages of traffic the candidate gets, step by step; strictly increasing, ending at 100."
+  type        = list(number)
+  default     = [10, 50, 100]
+  validation {
+    condition = (
+      length(var.canary_steps) > 0 && var.canary_steps[length(var.canary_steps) - 1] == 100 &&
+      alltrue([for i, s in var.canary_steps : s >= 1 && s <= 100 && floor(s) == s && (i == 0 || s > var.canary_steps[max(i - 1, 0)])])
+    )
+    error_message = "canary_steps must be strictly increasing whole percentages in 1..100 ending at 100."
+  }
+}
+
+variable "canary_bake_seconds" {
+  description = "Bake time at each canary step before the live checks judge it (CloudWatch needs a few minutes of data)."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.canary_bake_seconds >= 1 && var.canary_bake_seconds <= 86400
+    error_message = "canary_bake_seconds must be between 1 and 86400."
+  }
+}
+
+variable "shadow_seconds" {
+  description = "How long a shadow release mirrors traffic before its agreement rate is reported."
+  type        = number
+  default     = 1800
+  validation {
+    condition     = var.shadow_seconds >= 1 && var.shadow_seconds <= 86400
+    error_message = "shadow_seconds must be between 1 and 86400."
+  }
+}
+
+variable "canary_service_name" {
+  description = "ECS service that runs the candidate (modules/serving output canary_service_name)."
+  type        = string
+}
+
+variable "listener_arn" {
+  description = "ALB listener whose weighted forward action releases move (modules/serving output listener_arn)."
+  type        = string
+}
+
+variable "stable_target_group_arn" {
+  description = "Target group of the stable service."
+  type        = string
+}
+
+variable "canary_target_group_arn" {
+  description = "Target group of the canary service."
+  type        = string
+}
+
+variable "canary_thresholds" {
+  description = "Live bars a canary must clear at every step: 5xx rate (0..1), 5xx per minute (per-version alarm), p99 latency (ms), low-confidence rate (0..1), prediction drift vs the champion (Jensen-Shannon, 0..1) and the fewest candidate requests a verdict needs."
+  type = object({
+    max_5xx_rate            = optional(number, 0.01)
+    max_5xx_count           = optional(number, 5)
+    max_p99_ms              = optional(number, 500)
+    max_low_confidence_rate = optional(number, 0.5)
+    max_prediction_drift    = optional(number, 0.2)
+    min_requests            = optional(number, 30)
+  })
+  default = {}
+  validation {
+    condition = (
+      var.canary_thresholds.max_5xx_rate >= 0 && var.canary_thresholds.max_5xx_rate <= 1 &&
+      var.canary_thresholds.max_low_confidence_rate >= 0 && var.canary_thresholds.max_low_confidence_rate <= 1 &&
+      var.canary_thresholds.max_prediction_drift >= 0 && var.canary_thresholds.max_prediction_drift <= 1 &&
+      var.canary_thresholds.max_p99_ms > 0 && var.canary_thresholds.min_requests >= 1 && var.canary_thresholds.max_5xx_count >= 1
+    )
+    error_message = "Rates and drift are in 0..1; p99 > 0 ms; min_requests and max_5xx_count >= 1."
+  }
 }
