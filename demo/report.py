@@ -52,6 +52,7 @@ def collect(ctx: Any) -> dict[str, Any]:
         "drift": _drift_reports(ctx),
         "versions": versions,
         "compare": ctx.results.get("compare", {}),
+        "canary": ctx.results.get("canary", {}),
         "loop": ctx.results.get("loop", {}),
         "total_seconds": round(ctx.now(), 1),
         "infrastructure": ctx.results.get("infrastructure", {}),
@@ -218,13 +219,24 @@ def render(data: dict[str, Any]) -> str:
     loop = data.get("loop", {})
     failed = sum(1 for r in data["records"] if r["status"] != 200)
     facts = [
-        ("whole loop", f"{data['total_seconds']:.0f} s"),
+        ("the loop (to the new model serving under traffic)", f"{loop.get('loop_seconds', '-')} s"),
+        ("the whole demo", f"{data['total_seconds']:.0f} s"),
         ("alarm -> new model serving", f"{loop.get('alarm_to_new_model_s', '-')} s"),
         ("requests / failed", f"{len(data['records'])} / {failed}"),
         ("retraining run", data.get("retraining", {}).get("name", "-")),
         ("labelled messages", json.dumps(data.get("retraining", {}).get("labelled", {}))),
         ("infrastructure", data.get("infrastructure", {}).get("bootstrap", "-")),
     ]
+    for kind, run in (data.get("canary") or {}).items():
+        load = run.get("load", {})
+        facts.append(
+            (
+                f"canary release ({'healthy' if kind == 'good' else 'degraded'} candidate)",
+                f"{run.get('status')} at steps {run.get('weights')} %, champion {run.get('champion', {}).get('before')}"
+                f" -> {run.get('champion', {}).get('after')}, breaches {run.get('breaches', [])}, "
+                f"{load.get('ok')} requests, {load.get('failed')} failed",
+            )
+        )
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
     plots = [
         ("Timeline", plot_timeline(data)),

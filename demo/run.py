@@ -15,7 +15,12 @@ is stopped (also on Ctrl-C or `make demo-down`, which sends SIGTERM). See docs/d
                     labelled traffic; the new version passes the gate and replaces the old one under load
     after           traffic continues on the new model; zero failed requests is required
     compare         old vs new model on campaign messages neither trained on
+    canary          two canary releases under load (docs/canary.md): a healthy candidate goes 10 -> 50 -> 100 %,
+                    a degraded one (shuffled labels) is rolled back by the live checks; 0 failed requests
     report          reports/loop-<timestamp>.html
+
+The loop proper ends with "after" (the figure docs/benchmarks.md records against the 5 minute goal);
+`--no-canary` (or ESTEIRA_DEMO_CANARY=0) skips the canary act.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ STEADY_SECONDS = float(os.environ.get("ESTEIRA_DEMO_STEADY_SECONDS", "15"))
 ALARM_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_ALARM_TIMEOUT", "150"))
 RETRAIN_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_RETRAIN_TIMEOUT", "300"))
 AFTER_SECONDS = float(os.environ.get("ESTEIRA_DEMO_AFTER_SECONDS", "10"))
+CANARY = os.environ.get("ESTEIRA_DEMO_CANARY", "1") != "0"
 
 
 @dataclass
@@ -155,7 +161,7 @@ def _environment() -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_PASSTHROUGH if os.environ.get(k)}
     env |= {
         "SERVICE_NAME": "esteira-serving",
-        "SERVING_METRICS_INTERVAL_S": "5",
+        "SERVING_METRICS_INTERVAL_S": "2",
         "CAPTURE_FLUSH_S": "2",
         "CAPTURE_SAMPLE_RATE": "1.0",
     }
@@ -332,7 +338,8 @@ def phase_after(ctx: Context) -> str:
     if s["failed"]:
         first = traffic.failed()[0]
         raise PhaseFailed(f"{s['failed']} of {s['requests']} requests failed, first: {first.status} {first.error}")
-    return f"{s['requests']} requests in all, 0 failed, versions {s['versions']}"
+    ctx.results["loop"]["loop_seconds"] = round(ctx.now(), 1)
+    return f"{s['requests']} requests in all, 0 failed, versions {s['versions']}; loop done in {ctx.now():.0f} s"
 
 
 def phase_compare(ctx: Context) -> str:
@@ -344,6 +351,29 @@ def phase_compare(ctx: Context) -> str:
     return (
         f"campaign messages: version {old['version']} {old['accuracy']:.3f} -> version {new['version']} "
         f"{new['accuracy']:.3f}; new intents {old['new_intents_accuracy']:.3f} -> {new['new_intents_accuracy']:.3f}"
+    )
+
+
+def phase_canary(ctx: Context) -> str:
+    from demo.canary import run_canary_demo
+
+    stack, story = ctx.state["stack"], ctx.state["scenario"]
+    data = stack.buckets["data"]
+    res = run_canary_demo(
+        ctx.state["aws"],
+        stack,
+        train_data=f"s3://{data}/train/",
+        eval_data=f"s3://{data}/eval/",
+        workdir=ctx.workdir / "canary",
+        load_texts=story.campaign_test.texts[:2000],
+        log=lambda line: None,
+    )
+    ctx.results["canary"] = res
+    good, bad = res["good"], res["degraded"]
+    return (
+        f"healthy candidate {good['status']} through {good['weights']} % (champion {good['champion']['before']} -> "
+        f"{good['champion']['after']}); degraded candidate rolled back at {bad['weights']} % on {bad['breaches']} "
+        f"(champion stays {bad['champion']['after']}); failed requests {good['load']['failed'] + bad['load']['failed']}"
     )
 
 
@@ -370,6 +400,7 @@ PHASES: list[tuple[str, Callable[[Context], str]]] = [
     ("retraining", phase_retraining),
     ("after", phase_after),
     ("compare", phase_compare),
+    ("canary", phase_canary),
     ("report", phase_report),
 ]
 
@@ -384,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workdir", default=".esteira/demo")
     parser.add_argument("--reports", default="reports")
+    parser.add_argument("--no-canary", action="store_true", help="skip the canary act after the loop")
     args = parser.parse_args(argv)
+    phases = [(n, p) for n, p in PHASES if n != "canary" or (CANARY and not args.no_canary)]
     workdir = Path(args.workdir).resolve()
     if os.environ.get("ESTEIRA_DATA_DIR"):  # tasks run in their own folders: relative paths would break
         os.environ["ESTEIRA_DATA_DIR"] = str(Path(os.environ["ESTEIRA_DATA_DIR"]).resolve())
@@ -395,11 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     status = Status(ctx).start()
     failed: str | None = None
     try:
-        for i, (name, phase) in enumerate(PHASES, 1):
+        for i, (name, phase) in enumerate(phases, 1):
             ctx.phase = name
             entry: dict[str, Any] = {"name": name, "start": round(ctx.now(), 2)}
             ctx.phases.append(entry)
-            status.phase_started(i, len(PHASES), name)
+            status.phase_started(i, len(phases), name)
             try:
                 line = phase(ctx)
             except KeyboardInterrupt:
@@ -430,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     loop = ctx.results.get("loop", {})
     print(
-        f"demo finished in {total:.0f}s (alarm -> new model serving: {loop.get('alarm_to_new_model_s')} s); "
+        f"demo finished in {total:.0f}s (the loop {loop.get('loop_seconds')} s, alarm -> new model serving "
+        f"{loop.get('alarm_to_new_model_s')} s); "
         f"report {ctx.results.get('report')}; results in {workdir / 'results.json'}"
     )
     return 0

@@ -37,7 +37,7 @@ def _wait_for_training(proc: subprocess.Popen[str], log: Path, timeout: float = 
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
         family = psutil.Process(proc.pid).children(recursive=True)
-        if "[4/10] first model" in log.read_text() and any("train" in " ".join(p.cmdline()) for p in family):
+        if "] first model ..." in log.read_text() and any("train" in " ".join(p.cmdline()) for p in family):
             return family
         time.sleep(1)
     raise AssertionError(f"the training task never started:\n{log.read_text()[-3000:]}")

@@ -36,7 +36,12 @@ def test_make_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert [p["status"] for p in results["phases"]] == ["ok"] * 10
+    assert [p["status"] for p in results["phases"]] == ["ok"] * 11
+    canary = results["canary"]
+    assert canary["good"]["status"] == "SUCCEEDED" and canary["good"]["weights"] == [10, 50, 100]
+    assert canary["degraded"]["status"] == "FAILED" and canary["degraded"]["breaches"]
+    assert canary["degraded"]["champion"]["after"] == canary["degraded"]["champion"]["before"]
+    assert canary["good"]["load"]["failed"] == 0 and canary["degraded"]["load"]["failed"] == 0
     assert results["first_model"]["status"] == "SUCCEEDED"
     retrain = results["retraining"]
     assert retrain["name"].startswith("retrain-drift-") or retrain["name"].startswith("retrain-low-confidence-")
