@@ -113,6 +113,7 @@ module "workflow" {
   lambda_image_uri         = local.images.lambdas
   training_image_uri       = local.images.training
   training_backend         = var.training_backend
+  functions_outside_vpc    = var.smoke_test_outside_vpc ? ["smoke_test"] : []
   definition_path          = "${path.root}/../../stepfunctions/train_evaluate_deploy.asl.json"
   vpc_id                   = module.network.vpc_id
   vpc_cidr_block           = module.network.vpc_cidr_block

@@ -228,6 +228,12 @@ variable "mlflow_db_multi_az" {
 }
 
 # ---- workflow and monitoring
+variable "smoke_test_outside_vpc" {
+  description = "Run the workflow's smoke-test Lambda outside the VPC: it only calls the service URL, and the internet-facing ALB is unreachable from private subnets without a NAT gateway. Set false with enable_nat_gateway (and allow the NAT addresses in allowed_ingress_cidrs)."
+  type        = bool
+  default     = true
+}
+
 variable "training_backend" {
   description = "Training backend of the state machine: ecs or sagemaker."
   type        = string

@@ -91,6 +91,10 @@ def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path
     assert not violations(state), "IAM allows * on *:\n" + "\n".join(violations(state))
     machine_role = next(r for r in applied if r["address"] == "module.workflow.aws_iam_role_policy.sfn")
     assert "ecs:RunTask" in machine_role["values"]["policy"]
+    prefix = "module.workflow.aws_lambda_function."
+    lambdas = {r["index"]: r["values"] for r in applied if r["address"].startswith(prefix)}
+    assert lambdas["smoke_test"]["vpc_config"] == []  # reaches the internet-facing ALB without a NAT gateway
+    assert all(v["vpc_config"][0]["subnet_ids"] for k, v in lambdas.items() if k != "smoke_test")
     serving = next(r for r in applied if r["address"] == "module.serving.aws_ecs_task_definition.serving")
     env = {e["name"]: e["value"] for e in json.loads(serving["values"]["container_definitions"])[0]["environment"]}
     assert env["MODEL_URI"] == "models:/esteira-intent@champion"

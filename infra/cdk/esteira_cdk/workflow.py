@@ -39,6 +39,9 @@ class FunctionSpec:
 
 
 # Same keys, sizes and timeouts as var.functions in modules/workflow/variables.tf.
+# Functions that run outside the VPC (Terraform: functions_outside_vpc): they only call the public service URL.
+OUTSIDE_VPC = frozenset({"smoke_test"})
+
 FUNCTIONS: dict[str, FunctionSpec] = {
     "validate_data": FunctionSpec("Validate the dataset and record its content hash", timeout=300, memory_size=2048),
     "evaluate": FunctionSpec(
@@ -364,6 +367,8 @@ class Workflow(Construct):
         )
         self.functions: dict[str, lambda_.DockerImageFunction] = {}
         for key_, spec in FUNCTIONS.items():
+            # The smoke test only calls the internet-facing ALB, unreachable from private subnets without NAT.
+            in_vpc = key_ not in OUTSIDE_VPC
             function = lambda_.DockerImageFunction(
                 self,
                 _pascal(key_),
@@ -378,9 +383,9 @@ class Workflow(Construct):
                 architecture=lambda_.Architecture.X86_64,
                 environment_encryption=key,
                 environment={**self.environment, **spec.environment},
-                vpc=vpc,
-                vpc_subnets=private_subnets,
-                security_groups=[self.security_group],
+                vpc=vpc if in_vpc else None,
+                vpc_subnets=private_subnets if in_vpc else None,
+                security_groups=[self.security_group] if in_vpc else None,
                 tracing=lambda_.Tracing.ACTIVE,
                 logging_format=lambda_.LoggingFormat.JSON,
                 log_group=log_groups[key_],

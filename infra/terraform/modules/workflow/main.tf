@@ -249,6 +249,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Step Functions invokes these synchronously and owns retries and Catch; EventBridge targets carry their own retry policy.
   #checkov:skip=CKV_AWS_115:Reserved concurrency would eat into small accounts' unreserved pool (new accounts have 10); the DynamoDB lock serialises the workflow.
   #checkov:skip=CKV_AWS_272:Code signing applies to zip packages; these functions run a container image from an immutable-tag, scan-on-push ECR repository.
+  #checkov:skip=CKV_AWS_117:All functions but those in functions_outside_vpc (default: smoke_test, which only calls the internet-facing ALB) run in the private subnets.
   for_each      = var.functions
   function_name = "${var.name}-${replace(each.key, "_", "-")}"
   description   = each.value.description
@@ -268,9 +269,14 @@ resource "aws_lambda_function" "this" {
     variables = merge(local.environment, each.value.environment)
   }
 
-  vpc_config {
-    subnet_ids         = var.private_subnet_ids
-    security_group_ids = [aws_security_group.workflow.id]
+  # The smoke test calls the public service URL: from a private subnet without a NAT gateway the
+  # internet-facing ALB's public addresses are unreachable, so it runs outside the VPC.
+  dynamic "vpc_config" {
+    for_each = contains(var.functions_outside_vpc, each.key) ? [] : [1]
+    content {
+      subnet_ids         = var.private_subnet_ids
+      security_group_ids = [aws_security_group.workflow.id]
+    }
   }
 
   tracing_config {

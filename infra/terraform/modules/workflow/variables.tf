@@ -311,3 +311,13 @@ variable "canary_thresholds" {
     error_message = "Rates and drift are in 0..1; p99 > 0 ms; min_requests and max_5xx_count >= 1."
   }
 }
+
+variable "functions_outside_vpc" {
+  description = "Functions that only call the public service URL and so run outside the VPC: from private subnets without a NAT gateway the internet-facing ALB is unreachable. Empty (with enable_nat_gateway, or an ALB reachable from the VPC) keeps every function in the private subnets."
+  type        = set(string)
+  default     = ["smoke_test"]
+  validation {
+    condition     = alltrue([for f in var.functions_outside_vpc : contains(["smoke_test"], f)])
+    error_message = "Only smoke_test talks to nothing but the service URL; the other functions need the VPC endpoints or MLflow."
+  }
+}
