@@ -128,7 +128,7 @@ def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
             raise RuntimeError("broken model")
 
     settings = ServingSettings(model_uri="unused", metrics_interval_s=3600)
-    state = ServingState(settings, loader=lambda uri: LoadedModel(Broken(), "9", uri, uri, 0.0))  # type: ignore[arg-type]
+    state = ServingState(settings, loader=lambda uri, first: LoadedModel(Broken(), "9", uri, uri, 0.0))  # type: ignore[arg-type]
     with TestClient(create_app(settings, state), raise_server_exceptions=False) as client:
         for _ in range(50):
             if client.get("/ready").status_code == 200:
