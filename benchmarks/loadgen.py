@@ -6,7 +6,9 @@ server. Keep-alive connections, one request in flight per connection (no pipelin
 (`--concurrency` connections as fast as they get answers) or an open loop (`--rate` requests/s,
 latency measured from the scheduled send time, so a stalled server cannot hide its queueing).
 
-Prints one JSON object: requests, ok, statuses, errors by kind, req/s, latency p50/p90/p99/max (ms).
+Prints one JSON object: requests, ok, statuses, errors by kind, req/s, latency p50/p90/p99/max (ms), and
+the client's own CPU use. All connections are opened before the clock starts (like a load balancer's
+pool), unless --no-preconnect.
 `--record FILE` writes the X-Request-Id of every 200 (used by the shutdown test to check the capture).
 """
 
@@ -150,10 +152,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     stats = Stats()
     counter = itertools.count()
     conns = await _connect(args) if args.preconnect else [None] * args.concurrency
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     end = t0 + args.seconds
     await asyncio.gather(*(_worker(args, bodies, counter, stats, t0, end, conn) for conn in conns))
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     lat = np.asarray(stats.latencies) if stats.latencies else np.zeros(1)
     ok = stats.statuses.get(200, 0)
     result = {
@@ -170,6 +174,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "p90_ms": round(float(np.percentile(lat, 90)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
         "max_ms": round(float(lat.max()), 2),
+        # The client's own CPU (share of one core): it runs on the same machine as the server.
+        "client_cpu": round(cpu / elapsed, 2),
     }
     if args.record:
         Path(args.record).write_text("\n".join(stats.ok_ids))
