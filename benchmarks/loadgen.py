@@ -47,6 +47,7 @@ def make_body(text: str, fmt: str) -> bytes:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # scheduled send time of each answered request, s since t0
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.ok_ids: list[str] = []
@@ -112,6 +113,7 @@ async def _worker(
             writer = _close(writer)
             continue
         stats.latencies.append((time.perf_counter() - scheduled) * 1000.0)
+        stats.sent_at.append(scheduled - t0)
         stats.statuses[status] += 1
         if status == 200 and args.record:
             stats.ok_ids.append(rid)
@@ -177,6 +179,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # The client's own CPU (share of one core): it runs on the same machine as the server.
         "client_cpu": round(cpu / elapsed, 2),
     }
+    if args.latency_log:
+        # (scheduled send time in s since start, latency in ms) per answered request: soak.py uses it to
+        # compare the seconds around a model swap with the rest of the run.
+        np.save(args.latency_log, np.column_stack([np.asarray(stats.sent_at), np.asarray(stats.latencies)]))
     if args.record:
         Path(args.record).write_text("\n".join(stats.ok_ids))
     return result
@@ -274,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         "--no-preconnect", dest="preconnect", action="store_false", help="connect lazily, after the clock starts"
     )
     ap.add_argument("--record", help="write the request ids answered 200 here")
+    ap.add_argument("--latency-log", help="write an .npy of (send time s, latency ms) per answered request")
     ap.add_argument("--stop-on-refused", action="store_true", help="a refused connection ends that worker")
     args = ap.parse_args(argv)
     try:

@@ -350,6 +350,7 @@ class ServingState:
             return False
         self.reloading = True
         uri = model_uri or self.settings.model_uri
+        started = time.perf_counter()
         try:
             new = await asyncio.to_thread(self._load_beside, uri)
         except Exception as exc:
@@ -364,7 +365,15 @@ class ServingState:
         self.model = new  # atomic: the next batch uses the new model, the running one finishes on the old
         self.reloads += 1
         self.status, self.reason, self.last_reload_error = "ready", None, None
-        log.info("model swapped", extra={"from_version": old, "model_version": new.version, "model_uri": new.uri})
+        log.info(
+            "model swapped",
+            extra={
+                "from_version": old,
+                "model_version": new.version,
+                "model_uri": new.uri,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
         return True
 
 
