@@ -81,7 +81,7 @@ async def _worker(
         try:
             if writer is None:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(args.host, args.port), 5)
-            assert reader is not None
+            assert reader is not None and writer is not None
             writer.write(_request(args.path, args.host, bodies[i % len(bodies)], rid, args.format))
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), args.timeout)
             lines = head.decode("latin-1").split("\r\n")
@@ -98,7 +98,7 @@ async def _worker(
         except (ConnectionRefusedError, OSError) as exc:
             kind = "refused" if isinstance(exc, ConnectionRefusedError) else f"os:{type(exc).__name__}"
             stats.errors[kind] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             if args.stop_on_refused and isinstance(exc, ConnectionRefusedError):
                 break
             await asyncio.sleep(0.05)
@@ -106,11 +106,11 @@ async def _worker(
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             # The server closed the connection without answering: the request was not accepted.
             stats.errors["closed_before_response" if not getattr(exc, "partial", b"") else "truncated"] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             continue
         except TimeoutError:
             stats.errors["timeout"] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             continue
         stats.latencies.append((time.perf_counter() - scheduled) * 1000.0)
         stats.sent_at.append(scheduled - t0)
@@ -118,7 +118,7 @@ async def _worker(
         if status == 200 and args.record:
             stats.ok_ids.append(rid)
         if close:
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
     _close(writer)
 
 
