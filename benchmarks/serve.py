@@ -111,6 +111,29 @@ def cpu_pressure() -> float | None:
         return None
 
 
+QUIET = {"psi10": 25.0, "load1": 2.5, "max_wait_s": 60.0}
+
+
+def wait_quiet() -> dict[str, float | None]:
+    """Before a point: wait (bounded) until other jobs leave the CPUs alone; return what the point started on.
+
+    Quiet = CPU pressure (PSI some avg10) at most 25 % or the 1-minute load average at most 2.5. The load
+    average also counts this benchmark's own server and client (~1.2), so PSI is the better signal; after
+    `max_wait_s` the point runs anyway and its start figures say how busy the machine was.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < QUIET["max_wait_s"]:
+        psi, load1 = cpu_pressure(), os.getloadavg()[0]
+        if (psi is not None and psi <= QUIET["psi10"]) or load1 <= QUIET["load1"]:
+            break
+        time.sleep(2.0)
+    return {
+        "start_psi10": cpu_pressure(),
+        "start_load1": round(os.getloadavg()[0], 2),
+        "waited_s": round(time.monotonic() - start, 1),
+    }
+
+
 def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "esteira", rate: float = 0.0,
          path: str = "/predict", server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
     """One load-generator run in its own process; adds the server's CPU use and the machine's load."""
@@ -126,6 +149,7 @@ def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "e
     if server_pid:
         top = psutil.Process(server_pid)
         procs = [top, *top.children(recursive=True)]
+    quiet = wait_quiet() if server_pid else {}
     before = sum(sum(p.cpu_times()[:2]) for p in procs)
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -135,8 +159,8 @@ def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "e
         # Includes the client's connection set-up (~0.1 s), so a slight underestimate of the busy share.
         result["server_cpu"] = round((sum(sum(p.cpu_times()[:2]) for p in procs) - before) / elapsed, 2)
     result["load1"] = round(os.getloadavg()[0], 2)
-    result["cpu_psi10"] = cpu_pressure()
-    return result
+    result["cpu_psi10"] = cpu_pressure()  # the last 10 s: this point's own run
+    return {**result, **quiet}
 
 
 def in_process(model_dir: Path, texts: Path, batch: int = 64, seconds: float = 5.0) -> dict[str, Any]:
@@ -239,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
         pid = svc.process.pid
         load(svc.port, 8, 2, texts)  # warm-up
         for _ in range(args.repeat):
+            quiet = wait_quiet()
             ip = {**in_process(model_dir, texts), "load1": round(os.getloadavg()[0], 2), "cpu_psi10": cpu_pressure()}
+            ip.update(quiet)
             if ip["rows_per_s"] > results.get("in_process", {}).get("rows_per_s", 0):
                 results["in_process"] = ip
             print("in-process", ip, flush=True)
@@ -308,12 +334,17 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _machine(v: dict[str, Any]) -> str:
+    def pct(x: Any) -> str:
+        return "?" if x is None else f"{x:.0f}"
+
+    return f"{v.get('load1', '')} / {pct(v.get('start_psi10'))} → {pct(v.get('cpu_psi10'))} %"
+
+
 def _row(name: str, conc: str, v: dict[str, Any]) -> str:
-    psi = v.get("cpu_psi10")
     return (
         f"| {name} | {conc} | {v['rps']:.0f} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} | {errors_of(v)} | "
-        f"{v.get('server_cpu', '')} | {v.get('client_cpu', '')} | {v.get('load1', '')}"
-        f"{'' if psi is None else f' / {psi:.0f} %'} |"
+        f"{v.get('server_cpu', '')} | {v.get('client_cpu', '')} | {_machine(v)} |"
     )
 
 
@@ -338,10 +369,12 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"over {args.open_connections} pre-opened keep-alive connections; latency is measured from the "
         f"*scheduled* send time (queueing included); {args.open_repeat} runs per level, all shown. Machine: "
         f"load average (1/5/15 min) {r['load_avg_start']} at start, {r['load_avg_end']} at end; CPU pressure "
-        f"(PSI some avg10) {r.get('psi_start')} % at start.",
+        f"(PSI some avg10) {r.get('psi_start')} % at start. Last column: the 1-min load average after the point, "
+        "and the share of time a runnable task waited for a CPU (PSI some avg10) before the point and over "
+        "its last 10 s; each point first waits up to 60 s for PSI ≤ 25 % or load1 ≤ 2.5.",
         "",
         "| server | concurrency | req/s | p50 ms | p99 ms | max ms | errors | server CPU (cores) | client CPU | "
-        "load1 / CPU PSI |",
+        "load1 / CPU PSI start → run |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c, v in sorted(est.items()):
@@ -357,10 +390,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
     for c, v in sorted(r["mlflow"].items()):
         lines.append(_row("mlflow models serve --env-manager local", str(c), v))
     ip = r["in_process"]
-    psi = "" if ip.get("cpu_psi10") is None else f" / {ip['cpu_psi10']:.0f} %"
     lines.append(
-        f"| in-process batched predict (batch 64, no HTTP) | - | {inproc:.0f} rows/s | | | | | 1 | | "
-        f"{ip.get('load1', '')}{psi} |"
+        f"| in-process batched predict (batch 64, no HTTP) | - | {inproc:.0f} rows/s | | | | | 1 | | {_machine(ip)} |"
     )
     lines += [
         "",
