@@ -111,7 +111,7 @@ def cpu_pressure() -> float | None:
         return None
 
 
-QUIET = {"psi10": 25.0, "load1": 2.5, "max_wait_s": 60.0}
+QUIET = {"psi10": 25.0, "load1": 2.5, "max_wait_s": 30.0}
 
 
 def wait_quiet() -> dict[str, float | None]:
@@ -371,7 +371,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"load average (1/5/15 min) {r['load_avg_start']} at start, {r['load_avg_end']} at end; CPU pressure "
         f"(PSI some avg10) {r.get('psi_start')} % at start. Last column: the 1-min load average after the point, "
         "and the share of time a runnable task waited for a CPU (PSI some avg10) before the point and over "
-        "its last 10 s; each point first waits up to 60 s for PSI ≤ 25 % or load1 ≤ 2.5.",
+        "its last 10 s; each point first waits up to 30 s for PSI ≤ 25 % or load1 ≤ 2.5.",
         "",
         "| server | concurrency | req/s | p50 ms | p99 ms | max ms | errors | server CPU (cores) | client CPU | "
         "load1 / CPU PSI start → run |",
