@@ -240,7 +240,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--open-connections", type=int, default=512, help="open loop: connection pool size")
     ap.add_argument("--thread-variant", action="store_true", help="also measure SERVING_BATCH_THREAD=1")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
+    ap.add_argument(
+        "--from-results", help="write the section from a saved results.json of an earlier run (its own command)"
+    )
     args = ap.parse_args(argv)
+    if args.from_results:
+        saved = json.loads(Path(args.from_results).read_text())
+        saved["esteira"] = {int(k): v for k, v in saved["esteira"].items()}
+        saved["mlflow"] = {int(k): v for k, v in saved["mlflow"].items()}
+        saved["esteira_open"] = {float(k): v for k, v in saved["esteira_open"].items()}
+        run_args = argparse.Namespace(**{**vars(args), **saved.get("args", {})})
+        body = report(saved, run_args)
+        print(body)
+        if not args.no_write:
+            write_section("serve", body, command=saved.get("command"))
+        return
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     load_start = os.getloadavg()
     model_dir = ensure_model()
@@ -253,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
         "load_avg_start": [round(x, 2) for x in load_start],
         "psi_start": cpu_pressure(),
         "model": json.loads((model_dir / "esteira-bench.json").read_text()),
+        "command": " ".join(["python", "benchmarks/serve.py", *(argv if argv is not None else sys.argv[1:])]),
+        "args": {k: getattr(args, k) for k in ("seconds", "repeat", "open_repeat", "open_connections")},
     }
 
     # Other jobs share this machine: every closed-loop point runs `--repeat` times, interleaved with the
