@@ -3,17 +3,19 @@
 Why batch: one predict call on this model has a fixed cost (~0.7 ms: the feature union, the sparse
 product's setup) and a small per-row cost (~0.09 ms), so 64 rows cost about as much as 7 single calls.
 
-Why no fixed wait once busy ("continuous" batching): requests that arrive while a batch runs have already
-waited for it; making them wait again only adds latency and leaves the CPU idle. The batch that follows
-takes whatever is queued (up to `max_rows`) at once, so batches grow with load by themselves and stay small
-(short) at low load. `max_wait_s` is only spent when the batcher was idle: the first request after a quiet
-spell may wait that long for company (0 = never wait; the default).
+Why the wait is measured from the oldest queued request, not slept before every batch: requests that
+queued behind a running batch have already waited, so under a backlog the next batch runs at once (no
+idle CPU while requests wait), while at moderate load a batch gathers up to `max_wait_s` of arrivals.
+Without any wait ("continuous" batching, `max_wait_s=0`) batches at moderate load are 1-3 rows, the
+fixed cost per batch keeps the server ~100 % busy at 50-70 % of its peak rate, and every scheduling
+hiccup turns into queueing; 2 ms of gathering cut the server's CPU at 2,400 req/s by ~15 % in our runs.
 
 Where the predict runs (`in_thread`): inline on the event loop by default. The model is CPU-bound and
 holds the GIL for most of a batch (tokenising is Python), so a worker thread cannot run beside the loop
-anyway; the hop and the GIL hand-offs (every 5 ms switch interval) cost throughput and p99 in our
-measurements (docs/serving.md). Inline, the loop is blocked for one batch (a few ms), and the requests
-arriving meanwhile wait in the socket buffers and form the next batch.
+anyway, and the GIL hand-offs (5 ms switch interval) add their own waits; in our interleaved runs neither
+was consistently faster on the shared 2-core machine (docs/benchmarks.md shows both), so the simpler one
+is the default. Inline, the loop is blocked for one batch (a few ms), and the requests arriving meanwhile
+wait in the socket buffers and form the next batch.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class _Job:
     texts: list[str]
     top_k: int
     future: asyncio.Future[tuple[Any, list[Any]]]
+    queued_at: float = 0.0
 
 
 @dataclass
@@ -56,7 +59,7 @@ class MicroBatcher:
         self,
         model_ref: Callable[[], tuple[Any, PredictFn]],
         max_rows: int = 64,
-        max_wait_s: float = 0.0,
+        max_wait_s: float = 0.002,
         in_thread: bool = False,
     ):
         self._model_ref = model_ref
@@ -78,7 +81,7 @@ class MicroBatcher:
         if self._closing:
             raise RuntimeError("the batcher is shut down")
         fut: asyncio.Future[tuple[Any, list[Any]]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(texts, top_k, fut))
+        self._jobs.append(_Job(texts, top_k, fut, time.perf_counter()))
         if not self._wakeup.is_set():
             self._wakeup.set()
         return await fut
@@ -94,20 +97,20 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
-        busy = False  # did a batch just run? then whatever is queued has waited long enough
         while True:
             if not self._jobs:
                 if self._closing:
                     return
-                busy = False
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if not busy and self.max_wait_s > 0 and not self._closing:
-                rows = sum(len(j.texts) for j in self._jobs)
-                if rows < self.max_rows:
-                    # After a quiet spell: give concurrent requests a bounded moment to join.
-                    await asyncio.sleep(self.max_wait_s)
+            if self.max_wait_s > 0 and not self._closing:
+                # Wait for company until the OLDEST queued request has waited max_wait_s (not a fixed
+                # sleep per batch): requests that queued behind a running batch have already aged, so
+                # a backlog runs at once, while at moderate load batches gather a few ms of arrivals.
+                age = time.perf_counter() - self._jobs[0].queued_at
+                if age < self.max_wait_s and sum(len(j.texts) for j in self._jobs) < self.max_rows:
+                    await asyncio.sleep(self.max_wait_s - age)
             batch: list[_Job] = []
             rows = 0
             while self._jobs and (not batch or rows + len(self._jobs[0].texts) <= self.max_rows):
@@ -115,7 +118,6 @@ class MicroBatcher:
                 batch.append(job)
                 rows += len(job.texts)
             await self._predict(batch, rows)
-            busy = True
             # Let the answered handlers (and newly read requests) run before the next batch forms.
             await asyncio.sleep(0)
 

@@ -48,7 +48,7 @@ class ServingSettings:
     default_top_k: int = 3
     # Micro-batcher: rows per vectorised predict and the longest a request waits for company.
     batch_max_rows: int = 64
-    batch_wait_ms: float = 0.0
+    batch_wait_ms: float = 2.0
     batch_in_thread: bool = False
     # EMF aggregation interval and the confidence below which a prediction counts as "low".
     metrics_interval_s: float = 60.0
