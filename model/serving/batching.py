@@ -28,6 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# Jobs queued this soon after a batch ended were read from the sockets right after it (see _arrival_estimate).
+_CARRY_S = 0.002
+
 # The predict function: (texts, top_k) -> one result per text. The batcher is generic over the model.
 PredictFn = Callable[[list[str], int], Sequence[Any]]
 
@@ -69,12 +72,24 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._batch_start = self._batch_end = 0.0  # the last batch's predict, for _arrival_estimate
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict") if in_thread else None
         self.stats = BatchStats()
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+            self._task.add_done_callback(self._stopped)
+
+    def _stopped(self, task: asyncio.Task[None]) -> None:
+        """If the batcher itself ever fails, fail what is queued (a 500 each) instead of hanging it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._closing = True
+        while self._jobs:
+            job = self._jobs.popleft()
+            if not job.future.done():
+                job.future.set_exception(RuntimeError(f"the micro-batcher failed: {task.exception()!r}"))
 
     async def submit(self, texts: list[str], top_k: int) -> tuple[Any, list[Any]]:
         """Queue texts; return (model_tag, results) once their batch has run."""
@@ -108,7 +123,7 @@ class MicroBatcher:
                 # Wait for company until the OLDEST queued request has waited max_wait_s (not a fixed
                 # sleep per batch): requests that queued behind a running batch have already aged, so
                 # a backlog runs at once, while at moderate load batches gather a few ms of arrivals.
-                age = time.perf_counter() - self._jobs[0].queued_at
+                age = time.perf_counter() - self._arrival_estimate(self._jobs[0])
                 if age < self.max_wait_s and sum(len(j.texts) for j in self._jobs) < self.max_rows:
                     await asyncio.sleep(self.max_wait_s - age)
             batch: list[_Job] = []
@@ -117,9 +132,22 @@ class MicroBatcher:
                 job = self._jobs.popleft()
                 batch.append(job)
                 rows += len(job.texts)
+            self._batch_start = time.perf_counter()
             await self._predict(batch, rows)
+            self._batch_end = time.perf_counter()
             # Let the answered handlers (and newly read requests) run before the next batch forms.
             await asyncio.sleep(0)
+
+    def _arrival_estimate(self, job: _Job) -> float:
+        """When the job's request most likely arrived.
+
+        An inline batch blocks the loop, so requests that arrived while it ran are read and queued just
+        after it ends: their queue time says nothing about how long they have waited. A job queued within
+        a couple of milliseconds of a batch's end is credited with arriving when that batch started.
+        """
+        if self._batch_end <= job.queued_at <= self._batch_end + _CARRY_S:
+            return min(job.queued_at, self._batch_start)
+        return job.queued_at
 
     async def _predict(self, batch: list[_Job], rows: int) -> None:
         texts = [t for job in batch for t in job.texts]
