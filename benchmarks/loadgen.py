@@ -6,7 +6,9 @@ server. Keep-alive connections, one request in flight per connection (no pipelin
 (`--concurrency` connections as fast as they get answers) or an open loop (`--rate` requests/s,
 latency measured from the scheduled send time, so a stalled server cannot hide its queueing).
 
-Prints one JSON object: requests, ok, statuses, errors by kind, req/s, latency p50/p90/p99/max (ms).
+Prints one JSON object: requests, ok, statuses, errors by kind, req/s, latency p50/p90/p99/max (ms), and
+the client's own CPU use. All connections are opened before the clock starts (like a load balancer's
+pool), unless --no-preconnect.
 `--record FILE` writes the X-Request-Id of every 200 (used by the shutdown test to check the capture).
 """
 
@@ -45,16 +47,22 @@ def make_body(text: str, fmt: str) -> bytes:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.sent_at: list[float] = []  # scheduled send time of each answered request, s since t0
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.ok_ids: list[str] = []
 
 
 async def _worker(
-    args: argparse.Namespace, bodies: list[bytes], counter: itertools.count[int], stats: Stats, t0: float, end: float
+    args: argparse.Namespace,
+    bodies: list[bytes],
+    counter: itertools.count[int],
+    stats: Stats,
+    t0: float,
+    end: float,
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None,
 ) -> None:
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+    reader, writer = conn if conn is not None else (None, None)
     prefix = uuid.uuid4().hex[:8]
     while True:
         i = next(counter)
@@ -73,7 +81,7 @@ async def _worker(
         try:
             if writer is None:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(args.host, args.port), 5)
-            assert reader is not None
+            assert reader is not None and writer is not None
             writer.write(_request(args.path, args.host, bodies[i % len(bodies)], rid, args.format))
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), args.timeout)
             lines = head.decode("latin-1").split("\r\n")
@@ -90,7 +98,7 @@ async def _worker(
         except (ConnectionRefusedError, OSError) as exc:
             kind = "refused" if isinstance(exc, ConnectionRefusedError) else f"os:{type(exc).__name__}"
             stats.errors[kind] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             if args.stop_on_refused and isinstance(exc, ConnectionRefusedError):
                 break
             await asyncio.sleep(0.05)
@@ -98,18 +106,19 @@ async def _worker(
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             # The server closed the connection without answering: the request was not accepted.
             stats.errors["closed_before_response" if not getattr(exc, "partial", b"") else "truncated"] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             continue
         except TimeoutError:
             stats.errors["timeout"] += 1
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
             continue
         stats.latencies.append((time.perf_counter() - scheduled) * 1000.0)
+        stats.sent_at.append(scheduled - t0)
         stats.statuses[status] += 1
         if status == 200 and args.record:
             stats.ok_ids.append(rid)
         if close:
-            writer = _close(writer)
+            writer = _close(writer)  # type: ignore[func-returns-value]
     _close(writer)
 
 
@@ -119,16 +128,38 @@ def _close(writer: asyncio.StreamWriter | None) -> None:
     return None
 
 
+async def _connect(
+    args: argparse.Namespace,
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+    """Open every keep-alive connection before the clock starts, a few at a time.
+
+    Why: a load balancer holds its connections to a target open; opening hundreds at t=0 measures a SYN and
+    accept storm (seconds of tail latency from connection setup), not the service.
+    """
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = []
+    for start in range(0, args.concurrency, 32):
+        n = min(32, args.concurrency - start)
+        opened = await asyncio.gather(
+            *(asyncio.wait_for(asyncio.open_connection(args.host, args.port), 10) for _ in range(n)),
+            return_exceptions=True,
+        )
+        conns += [c if isinstance(c, tuple) else None for c in opened]
+    return conns
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = [line for line in Path(args.texts).read_text().splitlines() if line.strip()] if args.texts else []
     texts = texts or ["I still have not received my new card"]
     bodies = [make_body(t, args.format) for t in texts]
     stats = Stats()
     counter = itertools.count()
+    conns = await _connect(args) if args.preconnect else [None] * args.concurrency
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     end = t0 + args.seconds
-    await asyncio.gather(*(_worker(args, bodies, counter, stats, t0, end) for _ in range(args.concurrency)))
+    await asyncio.gather(*(_worker(args, bodies, counter, stats, t0, end, conn) for conn in conns))
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     lat = np.asarray(stats.latencies) if stats.latencies else np.zeros(1)
     ok = stats.statuses.get(200, 0)
     result = {
@@ -145,7 +176,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "p90_ms": round(float(np.percentile(lat, 90)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
         "max_ms": round(float(lat.max()), 2),
+        # The client's own CPU (share of one core): it runs on the same machine as the server.
+        "client_cpu": round(cpu / elapsed, 2),
     }
+    if args.latency_log:
+        # (scheduled send time in s since start, latency in ms) per answered request: soak.py uses it to
+        # compare the seconds around a model swap with the rest of the run.
+        np.save(args.latency_log, np.column_stack([np.asarray(stats.sent_at), np.asarray(stats.latencies)]))
     if args.record:
         Path(args.record).write_text("\n".join(stats.ok_ids))
     return result
@@ -239,7 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=0.0, help="open loop at this many req/s (0 = closed loop)")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument(
+        "--no-preconnect", dest="preconnect", action="store_false", help="connect lazily, after the clock starts"
+    )
     ap.add_argument("--record", help="write the request ids answered 200 here")
+    ap.add_argument("--latency-log", help="write an .npy of (send time s, latency ms) per answered request")
     ap.add_argument("--stop-on-refused", action="store_true", help="a refused connection ends that worker")
     args = ap.parse_args(argv)
     try:

@@ -21,12 +21,38 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.loadgen import ServiceProcess  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 from benchmarks.serve import ensure_model, texts_file  # noqa: E402
+
+
+def swap_window(log: np.ndarray, swap: dict[str, Any]) -> dict[str, Any]:
+    """Latency in the seconds around the model swap vs the rest of the run.
+
+    The window runs from 2 s before the SIGHUP to 5 s after the reload finished (generous: the load
+    generator's clock starts a fraction of a second after ours). `log` rows: (send time s, latency ms).
+    """
+    if "at_s" not in swap or not len(log):
+        return {}
+    start = swap["at_s"] - 2.0
+    end = swap["at_s"] + float(swap.get("reload_s") or 0.0) + 5.0
+    inside = (log[:, 0] >= start) & (log[:, 0] < end)
+    out: dict[str, Any] = {"window_s": [round(start, 1), round(end, 1)]}
+    for name, mask in (("during_swap", inside), ("rest", ~inside)):
+        lat = log[mask, 1]
+        if len(lat):
+            out[name] = {
+                "requests": len(lat),
+                "p50_ms": round(float(np.percentile(lat, 50)), 2),
+                "p99_ms": round(float(np.percentile(lat, 99)), 2),
+                "max_ms": round(float(lat.max()), 2),
+            }
+    return out
 
 
 def soak(seconds: float, concurrency: int, rate: float, model_uri: str, env: dict[str, str]) -> dict[str, Any]:
@@ -37,8 +63,10 @@ def soak(seconds: float, concurrency: int, rate: float, model_uri: str, env: dic
     svc = ServiceProcess({"MODEL_URI": model_uri, **env}, work).start()
     svc.wait_ready()
     proc = psutil.Process(svc.process.pid)
+    latency_log = work / "latencies.npy"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"), "--port", str(svc.port), "--seconds",
-           str(seconds), "--concurrency", str(concurrency), "--texts", str(texts)]  # fmt: skip
+           str(seconds), "--concurrency", str(concurrency), "--texts", str(texts),
+           "--latency-log", str(latency_log)]  # fmt: skip
     if rate:
         cmd += ["--rate", str(rate)]
     start = time.monotonic()
@@ -59,10 +87,14 @@ def soak(seconds: float, concurrency: int, rate: float, model_uri: str, env: dic
         with urllib.request.urlopen(f"{svc.url}/ready", timeout=5) as r:
             swapped["ready_after"] = json.loads(r.read())
         logs = [json.loads(x) for x in svc.stderr_path.read_text().splitlines() if x.startswith("{")]
-        swapped["swap_logged"] = any(rec.get("message") == "model swapped" for rec in logs)
+        swaps = [rec for rec in logs if rec.get("message") == "model swapped"]
+        swapped["swap_logged"] = bool(swaps)
+        if swaps:
+            swapped["reload_s"] = swaps[0].get("seconds")
     finally:
         code = svc.stop()
     result = json.loads(out)
+    swapped.update(swap_window(np.load(latency_log), swapped))
     warm = [rss for t, rss in samples if t >= warm_at]
     rss_warm, rss_end = (warm[0], warm[-1]) if warm else (samples[0][1], samples[-1][1])
     return {
@@ -79,6 +111,23 @@ def soak(seconds: float, concurrency: int, rate: float, model_uri: str, env: dic
         "exit_code": code,
         "workdir": str(work),
     }
+
+
+def swap_lines(swap: dict[str, Any]) -> list[str]:
+    if "during_swap" not in swap:
+        return []
+    lines = [
+        f"The swap: SIGHUP at {swap['at_s']} s; loading, self-test and swap took {swap.get('reload_s')} s in a "
+        f"worker thread while the old model answered. Latency in the window {swap['window_s']} s vs the rest:",
+        "",
+        "| part of the run | requests | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, label in (("during_swap", "around the swap"), ("rest", "the rest")):
+        v = swap.get(name)
+        if v:
+            lines.append(f"| {label} | {v['requests']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} |")
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {load['requests']} | {load['rps']:.0f} | {load['p50_ms']} | {load['p99_ms']} | {load['max_ms']} | "
             f"{r['errors']} | {r['rss_warm_mb']} MB | {r['rss_end_mb']} MB | {r['rss_growth_pct']} % |",
             "",
+            *swap_lines(r["swap"]),
             f"Goals: 0 errors (**{r['errors']}**), RSS growth < 10 % (**{r['rss_growth_pct']} %**); "
             f"swap logged: {r['swap'].get('swap_logged')}; service exit code after SIGTERM: {r['exit_code']}.",
         ]

@@ -2,7 +2,11 @@
 # A container image (limit 10 GB) rather than a zip + layer (250 MB unzipped): scikit-learn, scipy,
 # numpy, pandas and mlflow-skinny alone are ~400 MB installed.
 # Build from the repository root:  docker build -f docker/lambda.Dockerfile -t esteira-lambda .
-FROM public.ecr.aws/lambda/python:3.11.2025.11.13.14
+# Base: an exact AWS Lambda Python release, plus its digest (sha256:<64 hex>) once resolved by
+# scripts/pin-base-images.sh (needs registry access; empty until then, never guessed).
+ARG LAMBDA_BASE_IMAGE=public.ecr.aws/lambda/python:3.11.2025.11.13.14
+ARG LAMBDA_BASE_DIGEST=
+FROM ${LAMBDA_BASE_IMAGE}${LAMBDA_BASE_DIGEST:+@}${LAMBDA_BASE_DIGEST}
 
 # Runtime dependencies only, at the versions the lock file pins (no dev tools, no MLflow server).
 COPY requirements/dev.lock /tmp/dev.lock

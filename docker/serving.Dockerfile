@@ -1,12 +1,16 @@
 # syntax=docker/dockerfile:1
 # The inference service image for ECS Fargate. Build from the repository root:
 #   docker build -f docker/serving.Dockerfile -t esteira-serving .
-# Base: pinned to an exact Python patch release of the slim Debian image. Pin it further by digest in CI
-# (`docker buildx imagetools inspect python:3.11.14-slim-bookworm`) by passing --build-arg PYTHON_IMAGE=...@sha256:...
+# Base: an exact Python patch release of the slim Debian image, plus its digest once resolved.
+# PYTHON_DIGEST (sha256:<64 hex>) is written by scripts/pin-base-images.sh, which runs
+# `docker buildx imagetools inspect` and so needs registry access; it is empty until then (this
+# repository's build machines cannot reach a registry, and a digest must never be guessed). With it set,
+# FROM is `tag@digest`: the tag documents, the digest decides. --build-arg PYTHON_DIGEST=... overrides.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG PYTHON_DIGEST=
 
 # ---- build: resolve and install only the serving dependencies ------------------------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     UV_NO_CACHE=1 \
@@ -25,7 +29,7 @@ COPY model/ /src/model/
 RUN python -m compileall -q /src/model
 
 # ---- runtime: the venv and the model package, nothing else -----------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS runtime
 LABEL org.opencontainers.image.title="esteira-serving" \
       org.opencontainers.image.description="esteira intent classifier inference service" \
       org.opencontainers.image.licenses="Apache-2.0"

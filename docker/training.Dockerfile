@@ -1,7 +1,11 @@
 # The training image: `esteira train` as an ECS Fargate task or a SageMaker training job
 # (both backends run the same entrypoint; Step Functions passes the data URIs as arguments).
 # Build from the repository root:  docker build -f docker/training.Dockerfile -t esteira-training .
-FROM python:3.11.14-slim-bookworm
+# Base: an exact Python patch release (the serving image's), plus its digest (sha256:<64 hex>) once
+# resolved by scripts/pin-base-images.sh (needs registry access; empty until then, never guessed).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG PYTHON_DIGEST=
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}
 
 RUN groupadd --system --gid 10001 esteira && useradd --system --uid 10001 --gid esteira --home /app esteira
 WORKDIR /app

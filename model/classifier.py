@@ -149,6 +149,7 @@ class IntentClassifier:
         self.features = _features(self.params)
         x = self.features.fit_transform(texts).tocsr()
         self.coef_, self.intercept_, lr = _fit_linear(x, y, self.params)
+        self.__dict__.pop("_coef_t", None)
         self.beta_ = self._calibrate(x, y, y_idx, lr)
         self.fit_seconds = time.perf_counter() - start
         return self
@@ -181,13 +182,41 @@ class IntentClassifier:
             raise RuntimeError("the classifier is not fitted")
 
     def transform(self, texts: list[str]) -> sp.csr_matrix:
+        """The fitted FeatureUnion's output, built from its parts directly.
+
+        Why not `self.features.transform`: the union dispatches through joblib and re-validates on every
+        call, ~0.3 ms of fixed cost per call (a third of a one-row predict; the service predicts small
+        batches). The result is the same matrix: each part's output times its weight, side by side.
+        """
         self._check_fitted()
         assert self.features is not None
-        return self.features.transform(texts).tocsr()
+        weights = self.features.transformer_weights or {}
+        blocks = []
+        for name, part in self.features.transformer_list:
+            if part == "drop":
+                continue
+            block = part.transform(texts)
+            weight = weights.get(name)
+            blocks.append(block * weight if weight is not None and weight != 1 else block)
+        return sp.hstack(blocks, format="csr")
 
     def decision_function(self, texts: list[str]) -> np.ndarray:
         assert self.coef_ is not None and self.intercept_ is not None
-        return np.asarray(self.transform(texts) @ self.coef_.T + self.intercept_)
+        return np.asarray(self.transform(texts) @ self._coef_t_cache() + self.intercept_)
+
+    def _coef_t_cache(self) -> np.ndarray:
+        """coef_.T as a C-contiguous array, built once.
+
+        Why: sparse @ dense needs a C-ordered right operand, and `coef_.T` is a Fortran-ordered view, so
+        scipy copied the whole (features x intents) matrix (~11 MB) on every call: ~3 ms of a one-row
+        predict's ~5 ms. The cached copy makes the product ~4 µs for one row.
+        """
+        cached = getattr(self, "_coef_t", None)
+        if cached is None:
+            assert self.coef_ is not None
+            cached = np.ascontiguousarray(self.coef_.T)
+            self._coef_t = cached
+        return cached
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return softmax(self.decision_function(texts) * self.beta_, axis=1)
@@ -269,4 +298,5 @@ class IntentClassifier:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_names", None)  # derived; rebuilt on first use
+        state.pop("_coef_t", None)
         return state

@@ -144,11 +144,10 @@ class CaptureWriter:
             ok = self.flush_once()
             backoff = 0.0 if ok else min(30.0, max(0.5, backoff * 2))
 
-    def _chunks(self) -> list[_Chunk]:
-        """Group the buffered records by partition into new objects (called under the lock)."""
+    def _chunks(self, records: collections.deque[dict[str, Any]]) -> list[_Chunk]:
+        """Group records by partition into new objects (outside the lock: see flush_once)."""
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        while self._records:
-            rec = self._records.popleft()
+        for rec in records:
             ts = str(rec.get("ts", ""))
             groups.setdefault((str(rec.get("model_version", "unknown")), ts[:10], ts[11:13]), []).append(rec)
         chunks = []
@@ -162,8 +161,15 @@ class CaptureWriter:
 
     def flush_once(self, final: bool = False) -> bool:
         """Write everything buffered now; return False if any object failed (it stays queued)."""
+        # Take the buffer in O(1) under the lock and encode it outside: the event loop's add() shares this
+        # lock, and JSON-encoding a few thousand records under it stalled requests for milliseconds.
         with self._lock:
-            for chunk in self._chunks():
+            taken, self._records = self._records, collections.deque()
+            self._pending_rows += len(taken)  # still counted against the bound while being encoded
+        chunks = self._chunks(taken)
+        with self._lock:
+            self._pending_rows -= len(taken)
+            for chunk in chunks:
                 self._pending.append(chunk)
                 self._pending_rows += chunk.rows
             work = list(self._pending)

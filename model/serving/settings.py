@@ -49,6 +49,7 @@ class ServingSettings:
     # Micro-batcher: rows per vectorised predict and the longest a request waits for company.
     batch_max_rows: int = 64
     batch_wait_ms: float = 2.0
+    batch_in_thread: bool = False
     # EMF aggregation interval and the confidence below which a prediction counts as "low".
     metrics_interval_s: float = 60.0
     low_confidence: float = 0.5
@@ -83,6 +84,7 @@ class ServingSettings:
             default_top_k=int(_num("SERVING_DEFAULT_TOP_K", cls.default_top_k, int, 1, 1000)),
             batch_max_rows=int(_num("SERVING_BATCH_MAX_ROWS", cls.batch_max_rows, int, 1, 100_000)),
             batch_wait_ms=_num("SERVING_BATCH_WAIT_MS", cls.batch_wait_ms, float, 0.0, 1000.0),
+            batch_in_thread=bool(_num("SERVING_BATCH_THREAD", int(cls.batch_in_thread), int, 0, 1)),
             metrics_interval_s=_num("SERVING_METRICS_INTERVAL_S", cls.metrics_interval_s, float, 0.05, 3600.0),
             low_confidence=_num("SERVING_LOW_CONFIDENCE", cls.low_confidence, float, 0.0, 1.0),
             capture_s3_uri=_env("CAPTURE_S3_URI", ""),

@@ -26,4 +26,5 @@ def test_short_soak_with_swap(registered_model: dict[str, Any]) -> None:
     r = json.loads(done.stdout.strip().splitlines()[-1])
     assert r["load"]["ok"] > 100 and r["errors"] == 0, r
     assert r["swap"]["swap_logged"] and r["exit_code"] == 0, r
+    assert r["swap"]["during_swap"]["requests"] > 0 and r["swap"]["reload_s"] < 30, r["swap"]
     assert r["rss_growth_pct"] < 25, r  # 10 % is the goal over 10 minutes; a short run is noisier

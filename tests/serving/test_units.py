@@ -128,7 +128,7 @@ def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
             raise RuntimeError("broken model")
 
     settings = ServingSettings(model_uri="unused", metrics_interval_s=3600)
-    state = ServingState(settings, loader=lambda uri: LoadedModel(Broken(), "9", uri, uri, 0.0))  # type: ignore[arg-type]
+    state = ServingState(settings, loader=lambda uri, first: LoadedModel(Broken(), "9", uri, uri, 0.0))  # type: ignore[arg-type]
     with TestClient(create_app(settings, state), raise_server_exceptions=False) as client:
         for _ in range(50):
             if client.get("/ready").status_code == 200:
@@ -139,3 +139,27 @@ def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
         assert client.post("/predict", json={"text": 3}).status_code == 422
         docs = state.metrics.documents()
     assert docs[0]["Http5xx"] == 1 and docs[0]["Http4xx"] == 1 and docs[0]["ModelVersion"] == "9"
+
+
+def test_batcher_does_not_make_a_backlog_wait_again() -> None:
+    """Requests read right after a long (loop-blocking) batch arrived during it: they run at once."""
+    starts: list[float] = []
+
+    def predict(texts: list[str], k: int) -> list[str]:
+        starts.append(time.perf_counter())
+        time.sleep(0.05)  # blocks the loop, like a real inline batch
+        return texts
+
+    async def main() -> None:
+        b = MicroBatcher(lambda: ("v", predict), max_rows=64, max_wait_s=0.03)
+        b.start()
+        first = asyncio.ensure_future(b.submit(["a"], 1))
+        await asyncio.sleep(0.035)  # the first batch starts (after its 30 ms wait) and blocks the loop
+        second = asyncio.ensure_future(b.submit(["b"], 1))  # runs once the loop is free again
+        await asyncio.gather(first, second)
+        await b.close()
+
+    asyncio.run(main())
+    assert len(starts) == 2
+    # Without the credit for the blocking batch, the second would wait another 30 ms after it.
+    assert starts[1] - starts[0] < 0.05 + 0.02, starts
