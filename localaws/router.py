@@ -70,9 +70,21 @@ class WeightedRouter:
 
     # ---- configuration read from the emulated AWS APIs
     def routes(self) -> Routes:
+        """The listener's weights, re-read at most every `refresh` s. Like an ALB's data plane, routing
+        must not fail when the control plane is slow or erroring: then the last known routes serve."""
         with self._lock:
             if time.monotonic() - self._routes.at < self.refresh:
                 return self._routes
+            cached = self._routes
+        try:
+            return self._read_routes()
+        except Exception as exc:  # botocore errors are not OSError; a busy emulator must not drop requests
+            if not cached.groups:
+                raise
+            print(f"localaws router: keeping the last routes ({exc!r})", flush=True)
+            return cached
+
+    def _read_routes(self) -> Routes:
         elb = self.local.client("elbv2")
         listener = elb.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"][0]
         groups: list[tuple[str, int]] = []
@@ -204,7 +216,7 @@ class WeightedRouter:
                     data = resp.read()
                     self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
                     status = resp.status
-                except OSError as exc:
+                except (OSError, http.client.HTTPException) as exc:  # as an ALB: the target failed, 502
                     self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
                     return
                 finally:

@@ -73,6 +73,7 @@ class EsteiraConfig:
     mlflow_db_multi_az: bool = True
     # workflow and monitoring
     training_backend: str = "ecs"
+    smoke_test_outside_vpc: bool = True  # it only calls the internet-facing ALB (no NAT by default)
     retrain_cooldown_seconds: int = 21600
     drift_check_schedule: str = "rate(1 hour)"
     alarm_emails: list[str] = field(default_factory=list)

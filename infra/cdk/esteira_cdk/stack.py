@@ -16,7 +16,7 @@ from .network import Network
 from .registry import Registry
 from .serving import Serving
 from .storage import Storage
-from .workflow import Workflow
+from .workflow import OUTSIDE_VPC, Workflow
 
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
@@ -147,6 +147,7 @@ class EsteiraStack(Stack):
             training_image=container_image(repos["training"], image_tag, cfg.training_image_uri),
             training_image_uri=training_image_uri,
             training_backend=cfg.training_backend,
+            outside_vpc=OUTSIDE_VPC if cfg.smoke_test_outside_vpc else frozenset(),
             cluster=serving.cluster,
             serving_service_name=serving.service.service_name,
             serving_task_family=serving.task_definition.family,

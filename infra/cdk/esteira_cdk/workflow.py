@@ -131,6 +131,7 @@ class Workflow(Construct):
         training_image: ecs.ContainerImage,
         training_image_uri: str,
         training_backend: str,
+        outside_vpc: frozenset[str] = OUTSIDE_VPC,
         cluster: ecs.ICluster,
         serving_service_name: str,
         serving_task_family: str,
@@ -368,7 +369,7 @@ class Workflow(Construct):
         self.functions: dict[str, lambda_.DockerImageFunction] = {}
         for key_, spec in FUNCTIONS.items():
             # The smoke test only calls the internet-facing ALB, unreachable from private subnets without NAT.
-            in_vpc = key_ not in OUTSIDE_VPC
+            in_vpc = key_ not in outside_vpc
             function = lambda_.DockerImageFunction(
                 self,
                 _pascal(key_),
