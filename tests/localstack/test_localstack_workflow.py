@@ -34,7 +34,17 @@ def machine(localstack: str) -> dict[str, str]:
     qarn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn, Attributes={"RawMessageDelivery": "true"})
     fn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:esteira-%s"
-    names = ("lock", "validate_data", "evaluate", "promote", "deploy", "service_stable", "smoke_test", "rollback")
+    names = (
+        "lock",
+        "validate_data",
+        "evaluate",
+        "promote",
+        "deploy",
+        "service_stable",
+        "smoke_test",
+        "rollback",
+        "canary_check",
+    )
     variables = {f"{n}_function_arn": fn % n.replace("_", "-") for n in names} | {
         "sns_topic_arn": topic,
         "ecs_cluster_arn": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/esteira",
@@ -48,6 +58,10 @@ def machine(localstack: str) -> dict[str, str]:
         "lock_table_name": "esteira-workflow-lock",
         "data_bucket": "d",
         "artifacts_bucket": "a",
+        "deployment_strategy": "all_at_once",
+        "canary_steps": "[10, 50, 100]",
+        "canary_bake_seconds": "600",
+        "shadow_seconds": "1800",
     }
     arn = _client(localstack, "stepfunctions").create_state_machine(
         name=SM_NAME, definition=render(TEMPLATE.read_text(), variables), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
