@@ -70,7 +70,7 @@ class CanarySettings:
     max_p99_ms: float = 500.0
     max_low_confidence_rate: float = 0.5
     max_prediction_drift: float = 0.2  # Jensen-Shannon divergence (base 2, 0..1) candidate vs champion
-    # ...and only when that divergence is unlikely to be sampling noise (Monte Carlo p-value below this):
+    # ...and only when that divergence is unlikely to be sampling noise (permutation-test p-value below this):
     # with 10-50 candidate requests per step, noise alone gives JS of 0.1-0.3 over many intents.
     drift_p_value: float = 0.001
     min_requests: int = 30  # below this many candidate requests in a bake window: not ready, ask again
@@ -319,32 +319,34 @@ def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:
 
 
 def homogeneity_p_value(candidate: dict[str, float], champion: dict[str, float], draws: int = 4000) -> float:
-    """How often a candidate with the champion's intent mix would look at least this different by chance.
+    """How often two versions answering the same traffic would look at least this different by chance.
 
-    A Monte Carlo test on the JS divergence itself: draw `draws` windows of the candidate's size from
-    the champion's mix (add-one smoothed) and count those at least as far from the champion. This holds
-    for any window size, where chi-square needs about five expected requests per intent (a 10 % canary
-    step rarely has them over 77 intents). Seeded, so a verdict can be reproduced from the metrics.
+    A two-sample permutation test on the JS divergence itself: pool both versions' predictions, deal
+    the pool at random into a "candidate" of the candidate's size and a "champion" of the rest, `draws`
+    times, and count the deals at least as far apart as the observed pair. Both sides are samples, so
+    both sides' noise is in the null: a 235-request champion over 77 intents has never seen some
+    intents a healthy 21-request candidate will predict, and a test that takes the champion's counts
+    as the truth calls that drift (measured: 3.5-6.5 % false alarms per check, in CI once). Holds for
+    any window size, where chi-square needs about five expected requests per intent. Seeded, so a
+    verdict can be reproduced from the metrics.
     """
     import numpy as np
 
     keys = sorted(set(candidate) | set(champion))
-    n = round(sum(candidate.values()))
-    if len(keys) < 2 or n <= 0 or sum(champion.values()) <= 0:
+    cand = np.array([round(candidate.get(k, 0.0)) for k in keys], dtype=np.int64)
+    champ = np.array([round(champion.get(k, 0.0)) for k in keys], dtype=np.int64)
+    n, m = int(cand.sum()), int(champ.sum())
+    if len(keys) < 2 or n <= 0 or m <= 0:
         return 1.0
-    ref = np.array([champion.get(k, 0.0) for k in keys], dtype=float) + 1.0
-    ref /= ref.sum()
     observed = js_divergence(candidate, champion)
     rng = np.random.default_rng(12345)
-    sims = rng.multinomial(n, ref, size=draws).astype(float)
-    sims /= sims.sum(axis=1, keepdims=True)
-    base = np.array([champion.get(k, 0.0) for k in keys], dtype=float)
-    base /= base.sum()
-    mid = (sims + base) / 2
+    dealt = rng.multivariate_hypergeometric(cand + champ, n, size=draws).astype(float)
+    a = dealt / n
+    b = (cand + champ - dealt) / m
+    mid = (a + b) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(sims > 0, sims * np.log2(sims / mid), 0.0).sum(axis=1)
-        b = np.where(base > 0, base * np.log2(base / mid), 0.0).sum(axis=1)
-    js = 0.5 * a + 0.5 * b
+        js = 0.5 * np.where(a > 0, a * np.log2(a / mid), 0.0).sum(axis=1)
+        js += 0.5 * np.where(b > 0, b * np.log2(b / mid), 0.0).sum(axis=1)
     return float((np.sum(js >= observed - 1e-12) + 1) / (draws + 1))
 
 
