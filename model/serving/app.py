@@ -33,6 +33,7 @@ from model.serving.capture import CaptureWriter
 from model.serving.emf import Metrics
 from model.serving.loader import LoadedModel, ModelLoadError, load
 from model.serving.settings import ServingSettings
+from model.serving.shadow import ShadowMirror
 
 log = logging.getLogger("esteira.serving")
 
@@ -41,6 +42,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+SHADOW_HEADER = b"x-esteira-shadow"  # set by model/serving/shadow.py on the copies it sends
 
 
 # -- errors ---------------------------------------------------------------------------------------------
@@ -289,6 +291,7 @@ class ServingState:
             )
         )
         self.metrics = Metrics(settings.service_name, settings.low_confidence)
+        self.shadow = ShadowMirror.from_settings(settings)  # None unless SHADOW_URL is set
         self.capture: CaptureWriter | None = None
         if settings.capture_s3_uri:
             self.capture = CaptureWriter(
@@ -377,10 +380,14 @@ class ServingState:
         return True
 
 
-async def predict_core(state: ServingState, doc: Any, rid: str) -> tuple[int, dict[str, Any], str]:
+async def predict_core(
+    state: ServingState, doc: Any, rid: str, mirrored: bool = False
+) -> tuple[int, dict[str, Any], str]:
     """Validate, predict through the batcher, record metrics and capture; return (status, body, version).
 
     Shared by the FastAPI route (which documents it) and the raw ASGI fast path (which serves it).
+    `mirrored`: a shadow copy from the champion (header X-Esteira-Shadow): counted in this version's
+    metrics, not captured (the champion captured the request) and not copied on.
     """
     settings = state.settings
     texts, is_batch, top_k = parse_predict(doc, settings)
@@ -401,7 +408,9 @@ async def predict_core(state: ServingState, doc: Any, rid: str) -> tuple[int, di
     intents = [p.intent for p in preds]
     confidences = [p.confidence for p in preds]
     state.metrics.record_predictions(version, intents, confidences, [len(t) for t in texts])
-    if state.capture is not None:
+    if state.shadow is not None and not mirrored:
+        state.shadow.offer(texts, intents)
+    if state.capture is not None and not mirrored:
         ts = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         state.capture.add(
             [
@@ -429,12 +438,14 @@ async def fast_predict(state: ServingState, scope: Scope, receive: Receive, send
     exception layers (about a third of the per-request CPU). Same validation and answers as the route.
     Returns (status, model version) for the metrics; 0 if the client left before sending its body."""
     max_bytes = state.settings.max_body_bytes
-    ctype, clen = "", None
+    ctype, clen, mirrored = "", None, False
     for name, value in scope["headers"]:
         if name == b"content-type":
             ctype = value.decode("latin-1")
         elif name == b"content-length":
             clen = value.decode("latin-1")
+        elif name == SHADOW_HEADER:
+            mirrored = True
     version = state.version
     try:
         _check_content_type(ctype)
@@ -452,7 +463,7 @@ async def fast_predict(state: ServingState, scope: Scope, receive: Receive, send
                 raise _too_large(max_bytes)
             chunks.append(chunk)
             more = message.get("more_body", False)
-        status, body, version = await predict_core(state, decode_json(b"".join(chunks)), rid)
+        status, body, version = await predict_core(state, decode_json(b"".join(chunks)), rid, mirrored)
     except BadRequest as exc:
         status, body = exc.status, _error_body(exc.error, exc.field, exc.message)
     await _send_json(send, status, body, version, rid)
@@ -570,6 +581,8 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
         state.batcher.start()
         if state.capture is not None:
             state.capture.start()
+        if state.shadow is not None:
+            state.shadow.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: background.append(loop.create_task(state.reload())))
@@ -585,6 +598,8 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
                 task.cancel()
             if state.capture is not None:
                 await asyncio.to_thread(state.capture.close, max(1.0, settings.shutdown_timeout_s / 2))
+            if state.shadow is not None:
+                await asyncio.to_thread(state.shadow.stop)
             state.metrics.flush()
             log.info("shutdown complete")
 
@@ -626,7 +641,7 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
 
     @app.get("/health", summary="Liveness: the process is up", responses={200: {"description": "alive"}})
     async def health() -> Response:
-        return _json({"status": "ok", "model_version": state.version})
+        return _json({"status": "ok", "model_version": state.version, "role": settings.role})
 
     @app.get(
         "/ready",
@@ -650,7 +665,8 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
     )
     async def predict(request: Request) -> Response:
         doc = await _read_json(request, settings.max_body_bytes)
-        status, body, version = await predict_core(state, doc, request.scope["state"]["request_id"])
+        mirrored = SHADOW_HEADER.decode() in request.headers
+        status, body, version = await predict_core(state, doc, request.scope["state"]["request_id"], mirrored)
         return _json(body, status, headers={"x-model-version": version})
 
     @app.post(

@@ -67,6 +67,15 @@ class ServingSettings:
     shutdown_timeout_s: float = 20.0
     keep_alive_s: int = 65
     log_level: str = "info"
+    # Release role: "serving" (the stable fleet, and a canary candidate) or "shadow" (a candidate that
+    # only receives copies). A serving process with SHADOW_URL set copies its traffic to that URL while
+    # the process there answers /health with role "shadow" (docs/canary.md, shadow mode).
+    role: str = "serving"
+    shadow_url: str = ""
+    shadow_sample_rate: float = 1.0
+    shadow_timeout_s: float = 2.0
+    shadow_max_pending: int = 1000
+    shadow_probe_s: float = 10.0
 
     @classmethod
     def from_env(cls) -> ServingSettings:
@@ -98,4 +107,19 @@ class ServingSettings:
             shutdown_timeout_s=_num("SERVING_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s, float, 0.0, 3600.0),
             keep_alive_s=int(_num("SERVING_KEEP_ALIVE_S", cls.keep_alive_s, int, 1, 3600)),
             log_level=_env("LOG_LEVEL", cls.log_level).lower(),
+            role=_role(_env("SERVING_ROLE", cls.role)),
+            shadow_url=_env("SHADOW_URL", ""),
+            shadow_sample_rate=_num("SHADOW_SAMPLE_RATE", cls.shadow_sample_rate, float, 0.0, 1.0),
+            shadow_timeout_s=_num("SHADOW_TIMEOUT_S", cls.shadow_timeout_s, float, 0.05, 60.0),
+            shadow_max_pending=int(_num("SHADOW_MAX_PENDING", cls.shadow_max_pending, int, 1, 1_000_000)),
+            shadow_probe_s=_num("SHADOW_PROBE_S", cls.shadow_probe_s, float, 0.05, 3600.0),
         )
+
+
+ROLES = ("serving", "shadow")
+
+
+def _role(value: str) -> str:
+    if value not in ROLES:
+        raise ValueError(f"environment variable SERVING_ROLE={value!r} must be one of {ROLES}")
+    return value

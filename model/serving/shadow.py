@@ -1,28 +1,27 @@
-"""Shadow traffic from the serving process: send a sampled copy of answered requests to a candidate.
+"""Shadow traffic from the serving process: send a copy of answered requests to a candidate.
 
 Why in the serving process: an ALB cannot mirror requests, and the champion is the only component
 that holds both the request and its own answer. After the client has its answer, `offer()` puts
-the texts and the champion's intents on a bounded queue. A background thread posts them to
-`SHADOW_URL/predict`, compares the candidate's intents with the champion's, and prints
-`ShadowRequests` / `ShadowAgreements` as EMF on [Service, ModelVersion=<candidate version>]. The
-release workflow (pipelines/canary.py shadow_report) reads those metrics. Shadow copies are best
-effort: a full queue or a slow candidate drops copies (`ShadowDropped`) and never delays a client.
+the texts and the champion's intents on a bounded queue. Background threads post them to
+`SHADOW_URL/predict` (header `X-Esteira-Shadow: 1`, so the candidate does not capture them as live
+traffic), compare the candidate's intents with the champion's, and print `ShadowRequests` /
+`ShadowAgreements` as EMF on [Service, ModelVersion=<candidate version>]. The release workflow
+(pipelines/canary.py shadow_report) reads those metrics. Copies are best effort: a full queue or a
+slow candidate drops copies (`ShadowDropped`, `ShadowErrors`) and never delays a client.
 
-Off unless SHADOW_URL is set. Environment:
-- SHADOW_URL: base URL of the candidate (e.g. an internal route to the canary service); unset = off;
-- SHADOW_SAMPLE_RATE: share of requests copied, 0..1 (default 1.0);
-- SHADOW_TIMEOUT_S: per-copy timeout (default 2.0);
-- SHADOW_MAX_PENDING: queue bound (default 1000);
-- SHADOW_FLUSH_S: EMF interval (default 60; the serving metrics interval is a good value).
-
-The hook in the app is three lines: build `ShadowMirror.from_env(service_name)` at startup (None
-when off), `start()` it, and after a successful predict call `mirror.offer(texts, intents)`.
+When it copies: SHADOW_URL is a fixed internal name for the canary service (Cloud Map in AWS, the
+canary service's proxy in localaws), set on every serving task. A probe thread asks
+`SHADOW_URL/health` every SHADOW_PROBE_S and copies only while a process there answers with role
+"shadow" (its task definition has SERVING_ROLE=shadow, set by the shadow release). So no redeploy of
+the stable fleet starts or stops a shadow release, and a canary candidate (role "serving") gets no
+copies that would skew the live checks. Settings (model/serving/settings.py): SHADOW_URL (unset =
+off), SHADOW_SAMPLE_RATE, SHADOW_TIMEOUT_S, SHADOW_MAX_PENDING, SHADOW_PROBE_S; the EMF interval is
+SERVING_METRICS_INTERVAL_S.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import sys
@@ -31,6 +30,8 @@ import time
 from typing import Any, TextIO
 
 import httpx
+
+from model.serving.settings import ServingSettings
 
 NAMESPACE = "Esteira"
 
@@ -45,6 +46,7 @@ class ShadowMirror:
         timeout_s: float = 2.0,
         max_pending: int = 1000,
         flush_s: float = 60.0,
+        probe_s: float = 10.0,
         out: TextIO | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
@@ -54,6 +56,8 @@ class ShadowMirror:
         self.sample_rate = sample_rate
         self.timeout_s = timeout_s
         self.flush_s = flush_s
+        self.probe_s = probe_s
+        self.active = False  # a shadow candidate answered the last probe
         self.out = out or sys.stdout
         self._queue: queue.Queue[tuple[list[str], list[str]] | None] = queue.Queue(maxsize=max_pending)
         self._counts: dict[str, list[int]] = {}  # candidate version -> [rows, agreements]
@@ -64,21 +68,40 @@ class ShadowMirror:
         self._threads: list[threading.Thread] = []
 
     @classmethod
-    def from_env(cls, service: str) -> ShadowMirror | None:
-        url = os.environ.get("SHADOW_URL", "").strip()
-        if not url:
+    def from_settings(cls, settings: ServingSettings) -> ShadowMirror | None:
+        """The mirror a serving process runs: None when SHADOW_URL is unset or this process is the shadow."""
+        if not settings.shadow_url or settings.role == "shadow":
             return None
         return cls(
-            url,
-            service,
-            sample_rate=float(os.environ.get("SHADOW_SAMPLE_RATE", "1.0")),
-            timeout_s=float(os.environ.get("SHADOW_TIMEOUT_S", "2.0")),
-            max_pending=int(os.environ.get("SHADOW_MAX_PENDING", "1000")),
-            flush_s=float(os.environ.get("SHADOW_FLUSH_S", "60")),
+            settings.shadow_url,
+            settings.service_name,
+            sample_rate=settings.shadow_sample_rate,
+            timeout_s=settings.shadow_timeout_s,
+            max_pending=settings.shadow_max_pending,
+            flush_s=settings.metrics_interval_s,
+            probe_s=settings.shadow_probe_s,
         )
+
+    def probe(self, client: httpx.Client) -> bool:
+        """Is a shadow candidate behind the URL? Any error means no (no canary tasks: no DNS answer)."""
+        try:
+            resp = client.get(f"{self.url}/health")
+            self.active = resp.status_code == 200 and resp.json().get("role") == "shadow"
+        except (httpx.HTTPError, ValueError, AttributeError):
+            self.active = False
+        return self.active
+
+    def _prober(self) -> None:
+        with httpx.Client(timeout=self.timeout_s) as client:
+            while True:
+                self.probe(client)
+                if self._stop.wait(self.probe_s):
+                    return
 
     def offer(self, texts: list[str], intents: list[str]) -> None:
         """Queue a copy (never blocks); called after the client's answer is decided."""
+        if not self.active:
+            return
         if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             return
         try:
@@ -120,6 +143,7 @@ class ShadowMirror:
         for i in range(workers):
             self._threads.append(threading.Thread(target=self._worker, daemon=True, name=f"shadow-{i}"))
         self._threads.append(threading.Thread(target=self._flusher, daemon=True, name="shadow-flush"))
+        self._threads.append(threading.Thread(target=self._prober, daemon=True, name="shadow-probe"))
         for t in self._threads:
             t.start()
         return self
