@@ -21,6 +21,7 @@ import contextlib
 import http.client
 import http.server
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -97,6 +98,8 @@ class EcsPlane:
         self.tasks: dict[str, LocalTask] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
         self.proxies: dict[tuple[str, str], http.server.ThreadingHTTPServer] = {}
+        # Cloud Map stand-in: a private DNS name -> the (cluster, service) registered under it.
+        self.names: dict[str, tuple[str, str]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,6 +124,7 @@ class EcsPlane:
                 **_env_list(definition.get("environment")),
                 **_env_list(override.get("environment")),
             }
+            env = self.resolve_names(env)
             for container_port, local in ports.items():
                 if env.get("PORT") == str(container_port):
                     env["PORT"] = str(local)
@@ -370,6 +374,26 @@ class EcsPlane:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True, name=f"proxy-{key[1]}").start()
         self.proxies[key] = server
+
+    def register_name(self, host: str, cluster: str, service: str) -> None:
+        """What an ECS service's `service_registries` (Cloud Map A records) give in AWS: a fixed name for
+        the service's tasks. Tasks started afterwards see `http://<host>[:port]` in their environment
+        rewritten to the service's local proxy, which answers 503 while the service has no tasks, as the
+        name resolves to nothing in AWS then."""
+        with self._lock:
+            self.names[host] = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
+
+    def resolve_names(self, env: dict[str, str]) -> dict[str, str]:
+        if not self.names:
+            return env
+        out = dict(env)
+        for key, value in env.items():
+            for host, (cluster, service) in self.names.items():
+                pattern = rf"https?://{re.escape(host)}(:\d+)?"
+                if re.search(pattern, value):
+                    value = re.sub(pattern, self.service_url(cluster, service), value)
+            out[key] = value
+        return out
 
     def service_url(self, cluster: str, service: str) -> str:
         key = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])

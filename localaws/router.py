@@ -7,30 +7,23 @@ service registered with it (the service's `loadBalancers`), and on to a healthy 
 service (localaws.ecs). So the workflow changes traffic with the same elbv2 ModifyListener call it
 makes in AWS, and this router follows within `refresh` seconds.
 
-Shadow traffic: ALB cannot mirror requests, so in AWS the champion's serving process would forward
-copies (docs/canary.md). Here the router does it: when a target group of the listener carries the tag
-`esteira:shadow=on`, every request answered by another group is also sent, after the client has its
-answer, to the shadow group's service; the two answers' intents are compared, and ShadowRequests /
-ShadowAgreements are published on [Service, ModelVersion=<shadow version>] like the serving EMF.
+Shadow traffic is not the router's job, as it is not the ALB's: every serving task copies its own
+traffic to the canary service's Cloud Map name while a shadow candidate runs (model/serving/shadow.py;
+localaws.ecs resolves the name to the canary service's local proxy).
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import http.server
-import json
-import queue
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from localaws.ecs import free_port
 
-SHADOW_TAG = "esteira:shadow"
 _HOP = ("connection", "transfer-encoding", "keep-alive", "content-length")
 
 
@@ -38,7 +31,6 @@ _HOP = ("connection", "transfer-encoding", "keep-alive", "content-length")
 class Routes:
     groups: list[tuple[str, int]] = field(default_factory=list)  # (target group ARN, weight)
     services: dict[str, str] = field(default_factory=dict)  # target group ARN -> ECS service name
-    shadow: set[str] = field(default_factory=set)  # target groups tagged as shadow
     at: float = 0.0
 
 
@@ -50,23 +42,15 @@ class WeightedRouter:
         cluster: str,
         *,
         refresh: float = 0.25,
-        metrics_service: str = "esteira-serving",
-        namespace: str = "Esteira",
     ) -> None:
         self.local = local
         self.listener_arn = listener_arn
         self.cluster = cluster
         self.refresh = refresh
-        self.metrics_service = metrics_service
-        self.namespace = namespace
         self._routes = Routes()
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
-        self._mirror: queue.Queue[tuple[str, str, bytes, dict[str, str], bytes] | None] = queue.Queue(maxsize=10_000)
-        self._shadow_counts: dict[str, list[int]] = {}  # version -> [requests, agreements]
-        self._stop = threading.Event()
         self.served: dict[str, int] = {}  # ECS service -> requests answered (for tests and the demo)
-        self.mirrored = 0
 
     # ---- configuration read from the emulated AWS APIs
     def routes(self) -> Routes:
@@ -97,14 +81,10 @@ class WeightedRouter:
             elif action.get("TargetGroupArn"):
                 groups.append((action["TargetGroupArn"], 1))
         arns = [g for g, _ in groups]
-        tags = elb.describe_tags(ResourceArns=arns)["TagDescriptions"] if arns else []
-        shadow = {
-            d["ResourceArn"] for d in tags if any(t["Key"] == SHADOW_TAG and t["Value"] == "on" for t in d["Tags"])
-        }
         services = self._routes.services
         if not services or time.monotonic() - self._routes.at > 5 or any(g not in services for g in arns):
             services = self._services()
-        routes = Routes(groups, services, shadow, time.monotonic())
+        routes = Routes(groups, services, time.monotonic())
         with self._lock:
             self._routes = routes
         return routes
@@ -134,61 +114,6 @@ class WeightedRouter:
     def port_of(self, service: str) -> int | None:
         return self.local.ecs.route((self.cluster, service)) if self.local.ecs else None
 
-    # ---- shadow
-    def _mirror_loop(self) -> None:
-        while not self._stop.is_set():
-            item = self._mirror.get()
-            if item is None:
-                return
-            service, path, body, headers, answer = item
-            port = self.port_of(service)
-            if port is None:
-                continue
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("POST", path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data, version = resp.read(), resp.getheader("X-Model-Version") or "unknown"
-                conn.close()
-                if resp.status != 200:
-                    continue
-                agree = _intents(data) == _intents(answer)
-            except (OSError, ValueError):
-                continue
-            with self._lock:
-                counts = self._shadow_counts.setdefault(version, [0, 0])
-                counts[0] += 1
-                counts[1] += int(agree)
-                self.mirrored += 1
-
-    def _publish_loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.publish_shadow()
-
-    def publish_shadow(self) -> None:
-        with self._lock:
-            counts, self._shadow_counts = self._shadow_counts, {}
-        if not counts:
-            return
-        now = datetime.now(UTC)
-        data = []
-        for version, (n, agreed) in counts.items():
-            dims = [{"Name": "Service", "Value": self.metrics_service}, {"Name": "ModelVersion", "Value": version}]
-            data += [
-                {"MetricName": "ShadowRequests", "Dimensions": dims, "Value": n, "Unit": "Count", "Timestamp": now},
-                {
-                    "MetricName": "ShadowAgreements",
-                    "Dimensions": dims,
-                    "Value": agreed,
-                    "Unit": "Count",
-                    "Timestamp": now,
-                },
-            ]
-        try:
-            self.local.client("cloudwatch").put_metric_data(Namespace=self.namespace, MetricData=data)
-        except Exception as exc:  # the emulator is stopping
-            print(f"localaws router: shadow metrics not published: {exc!r}", flush=True)
-
     # ---- the proxy
     def start(self) -> WeightedRouter:
         router = self
@@ -215,7 +140,6 @@ class WeightedRouter:
                     resp = conn.getresponse()
                     data = resp.read()
                     self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
-                    status = resp.status
                 except (OSError, http.client.HTTPException) as exc:  # as an ALB: the target failed, 502
                     self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
                     return
@@ -223,13 +147,6 @@ class WeightedRouter:
                     conn.close()
                 with router._lock:
                     router.served[service or ""] = router.served.get(service or "", 0) + 1
-                if status == 200 and self.command == "POST" and self.path.startswith("/predict"):
-                    for shadow_group in routes.shadow - {group}:
-                        target = routes.services.get(shadow_group)
-                        if target:
-                            # Shadow copies are best effort: a full queue is never the client's problem.
-                            with contextlib.suppress(queue.Full):
-                                router._mirror.put_nowait((target, self.path, body, headers, data))
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
@@ -244,8 +161,6 @@ class WeightedRouter:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True, name="localaws-router").start()
-        for target in (self._mirror_loop, self._mirror_loop, self._publish_loop):
-            threading.Thread(target=target, daemon=True, name="localaws-router-shadow").start()
         return self
 
     @property
@@ -254,21 +169,7 @@ class WeightedRouter:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
-        self._stop.set()
-        for _ in range(2):
-            self._mirror.put(None)
-        self.publish_shadow()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def _intents(data: bytes) -> list[str]:
-    """The predicted intents of a /predict answer ({"intent"} or {"predictions": [{"intent"}, ...]})."""
-    doc = json.loads(data)
-    if isinstance(doc, dict) and "predictions" in doc:
-        return [str(p.get("intent")) for p in doc["predictions"]]
-    if isinstance(doc, dict) and "intent" in doc:
-        return [str(doc["intent"])]
-    raise ValueError("no intent in the answer")

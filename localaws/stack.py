@@ -97,6 +97,11 @@ class WorkflowStack:
     def canary_service(self) -> str:
         return f"{self.name}-serving-canary"
 
+    @property
+    def canary_host(self) -> str:
+        """The canary service's Cloud Map name (modules/serving: canary.<name>.internal)."""
+        return f"canary.{self.name}.internal"
+
     def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
         aws = self.local
         buckets = self._ensure_buckets()
@@ -150,7 +155,12 @@ class WorkflowStack:
                 }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
-        serving_env = [*env_list, {"name": "PORT", "value": str(self.serving_port)}]
+        # The shadow route of modules/serving: the canary service's Cloud Map name, on every serving task.
+        serving_env = [
+            *env_list,
+            {"name": "PORT", "value": str(self.serving_port)},
+            {"name": "SHADOW_URL", "value": f"http://{self.canary_host}:{self.serving_port}"},
+        ]
         if initial_model_uri:
             serving_env.append({"name": "MODEL_URI", "value": initial_model_uri})
         serving_td = ecs.register_task_definition(
@@ -191,6 +201,8 @@ class WorkflowStack:
         listener = elb.create_listener(
             LoadBalancerArn=alb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[forward]
         )["Listeners"][0]["ListenerArn"]
+        assert aws.ecs is not None
+        aws.ecs.register_name(self.canary_host, self.cluster, self.canary_service)
         for service, group, count in ((self.service, "stable", 1), (self.canary_service, "canary", 0)):
             ecs.create_service(
                 cluster=self.cluster,
@@ -205,7 +217,7 @@ class WorkflowStack:
             )
         from localaws.router import WeightedRouter
 
-        self.router = WeightedRouter(aws, listener, self.cluster, metrics_service=self.service).start()
+        self.router = WeightedRouter(aws, listener, self.cluster).start()
         aws._undo.append(self.router.stop)  # stopped with the emulator
         serving_url = self.router.url
         lambda_env = {

@@ -407,8 +407,8 @@ def start(
     base = described["taskDefinition"]
     tags = [t for t in described.get("tags", []) if t.get("key") != "esteira:model-version"]
 
-    def register(v: str) -> str:
-        request = pin_model(base, wf.serving_container, registry.model_uri(settings, v), v)
+    def register(v: str, role: str = "serving") -> str:
+        request = pin_model(base, wf.serving_container, registry.model_uri(settings, v), v, role)
         request_tags = [*tags, {"key": "esteira:model-version", "value": v}]
         return str(ecs.register_task_definition(**request, tags=request_tags)["taskDefinition"]["taskDefinitionArn"])
 
@@ -423,7 +423,8 @@ def start(
     if previous_champion and env.get("MODEL_URI") != registry.model_uri(settings, previous_champion):
         stable_td = register(str(previous_champion))
         ecs.update_service(cluster=wf.cluster, service=wf.service, taskDefinition=stable_td)
-    candidate_td = register(version)
+    # A shadow candidate says so on /health; the stable tasks' mirror copies traffic only to such a one.
+    candidate_td = register(version, "shadow" if strategy == "shadow" else "serving")
     set_weights(cs, 0, settings)
     _set_shadow(cs, strategy == "shadow", settings)
     _scale_canary(wf, cs, cs.desired_count, candidate_td, settings)

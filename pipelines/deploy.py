@@ -41,8 +41,13 @@ def current_task_definition(wf: aws.WorkflowSettings, settings: Settings | None 
     return str(services[0]["taskDefinition"])
 
 
-def pin_model(task_definition: dict[str, Any], container: str, model_uri: str, version: str) -> dict[str, Any]:
-    """The register-task-definition request for a copy of `task_definition` serving `model_uri`."""
+def pin_model(
+    task_definition: dict[str, Any], container: str, model_uri: str, version: str, role: str | None = None
+) -> dict[str, Any]:
+    """The register-task-definition request for a copy of `task_definition` serving `model_uri`.
+
+    `role` sets SERVING_ROLE: "shadow" for a shadow candidate (the stable tasks copy traffic to it),
+    "serving" otherwise; None keeps what the copied revision has."""
     request = {k: task_definition[k] for k in _COPY_FIELDS if task_definition.get(k) not in (None, [], {})}
     containers = []
     matched = False
@@ -52,6 +57,8 @@ def pin_model(task_definition: dict[str, Any], container: str, model_uri: str, v
             matched = True
             env = {e["name"]: e["value"] for e in definition.get("environment", [])}
             env["MODEL_URI"] = model_uri
+            if role is not None:
+                env["SERVING_ROLE"] = role
             definition["environment"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
             definition["dockerLabels"] = {**definition.get("dockerLabels", {}), "esteira.model-version": version}
         containers.append(definition)
