@@ -14,6 +14,8 @@ data "aws_availability_zones" "available" {
 
 locals {
   name = "${var.project}-${var.environment}"
+  # Cloud Map: mlflow.<namespace> (MLflow) and canary.<namespace> (shadow copies to the candidate).
+  discovery_namespace = "${local.name}.internal"
   tags = merge(var.tags, {
     Project     = var.project
     Environment = var.environment
@@ -60,32 +62,34 @@ module "registry" {
 }
 
 module "serving" {
-  source                = "./modules/serving"
-  name                  = local.name
-  vpc_id                = module.network.vpc_id
-  vpc_cidr_block        = module.network.vpc_cidr_block
-  public_subnet_ids     = module.network.public_subnet_ids
-  private_subnet_ids    = module.network.private_subnet_ids
-  kms_key_arn           = module.storage.kms_key_arn
-  image_uri             = local.images.serving
-  model_uri             = local.model_uri
-  mlflow_tracking_uri   = module.mlflow.tracking_uri
-  capture_s3_uri        = local.capture_s3_uri
-  capture_bucket_arn    = module.storage.bucket_arns["capture"]
-  artifacts_bucket_arn  = module.storage.bucket_arns["artifacts"]
-  cpu                   = var.serving_cpu
-  memory                = var.serving_memory
-  desired_count         = var.serving_min_capacity
-  min_capacity          = var.serving_min_capacity
-  max_capacity          = var.serving_max_capacity
-  use_fargate_spot      = var.use_fargate_spot
-  certificate_arn       = var.certificate_arn
-  allowed_ingress_cidrs = var.allowed_ingress_cidrs
-  alb_logs_bucket       = module.storage.logs_bucket_name
-  deletion_protection   = var.deletion_protection
-  enable_autoscaling    = var.enable_service_autoscaling
-  log_retention_days    = var.log_retention_days
-  tags                  = local.tags
+  source                 = "./modules/serving"
+  name                   = local.name
+  vpc_id                 = module.network.vpc_id
+  vpc_cidr_block         = module.network.vpc_cidr_block
+  public_subnet_ids      = module.network.public_subnet_ids
+  private_subnet_ids     = module.network.private_subnet_ids
+  kms_key_arn            = module.storage.kms_key_arn
+  image_uri              = local.images.serving
+  model_uri              = local.model_uri
+  mlflow_tracking_uri    = module.mlflow.tracking_uri
+  capture_s3_uri         = local.capture_s3_uri
+  discovery_namespace    = local.discovery_namespace
+  discovery_namespace_id = module.mlflow.discovery_namespace_id
+  capture_bucket_arn     = module.storage.bucket_arns["capture"]
+  artifacts_bucket_arn   = module.storage.bucket_arns["artifacts"]
+  cpu                    = var.serving_cpu
+  memory                 = var.serving_memory
+  desired_count          = var.serving_min_capacity
+  min_capacity           = var.serving_min_capacity
+  max_capacity           = var.serving_max_capacity
+  use_fargate_spot       = var.use_fargate_spot
+  certificate_arn        = var.certificate_arn
+  allowed_ingress_cidrs  = var.allowed_ingress_cidrs
+  alb_logs_bucket        = module.storage.logs_bucket_name
+  deletion_protection    = var.deletion_protection
+  enable_autoscaling     = var.enable_service_autoscaling
+  log_retention_days     = var.log_retention_days
+  tags                   = local.tags
 }
 
 module "mlflow" {
@@ -99,7 +103,7 @@ module "mlflow" {
   artifacts_bucket_name = module.storage.bucket_names["artifacts"]
   artifacts_bucket_arn  = module.storage.bucket_arns["artifacts"]
   image_uri             = local.images.mlflow
-  discovery_namespace   = "${local.name}.internal"
+  discovery_namespace   = local.discovery_namespace
   db_instance_class     = var.mlflow_db_instance_class
   db_multi_az           = var.mlflow_db_multi_az
   deletion_protection   = var.deletion_protection

@@ -99,3 +99,8 @@ def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path
     env = {e["name"]: e["value"] for e in json.loads(serving["values"]["container_definitions"])[0]["environment"]}
     assert env["MODEL_URI"] == "models:/esteira-intent@champion"
     assert env["CAPTURE_S3_URI"].startswith("s3://esteira-dev-capture-")
+    # Shadow route: every serving task copies to the canary service's Cloud Map name.
+    assert env["SHADOW_URL"] == "http://canary.esteira-dev.internal:8080"
+    canary = next(r for r in applied if r["address"] == "module.serving.aws_ecs_service.canary")
+    discovery = next(r for r in applied if r["address"] == "module.serving.aws_service_discovery_service.canary")
+    assert canary["values"]["service_registries"][0]["registry_arn"] == discovery["values"]["arn"]

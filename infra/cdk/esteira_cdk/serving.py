@@ -9,6 +9,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from .common import ecs_tasks_role, inline_policy, log_group
@@ -134,6 +135,8 @@ class Serving(Construct):
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
             "SERVICE_NAME": SERVICE_NAME,
             "PORT": str(CONTAINER_PORT),
+            # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
+            "SHADOW_URL": f"http://canary.{name}.internal:{CONTAINER_PORT}",
         }
         container = self.task_definition.add_container(
             "serving",
@@ -309,6 +312,13 @@ class Serving(Construct):
         )
         self.canary_target_group.add_target(self.canary_service)
         self.canary_service.node.add_dependency(task_policy)
+        # Shadow copies go from the serving tasks to the canary service's tasks directly (Cloud Map).
+        self.tasks_sg.add_ingress_rule(
+            self.tasks_sg, ec2.Port.tcp(CONTAINER_PORT), "Shadow copies from the stable serving tasks"
+        )
+        self.tasks_sg.add_egress_rule(
+            self.tasks_sg, ec2.Port.tcp(CONTAINER_PORT), "Shadow copies to the canary serving tasks"
+        )
 
         # ---- autoscaling on CPU and on ALB requests per task
         scaling = self.service.auto_scale_task_count(
@@ -330,3 +340,16 @@ class Serving(Construct):
             scale_out_cooldown=Duration.seconds(60),
         )
         self.log_group = serving_logs
+
+    def register_canary(self, namespace: servicediscovery.IPrivateDnsNamespace) -> None:
+        """canary.<namespace>: A records of the canary service's tasks, the SHADOW_URL of every serving task.
+
+        Called once the namespace exists (the MLflow construct creates it, after this one)."""
+        discovery = namespace.create_service(
+            "CanaryDiscovery",
+            name="canary",
+            dns_record_type=servicediscovery.DnsRecordType.A,
+            dns_ttl=Duration.seconds(10),
+            routing_policy=servicediscovery.RoutingPolicy.MULTIVALUE,
+        )
+        self.canary_service.associate_cloud_map_service(service=discovery)

@@ -131,6 +131,7 @@ class EsteiraStack(Stack):
             log_retention_days=cfg.log_retention_days,
         )
         assert mlflow.tracking_uri == mlflow_tracking_uri
+        serving.register_canary(mlflow.namespace)
         notifications = Notifications(self, "Notifications", name=name, key=storage.key, alarm_emails=cfg.alarm_emails)
         training_image_uri = cfg.training_image_uri or repos["training"].repository_uri_for_tag(image_tag)
         workflow = Workflow(

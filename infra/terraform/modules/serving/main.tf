@@ -11,7 +11,10 @@ locals {
     METRICS_NAMESPACE   = var.metrics_namespace
     SERVICE_NAME        = var.service_name
     PORT                = tostring(var.container_port)
+    # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
+    SHADOW_URL = "http://${local.canary_host}:${var.container_port}"
   })
+  canary_host = "canary.${var.discovery_namespace}"
 }
 
 # ---- cluster (also hosts MLflow and the training task)
@@ -203,6 +206,25 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_from_alb" {
   security_group_id            = aws_security_group.tasks.id
   description                  = "From the ALB"
   referenced_security_group_id = aws_security_group.alb.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+}
+
+# Shadow copies: serving tasks post to the canary service's tasks directly (Cloud Map, not the ALB).
+resource "aws_vpc_security_group_ingress_rule" "tasks_from_tasks" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "Shadow copies from the stable serving tasks"
+  referenced_security_group_id = aws_security_group.tasks.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.container_port
+  to_port                      = var.container_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "tasks_to_tasks" {
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "Shadow copies to the canary serving tasks"
+  referenced_security_group_id = aws_security_group.tasks.id
   ip_protocol                  = "tcp"
   from_port                    = var.container_port
   to_port                      = var.container_port
@@ -416,6 +438,20 @@ resource "aws_ecs_service" "serving" {
   tags       = var.tags
 }
 
+# canary.<namespace>: A records of the canary service's tasks (none while it has no tasks).
+resource "aws_service_discovery_service" "canary" {
+  name = "canary"
+  dns_config {
+    namespace_id   = var.discovery_namespace_id
+    routing_policy = "MULTIVALUE"
+    dns_records {
+      type = "A"
+      ttl  = 10
+    }
+  }
+  tags = var.tags
+}
+
 # The candidate's service: empty (desired 0) except while a canary or shadow release runs. Same task
 # family, network and roles as the stable service; the release workflow sets its revision and count.
 resource "aws_ecs_service" "canary" {
@@ -454,6 +490,10 @@ resource "aws_ecs_service" "canary" {
     target_group_arn = aws_lb_target_group.canary.arn
     container_name   = "serving"
     container_port   = var.container_port
+  }
+
+  service_registries {
+    registry_arn = aws_service_discovery_service.canary.arn
   }
 
   lifecycle {

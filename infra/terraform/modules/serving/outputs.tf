@@ -92,3 +92,8 @@ output "listener_arn" {
   description = "The listener whose weighted forward action the release workflow moves (HTTPS when a certificate is set)."
   value       = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http_forward[0].arn
 }
+
+output "shadow_url" {
+  description = "Where serving tasks copy traffic during a shadow release: the canary service's Cloud Map name."
+  value       = "http://${local.canary_host}:${var.container_port}"
+}

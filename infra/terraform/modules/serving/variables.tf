@@ -73,6 +73,24 @@ variable "mlflow_tracking_uri" {
   type        = string
 }
 
+variable "discovery_namespace" {
+  description = "Name of the Cloud Map private DNS namespace (e.g. esteira-dev.internal). The canary service registers as canary.<namespace>, the address every serving task copies traffic to during a shadow release (SHADOW_URL)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]+[a-z0-9]$", var.discovery_namespace))
+    error_message = "discovery_namespace must be a DNS name."
+  }
+}
+
+variable "discovery_namespace_id" {
+  description = "ID of that Cloud Map namespace (the MLflow module creates it)."
+  type        = string
+  validation {
+    condition     = startswith(var.discovery_namespace_id, "ns-")
+    error_message = "discovery_namespace_id must be a Cloud Map namespace ID (ns-...)."
+  }
+}
+
 variable "capture_s3_uri" {
   description = "CAPTURE_S3_URI: s3://bucket/prefix where inference requests/responses are captured."
   type        = string
