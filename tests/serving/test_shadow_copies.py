@@ -59,9 +59,7 @@ def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
         name="candidate",
     )
     champion = ServiceProcess(
-        service_env(
-            registered_model, SHADOW_URL=f"http://127.0.0.1:{candidate_port}", SHADOW_PROBE_S="0.2", **capture
-        ),
+        service_env(registered_model, SHADOW_URL=f"http://127.0.0.1:{candidate_port}", SHADOW_PROBE_S="0.2", **capture),
         tmp_path / "champion",
         name="champion",
     )
