@@ -132,7 +132,7 @@ def phase_data(ctx: Context) -> str:
     from localaws.stack import WorkflowStack
 
     stack = WorkflowStack(ctx.state["aws"], environment=_environment(), buckets=buckets)
-    stack._ensure_buckets()
+    stack.ensure_buckets()
     ctx.state["stack"] = stack
     settings = Settings.from_env()
     data = stack.buckets["data"]

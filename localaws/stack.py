@@ -83,7 +83,9 @@ class WorkflowStack:
     def service(self) -> str:
         return f"{self.name}-serving"
 
-    def _ensure_buckets(self) -> dict[str, str]:
+    def ensure_buckets(self) -> dict[str, str]:
+        """The data, artifacts and capture buckets (created if missing; names from `buckets` or the stack
+        name). Public so that a caller can seed data before `deploy()`, as the demo does."""
         s3 = self.local.client("s3")
         names = {role: self.buckets.get(role) or f"{self.name}-{role}" for role in ("data", "artifacts", "capture")}
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
@@ -104,7 +106,7 @@ class WorkflowStack:
 
     def deploy(self, initial_model_uri: str = "") -> WorkflowStack:
         aws = self.local
-        buckets = self._ensure_buckets()
+        buckets = self.ensure_buckets()
         iam = aws.client("iam")
         trust = json.dumps(
             {
