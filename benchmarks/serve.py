@@ -442,6 +442,13 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"- RSS: esteira {r.get('esteira_rss_mb', '?')} MB, mlflow serve {r.get('mlflow_rss_mb', '?')} MB "
         "(process tree).",
     ]
+    lags = [v.get("client_wake_lag_max_ms") for v in open70 if v.get("client_wake_lag_max_ms") is not None]
+    if lags:
+        lines.append(
+            f"- The client's own share of the open-loop tail: at 70 %, it woke for a scheduled request at most "
+            f"{max(lags):.1f} ms late (p99 {max(v.get('client_wake_lag_p99_ms', 0) for v in open70):.1f} ms; "
+            "uvloop, one process), so the p99 above is the server's and the machine's."
+        )
     return "\n".join(lines)
 
 
