@@ -104,3 +104,21 @@ def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path
     canary = next(r for r in applied if r["address"] == "module.serving.aws_ecs_service.canary")
     discovery = next(r for r in applied if r["address"] == "module.serving.aws_service_discovery_service.canary")
     assert canary["values"]["service_registries"][0]["registry_arn"] == discovery["values"]["arn"]
+    # GitHub OIDC roles: each trusts exactly its own token subjects (deploy: the protected environment;
+    # plan: pull requests and main; train: main only).
+    subjects = {}
+    for role in ("deploy", "plan", "train"):
+        doc = json.loads(
+            next(r for r in applied if r["address"] == f"module.ci[0].aws_iam_role.{role}")["values"][
+                "assume_role_policy"
+            ]
+        )
+        (statement,) = doc["Statement"]
+        sub = statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        subjects[role] = sorted([sub] if isinstance(sub, str) else sub)
+    repo = "repo:esteira-mlops/esteira"
+    assert subjects == {
+        "deploy": [f"{repo}:environment:production"],
+        "plan": sorted([f"{repo}:pull_request", f"{repo}:ref:refs/heads/main"]),
+        "train": [f"{repo}:ref:refs/heads/main"],
+    }

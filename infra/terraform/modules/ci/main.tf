@@ -18,7 +18,19 @@ resource "aws_iam_openid_connect_provider" "github" {
   tags            = var.tags
 }
 
-data "aws_iam_policy_document" "deploy_trust" {
+# Who may assume each role: one trust document per role, differing only in the token subjects allowed.
+# deploy: jobs in the protected GitHub environment; plan: pull requests (pr.yml) and the plan job of
+# deploy.yml, dispatched on main; train: train.yml (schedule / workflow_dispatch on main).
+locals {
+  github_subjects = {
+    deploy = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+    plan   = ["repo:${var.github_repository}:pull_request", "repo:${var.github_repository}:ref:${var.github_main_ref}"]
+    train  = ["repo:${var.github_repository}:ref:${var.github_main_ref}"]
+  }
+}
+
+data "aws_iam_policy_document" "github_trust" {
+  for_each = local.github_subjects
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
@@ -33,57 +45,16 @@ data "aws_iam_policy_document" "deploy_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+      values   = each.value
     }
   }
 }
 
-data "aws_iam_policy_document" "plan_trust" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      # Pull requests (pr.yml) and the plan job of deploy.yml, dispatched on the main branch.
-      values = ["repo:${var.github_repository}:pull_request", "repo:${var.github_repository}:ref:${var.github_main_ref}"]
-    }
-  }
-}
-
-# ---- train role: train.yml (schedule / workflow_dispatch on main) starts the state machine, nothing else
-data "aws_iam_policy_document" "train_trust" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:ref:${var.github_main_ref}"]
-    }
-  }
-}
-
+# ---- train role: starts the state machine, nothing else
 resource "aws_iam_role" "train" {
   name                 = "${var.name}-github-train"
   description          = "Start the train-evaluate-deploy workflow from ${var.github_repository} (${var.github_main_ref})"
-  assume_role_policy   = data.aws_iam_policy_document.train_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["train"].json
   max_session_duration = var.max_session_duration
   tags                 = var.tags
 }
@@ -111,7 +82,7 @@ resource "aws_iam_role_policy" "train" {
 resource "aws_iam_role" "deploy" {
   name                 = "${var.name}-github-deploy"
   description          = "terraform apply from ${var.github_repository} environment ${var.github_environment}"
-  assume_role_policy   = data.aws_iam_policy_document.deploy_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["deploy"].json
   max_session_duration = var.max_session_duration
   tags                 = var.tags
 }
@@ -186,7 +157,7 @@ resource "aws_iam_role_policy" "deploy" {
 resource "aws_iam_role" "plan" {
   name                 = "${var.name}-github-plan"
   description          = "terraform plan (read-only) for pull requests of ${var.github_repository}"
-  assume_role_policy   = data.aws_iam_policy_document.plan_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.github_trust["plan"].json
   max_session_duration = var.max_session_duration
   tags                 = var.tags
 }
