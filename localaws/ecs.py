@@ -384,15 +384,12 @@ class EcsPlane:
             self.names[host] = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
 
     def resolve_names(self, env: dict[str, str]) -> dict[str, str]:
-        if not self.names:
-            return env
         out = dict(env)
-        for key, value in env.items():
-            for host, (cluster, service) in self.names.items():
-                pattern = rf"https?://{re.escape(host)}(:\d+)?"
-                if re.search(pattern, value):
-                    value = re.sub(pattern, self.service_url(cluster, service), value)
-            out[key] = value
+        for host, (cluster, service) in self.names.items():
+            pattern = re.compile(rf"https?://{re.escape(host)}(:\d+)?")
+            for key, value in out.items():
+                if pattern.search(value):
+                    out[key] = pattern.sub(self.service_url(cluster, service), value)
         return out
 
     def service_url(self, cluster: str, service: str) -> str:
