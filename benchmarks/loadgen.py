@@ -116,8 +116,9 @@ async def _worker(
             stats.errors["timeout"] += 1
             writer = _close(writer)  # type: ignore[func-returns-value]
             continue
-        stats.latencies.append((time.perf_counter() - scheduled) * 1000.0)
-        stats.sent_at.append(scheduled - t0)
+        if scheduled - t0 >= args.warmup:  # warm-up requests count (statuses, errors, rate), not their latency
+            stats.latencies.append((time.perf_counter() - scheduled) * 1000.0)
+            stats.sent_at.append(scheduled - t0)
         stats.statuses[status] += 1
         if status == 200 and args.record:
             stats.ok_ids.append(rid)
@@ -159,8 +160,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counter = itertools.count()
     conns = await _connect(args) if args.preconnect else [None] * args.concurrency
     cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    end = t0 + args.seconds
+    t0, t0_wall = time.perf_counter(), time.time()
+    end = t0 + args.warmup + args.seconds
     await asyncio.gather(*(_worker(args, bodies, counter, stats, t0, end, conn) for conn in conns))
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
@@ -169,6 +170,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "concurrency": args.concurrency,
         "rate": args.rate,
+        "started_at": round(t0_wall, 3),
+        "warmup_s": args.warmup,  # wall clock of t0, to line the latency log up with other traces
         "seconds": round(elapsed, 2),
         "requests": int(sum(stats.statuses.values())),
         "ok": ok,
@@ -282,6 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rate", type=float, default=0.0, help="open loop at this many req/s (0 = closed loop)")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="run this many seconds first whose latencies are not recorded (their statuses and errors are)",
+    )
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument(
         "--no-preconnect", dest="preconnect", action="store_false", help="connect lazily, after the clock starts"

@@ -150,7 +150,7 @@ def wait_quiet() -> dict[str, float | None]:
 
 
 def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "esteira", rate: float = 0.0,
-         path: str = "/predict", server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+         path: str = "/predict", server_pid: int | None = None, warmup: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """One load-generator run in its own process; adds the server's CPU use and the machine's load."""
     import psutil
 
@@ -160,6 +160,8 @@ def load(port: int, concurrency: int, seconds: float, texts: Path, fmt: str = "e
     ]  # fmt: skip
     if rate:
         cmd += ["--rate", str(rate)]
+    if warmup:
+        cmd += ["--warmup", str(warmup)]
     procs = []
     if server_pid:
         top = psutil.Process(server_pid)
@@ -254,8 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mlflow-concurrency", default="8,64")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--repeat", type=int, default=2, help="closed-loop runs per point; the best is kept")
-    ap.add_argument("--open-repeat", type=int, default=3, help="open-loop runs per load level; all are reported")
+    ap.add_argument("--open-repeat", type=int, default=5, help="open-loop runs per load level; all are reported")
     ap.add_argument("--open-connections", type=int, default=512, help="open loop: connection pool size")
+    ap.add_argument(
+        "--open-warmup", type=float, default=1.0, help="open loop: seconds of load before latencies are recorded"
+    )
     ap.add_argument("--thread-variant", action="store_true", help="also measure SERVING_BATCH_THREAD=1")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
     ap.add_argument(
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         "psi_start": cpu_pressure(),
         "model": json.loads((model_dir / "esteira-bench.json").read_text()),
         "command": " ".join(["python", "benchmarks/serve.py", *(argv if argv is not None else sys.argv[1:])]),
-        "args": {k: getattr(args, k) for k in ("seconds", "repeat", "open_repeat", "open_connections")},
+        "args": {k: getattr(args, k) for k in ("seconds", "repeat", "open_repeat", "open_connections", "open_warmup")},
     }
 
     # Other jobs share this machine: every closed-loop point runs `--repeat` times, interleaved with the
@@ -315,7 +320,15 @@ def main(argv: list[str] | None = None) -> None:
         for share in (0.5, 0.7):
             runs = []
             for _ in range(args.open_repeat):
-                r = load(svc.port, args.open_connections, args.seconds, texts, rate=round(share * best), server_pid=pid)
+                r = load(
+                    svc.port,
+                    args.open_connections,
+                    args.seconds,
+                    texts,
+                    rate=round(share * best),
+                    server_pid=pid,
+                    warmup=args.open_warmup,
+                )
                 runs.append(r)
                 print(f"esteira open loop @{share:.0%}", r, flush=True)
             results["esteira_open"][share] = runs
@@ -402,7 +415,10 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         "on the same 2 cores (its CPU is the `client CPU` column). Closed loop: best of "
         f"{args.repeat} interleaved runs. Open loop: requests sent on a fixed schedule whatever the answers, "
         f"over {args.open_connections} pre-opened keep-alive connections; latency is measured from the "
-        f"*scheduled* send time (queueing included); {args.open_repeat} runs per level, all shown. Machine: "
+        f"*scheduled* send time (queueing included); each run first loads the server for "
+        f"{getattr(args, 'open_warmup', 0):g} s without recording latencies (512 client workers and connections "
+        "starting at once; their statuses and errors still count), as wrk2 calibrates before measuring; "
+        f"{args.open_repeat} runs per level, all shown. Machine: "
         f"load average (1/5/15 min) {r['load_avg_start']} at start, {r['load_avg_end']} at end; CPU pressure "
         f"(PSI some avg10) {r.get('psi_start')} % at start. Last column: the 1-min load average after the point, "
         "and the share of time a runnable task waited for a CPU (PSI some avg10) before the point and over "

@@ -5,8 +5,15 @@ answer every malformed request with a 4xx naming the field - a body that is not 
 wrong content type, the wrong types, empty or whitespace text, too long, too many - and FastAPI's own
 body handling reports several of these as a generic 400 or as the misleading "body: field required". A
 small validator also costs less per request than a pydantic round trip, and responses are written as
-ready JSON bytes for the same reason (ASCII-escaped, so a lone surrogate in the input cannot break
-encoding).
+ready JSON bytes for the same reason.
+
+Why orjson with the standard library behind it: orjson parses and writes the hot path's small documents
+~5x faster (~5 us of a ~90 us request), but it is stricter than the JSON grammar the API has always
+accepted (a lone surrogate escape such as "\\ud800", NaN). So a body orjson rejects is parsed again by
+`json`, which accepts it or produces the error message, and an answer orjson cannot encode (a lone
+surrogate echoed in an error) is written by `json`, ASCII-escaped. Every input gets the status and field
+it got before, only sooner (one difference in wording: an integer beyond 64 bits, which orjson reads as a
+number, is "not an integer" instead of "out of range").
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
+import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -54,9 +63,17 @@ class BadRequest(Exception):
         self.status, self.error, self.field, self.message = status, error, field, message
 
 
+def encode_json(body: dict[str, Any]) -> bytes:
+    """The answer as JSON bytes: orjson, or the standard library for what orjson refuses (lone surrogates)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
+        encode_json(body),
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -180,6 +197,10 @@ def _too_large(max_bytes: int) -> BadRequest:
 
 def decode_json(raw: bytes) -> Any:
     """UTF-8 JSON or a 400 naming the body (RFC 8259: JSON between systems is UTF-8)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # the standard library decides: it accepts what orjson is stricter about, or explains the error
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -471,7 +492,7 @@ async def fast_predict(state: ServingState, scope: Scope, receive: Receive, send
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], version: str, rid: str) -> None:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    payload = encode_json(body)
     await send(
         {
             "type": "http.response.start",
@@ -489,6 +510,15 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], version: str
 
 # -- metrics / header middleware ------------------------------------------------------------------------
 _QUIET_PATHS = {"/health", "/ready", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}
+
+# Request ids for requests that bring none: a random per-process prefix and a counter. Unique like a
+# uuid4 (48 random bits tell processes apart, the counter tells requests apart) at a tenth of its cost.
+_RID_PREFIX = os.urandom(6).hex()
+_rid_counter = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_RID_PREFIX}{next(_rid_counter):012x}"
 
 
 class ServingMiddleware:
@@ -513,7 +543,7 @@ class ServingMiddleware:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")[:128]
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         if scope["path"] == "/predict" and scope["method"] == "POST":
             await self._predict(scope, receive, send, rid, start)
@@ -601,7 +631,16 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
             if state.shadow is not None:
                 await asyncio.to_thread(state.shadow.stop)
             state.metrics.flush()
-            log.info("shutdown complete")
+            stats = state.batcher.stats
+            log.info(
+                "shutdown complete",
+                extra={
+                    "batches": stats.batches,
+                    "rows": stats.rows,
+                    "mean_batch_rows": round(stats.rows / stats.batches, 1) if stats.batches else 0,
+                    "max_batch_rows": stats.max_rows_seen,
+                },
+            )
 
     app = FastAPI(
         title="esteira intent classifier",

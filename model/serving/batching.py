@@ -3,12 +3,16 @@
 Why batch: one predict call on this model has a fixed cost (~0.7 ms: the feature union, the sparse
 product's setup) and a small per-row cost (~0.09 ms), so 64 rows cost about as much as 7 single calls.
 
-Why the wait is measured from the oldest queued request, not slept before every batch: requests that
-queued behind a running batch have already waited, so under a backlog the next batch runs at once (no
-idle CPU while requests wait), while at moderate load a batch gathers up to `max_wait_s` of arrivals.
-Without any wait ("continuous" batching, `max_wait_s=0`) batches at moderate load are 1-3 rows, the
-fixed cost per batch keeps the server ~100 % busy at 50-70 % of its peak rate, and every scheduling
-hiccup turns into queueing; 2 ms of gathering cut the server's CPU at 2,400 req/s by ~15 % in our runs.
+When to wait for company: only when the batcher was idle. A request that finds the batcher idle waits
+up to `max_wait_s` (from its arrival) for others to join it, which at light load turns many one-row
+calls into a few bigger ones and saves CPU. While the server is busy it never waits: the requests that
+arrived during a batch (read from the sockets right after it, since an inline batch blocks the loop)
+form the next batch at once, so under load batches grow with the backlog and a backlog drains at the
+model's batched speed. An earlier policy judged "busy" by timestamps (a request queued within 2 ms of the
+last batch's end was credited with the batch's start); whenever answering a big batch took longer than
+that, a backlogged server slept 2 ms per batch, and at 70 % of peak a burst could stretch into a second
+of 100 ms latencies (docs/benchmarks.md, serve section). With `max_wait_s=0` no request ever waits
+("continuous" batching: 1-3-row batches at moderate load, more CPU per request).
 
 Where the predict runs (`in_thread`): inline on the event loop by default. The model is CPU-bound and
 holds the GIL for most of a batch (tokenising is Python), so a worker thread cannot run beside the loop
@@ -28,8 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Jobs queued this soon after a batch ended were read from the sockets right after it (see _arrival_estimate).
-_CARRY_S = 0.002
+# Loop turns after a batch before deciding the server is idle: answers out, sockets read, new jobs queued.
+_TURNS_AFTER_BATCH = 3
 
 # The predict function: (texts, top_k) -> one result per text. The batcher is generic over the model.
 PredictFn = Callable[[list[str], int], Sequence[Any]]
@@ -72,7 +76,6 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._batch_start = self._batch_end = 0.0  # the last batch's predict, for _arrival_estimate
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict") if in_thread else None
         self.stats = BatchStats()
 
@@ -118,36 +121,31 @@ class MicroBatcher:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                # The batcher was idle: gather company until the first request has waited max_wait_s.
+                await self._gather()
                 continue
-            if self.max_wait_s > 0 and not self._closing:
-                # Wait for company until the OLDEST queued request has waited max_wait_s (not a fixed
-                # sleep per batch): requests that queued behind a running batch have already aged, so
-                # a backlog runs at once, while at moderate load batches gather a few ms of arrivals.
-                age = time.perf_counter() - self._arrival_estimate(self._jobs[0])
-                if age < self.max_wait_s and sum(len(j.texts) for j in self._jobs) < self.max_rows:
-                    await asyncio.sleep(self.max_wait_s - age)
             batch: list[_Job] = []
             rows = 0
             while self._jobs and (not batch or rows + len(self._jobs[0].texts) <= self.max_rows):
                 job = self._jobs.popleft()
                 batch.append(job)
                 rows += len(job.texts)
-            self._batch_start = time.perf_counter()
             await self._predict(batch, rows)
-            self._batch_end = time.perf_counter()
-            # Let the answered handlers (and newly read requests) run before the next batch forms.
-            await asyncio.sleep(0)
+            # A few loop turns: the answered handlers send their responses, the requests that arrived
+            # while the batch blocked the loop are read from the sockets, and their tasks queue them. If
+            # any did, the next batch runs at once (a busy server batches back to back); if none, the
+            # batcher goes idle and the next request starts a gathering wait.
+            for _ in range(_TURNS_AFTER_BATCH):
+                await asyncio.sleep(0)
 
-    def _arrival_estimate(self, job: _Job) -> float:
-        """When the job's request most likely arrived.
-
-        An inline batch blocks the loop, so requests that arrived while it ran are read and queued just
-        after it ends: their queue time says nothing about how long they have waited. A job queued within
-        a couple of milliseconds of a batch's end is credited with arriving when that batch started.
-        """
-        if self._batch_end <= job.queued_at <= self._batch_end + _CARRY_S:
-            return min(job.queued_at, self._batch_start)
-        return job.queued_at
+    async def _gather(self) -> None:
+        """Wait (at most max_wait_s from the first queued request) for a batch's worth of company."""
+        if self.max_wait_s <= 0 or self._closing or not self._jobs:
+            return
+        deadline = self._jobs[0].queued_at + self.max_wait_s
+        delay = deadline - time.perf_counter()
+        if delay > 0 and sum(len(j.texts) for j in self._jobs) < self.max_rows:
+            await asyncio.sleep(delay)
 
     async def _predict(self, batch: list[_Job], rows: int) -> None:
         texts = [t for job in batch for t in job.texts]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -142,24 +144,44 @@ def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
 
 
 def test_batcher_does_not_make_a_backlog_wait_again() -> None:
-    """Requests read right after a long (loop-blocking) batch arrived during it: they run at once."""
+    """Requests that arrive while a (loop-blocking) batch runs form the next batch at once: no new wait.
+
+    As in the service, the second request arrives on a socket while the first batch blocks the loop, and
+    is read and queued only once the loop is free again.
+    """
     starts: list[float] = []
+    rx, tx = socket.socketpair()
 
     def predict(texts: list[str], k: int) -> list[str]:
         starts.append(time.perf_counter())
+        if texts == ["a"]:
+            tx.send(b"b")  # a request arrives while the batch runs
         time.sleep(0.05)  # blocks the loop, like a real inline batch
         return texts
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         b = MicroBatcher(lambda: ("v", predict), max_rows=64, max_wait_s=0.03)
         b.start()
-        first = asyncio.ensure_future(b.submit(["a"], 1))
-        await asyncio.sleep(0.035)  # the first batch starts (after its 30 ms wait) and blocks the loop
-        second = asyncio.ensure_future(b.submit(["b"], 1))  # runs once the loop is free again
-        await asyncio.gather(first, second)
+        answered: list[asyncio.Future[Any]] = []
+
+        def on_readable() -> None:
+            text = rx.recv(16).decode()
+            answered.append(asyncio.ensure_future(b.submit([text], 1)))
+
+        loop.add_reader(rx.fileno(), on_readable)
+        await b.submit(["a"], 1)
+        while not answered:
+            await asyncio.sleep(0.001)
+        await answered[0]
+        loop.remove_reader(rx.fileno())
         await b.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        rx.close()
+        tx.close()
     assert len(starts) == 2
-    # Without the credit for the blocking batch, the second would wait another 30 ms after it.
+    # Had the batcher judged itself idle, the second would wait another 30 ms after the first batch.
     assert starts[1] - starts[0] < 0.05 + 0.02, starts
