@@ -261,6 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--open-warmup", type=float, default=1.0, help="open loop: seconds of load before latencies are recorded"
     )
+    ap.add_argument(
+        "--no-recent-max",
+        dest="recent_max",
+        action="store_false",
+        help="skip the extra open-loop runs at 70 %% of a closed-loop rate measured just before each",
+    )
+    ap.add_argument("--recent-seconds", type=float, default=5.0, help="length of that closed-loop measurement")
     ap.add_argument("--thread-variant", action="store_true", help="also measure SERVING_BATCH_THREAD=1")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
     ap.add_argument(
@@ -332,6 +339,25 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(r)
                 print(f"esteira open loop @{share:.0%}", r, flush=True)
             results["esteira_open"][share] = runs
+        # The machine's speed drifts minute to minute (docs/benchmarks.md), so 70 % of the *best* run can be
+        # more than the server sustains a few minutes later. Reported beside the goal's rows, not instead of
+        # them: 70 % of a closed-loop rate measured just before each run, at the best concurrency.
+        best_c = max(results["esteira"], key=lambda c: results["esteira"][c]["rps"])
+        results["esteira_open_recent"] = []
+        for _ in range(args.open_repeat if args.recent_max else 0):
+            recent = load(svc.port, best_c, args.recent_seconds, texts, server_pid=pid)
+            r = load(
+                svc.port,
+                args.open_connections,
+                args.seconds,
+                texts,
+                rate=round(0.7 * recent["rps"]),
+                server_pid=pid,
+                warmup=args.open_warmup,
+            )
+            r["recent_max_rps"] = recent["rps"]
+            results["esteira_open_recent"].append(r)
+            print("esteira open loop @70% of the max just before", r, flush=True)
         results["esteira_rss_mb"] = rss_mb(pid)
     finally:
         svc.stop()
@@ -404,7 +430,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
     inproc = r["in_process"]["rows_per_s"]
     open70 = r["esteira_open"][0.7]
     p99_70 = _median([v["p99_ms"] for v in open70])
-    errors = sum(errors_of(v) for v in [*est.values(), *(x for runs in r["esteira_open"].values() for x in runs)])
+    open_runs = [x for runs in r["esteira_open"].values() for x in runs] + r.get("esteira_open_recent", [])
+    errors = sum(errors_of(v) for v in [*est.values(), *open_runs])
     m = r["model"]["params"]
     lines = [
         f"Model: the shipped IntentClassifier (model/classifier.py: {m['estimator']}, logit average, "
@@ -437,6 +464,9 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         for v in runs:
             lines.append(_row(f"esteira, open loop at {100 * float(share):.0f} % of best ({v['rate']:.0f} req/s)",
                               f"≤{args.open_connections}", v))  # fmt: skip
+    for v in r.get("esteira_open_recent", []):
+        lines.append(_row(f"esteira, open loop at 70 % of the max measured just before ({v['recent_max_rps']:.0f} "
+                          f"→ {v['rate']:.0f} req/s)", f"≤{args.open_connections}", v))  # fmt: skip
     for name, v in r.get("variants", {}).items():
         lines.append(_row(f"variant: {name}, closed loop", str(best_c), v["closed"]))
         lines.append(_row(f"variant: {name}, open loop at 70 % ({v['open70']['rate']:.0f} req/s)",
@@ -458,6 +488,16 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"- RSS: esteira {r.get('esteira_rss_mb', '?')} MB, mlflow serve {r.get('mlflow_rss_mb', '?')} MB "
         "(process tree).",
     ]
+    recent = r.get("esteira_open_recent", [])
+    if recent:
+        maxes = ", ".join(f"{v['recent_max_rps']:.0f}" for v in recent)
+        lines.append(
+            f"- Beside the goal (not instead of it): at 70 % of a closed-loop rate measured just before each run "
+            f"({maxes} req/s; the best above was {best:.0f}), "
+            f"p99 median of {len(recent)} runs ({', '.join(str(v['p99_ms']) for v in recent)}): "
+            f"**{_median([v['p99_ms'] for v in recent]):.1f} ms**. The gap between this and the goal's row is "
+            "the machine's drift between the best minute and the measured one."
+        )
     lags = [v.get("client_wake_lag_max_ms") for v in open70 if v.get("client_wake_lag_max_ms") is not None]
     if lags:
         lines.append(

@@ -344,6 +344,12 @@ class ServingState:
             raise ModelLoadError(self.reason or "model not loaded")
         return model.version, model.classifier.predict
 
+    def record_batch(self, version: str, texts: list[str], preds: list[Any]) -> None:
+        """Count a batch's predictions in its version's metrics (every prediction, shadow copies included)."""
+        self.metrics.record_predictions(
+            version, [p.intent for p in preds], [p.confidence for p in preds], [len(t) for t in texts]
+        )
+
     async def load_initial(self) -> None:
         try:
             self.model = await asyncio.to_thread(self._loader, self.settings.model_uri, True)
@@ -404,7 +410,7 @@ class ServingState:
 async def predict_core(
     state: ServingState, doc: Any, rid: str, mirrored: bool = False
 ) -> tuple[int, dict[str, Any], str]:
-    """Validate, predict through the batcher, record metrics and capture; return (status, body, version).
+    """Validate, predict (the batcher counts the predictions), copy, capture; return (status, body, version).
 
     Shared by the FastAPI route (which documents it) and the raw ASGI fast path (which serves it).
     `mirrored`: a shadow copy from the champion (header X-Esteira-Shadow): counted in this version's
@@ -428,7 +434,6 @@ async def predict_core(
     ]
     intents = [p.intent for p in preds]
     confidences = [p.confidence for p in preds]
-    state.metrics.record_predictions(version, intents, confidences, [len(t) for t in texts])
     if state.shadow is not None and not mirrored:
         state.shadow.offer(texts, intents)
     if state.capture is not None and not mirrored:
@@ -606,7 +611,11 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher = MicroBatcher(
-            state.model_ref, settings.batch_max_rows, settings.batch_wait_ms / 1000.0, settings.batch_in_thread
+            state.model_ref,
+            settings.batch_max_rows,
+            settings.batch_wait_ms / 1000.0,
+            settings.batch_in_thread,
+            on_batch=state.record_batch,
         )
         state.batcher.start()
         if state.capture is not None:

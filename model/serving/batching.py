@@ -27,10 +27,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger("esteira.serving")
 
 # Loop turns after a batch before deciding the server is idle: answers out, sockets read, new jobs queued.
 _TURNS_AFTER_BATCH = 3
@@ -60,6 +63,9 @@ class MicroBatcher:
 
     `model_ref` is called once per batch and returns (model_tag, predict_fn): swapping the model is an
     atomic reference change, and every job of a batch is answered by the same model version.
+    `on_batch(model_tag, texts, results)` runs once per successful batch (the service counts its
+    predictions there: one metrics update per batch instead of one per request); if it raises, the
+    error is logged and the batch is answered anyway.
     """
 
     def __init__(
@@ -68,8 +74,10 @@ class MicroBatcher:
         max_rows: int = 64,
         max_wait_s: float = 0.002,
         in_thread: bool = False,
+        on_batch: Callable[[Any, list[str], list[Any]], None] | None = None,
     ):
         self._model_ref = model_ref
+        self._on_batch = on_batch
         self.max_rows = max(1, max_rows)
         self.max_wait_s = max(0.0, max_wait_s)
         self._jobs: collections.deque[_Job] = collections.deque()
@@ -168,6 +176,11 @@ class MicroBatcher:
         self.stats.rows += rows
         self.stats.max_rows_seen = max(self.stats.max_rows_seen, rows)
         self.stats.sizes[rows] += 1
+        if self._on_batch is not None:
+            try:
+                self._on_batch(tag, texts, results)
+            except Exception:  # bookkeeping must never fail the requests it describes
+                log.exception("on_batch failed")
         start = 0
         for job in batch:
             part = results[start : start + len(job.texts)]

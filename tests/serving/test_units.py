@@ -84,6 +84,28 @@ def test_batcher_wait_is_bounded_and_failures_fail_only_their_batch() -> None:
     assert asyncio.run(main()) < 0.2
 
 
+def test_on_batch_sees_each_batch_once_and_cannot_fail_it() -> None:
+    seen: list[tuple[str, list[str], list[str]]] = []
+
+    def on_batch(tag: str, texts: list[str], results: list[str]) -> None:
+        seen.append((tag, texts, results))
+        if "boom" in texts:
+            raise RuntimeError("bookkeeping failed")
+
+    async def main() -> list[tuple[str, list[str]]]:
+        b = MicroBatcher(lambda: ("v", lambda texts, k: [t.upper() for t in texts]), max_rows=8, on_batch=on_batch)
+        b.start()
+        out = await asyncio.gather(*(b.submit([f"t{i}"], 1) for i in range(5)), b.submit(["boom"], 1))
+        await b.close()
+        return out
+
+    results = asyncio.run(main())
+    assert results[-1] == ("v", ["BOOM"])  # answered although on_batch raised
+    assert sorted(t for _, texts, _ in seen for t in texts) == sorted([f"t{i}" for i in range(5)] + ["boom"])
+    assert all(tag == "v" and [t.upper() for t in texts] == res for tag, texts, res in seen)
+    assert len(seen) < 6  # batches, not requests
+
+
 def test_emf_aggregates_per_version_and_intent() -> None:
     out = io.StringIO()
     m = Metrics("svc", low_confidence=0.5, out=out, dropped_counter=lambda: 3)
