@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a foreground terminal job has it.
+
+    A test suite started in the background (`cmd &` in a script, as a CI runner may) inherits SIGINT
+    ignored, and Python then never raises KeyboardInterrupt: the Ctrl-C case would test nothing but the
+    runner. A user's demo runs in a terminal's foreground, where Ctrl-C is delivered.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     log = tmp_path / "demo.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -28,6 +38,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "demo.run", "--workdir", str(tmp_path / "demo"), "--reports", str(tmp_path / "r")],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_as_in_a_terminal,
     )  # fmt: skip
     return proc, log
 
