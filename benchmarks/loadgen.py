@@ -170,8 +170,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "concurrency": args.concurrency,
         "rate": args.rate,
-        "started_at": round(t0_wall, 3),
-        "warmup_s": args.warmup,  # wall clock of t0, to line the latency log up with other traces
+        "started_at": round(t0_wall, 3),  # wall clock of t0, to line the latency log up with other traces
+        "warmup_s": args.warmup,
         "seconds": round(elapsed, 2),
         "requests": int(sum(stats.statuses.values())),
         "ok": ok,

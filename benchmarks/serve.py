@@ -321,21 +321,20 @@ def main(argv: list[str] | None = None) -> None:
                     results["esteira"][c] = res
                 print("esteira", c, res, flush=True)
         best = max(r["rps"] for r in results["esteira"].values())
+
         # Open loop: arrivals on a fixed schedule whatever the answers, latency from the scheduled send
         # time, a pool large enough never to cap the rate (Little: rate x latency << pool).
+        def open_loop(rate: float) -> dict[str, Any]:
+            return load(
+                svc.port, args.open_connections, args.seconds, texts, rate=rate, server_pid=pid,
+                warmup=args.open_warmup,
+            )  # fmt: skip
+
         results["esteira_open"] = {}
         for share in (0.5, 0.7):
             runs = []
             for _ in range(args.open_repeat):
-                r = load(
-                    svc.port,
-                    args.open_connections,
-                    args.seconds,
-                    texts,
-                    rate=round(share * best),
-                    server_pid=pid,
-                    warmup=args.open_warmup,
-                )
+                r = open_loop(round(share * best))
                 runs.append(r)
                 print(f"esteira open loop @{share:.0%}", r, flush=True)
             results["esteira_open"][share] = runs
@@ -346,15 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         results["esteira_open_recent"] = []
         for _ in range(args.open_repeat if args.recent_max else 0):
             recent = load(svc.port, best_c, args.recent_seconds, texts, server_pid=pid)
-            r = load(
-                svc.port,
-                args.open_connections,
-                args.seconds,
-                texts,
-                rate=round(0.7 * recent["rps"]),
-                server_pid=pid,
-                warmup=args.open_warmup,
-            )
+            r = open_loop(round(0.7 * recent["rps"]))
             r["recent_max_rps"] = recent["rps"]
             results["esteira_open_recent"].append(r)
             print("esteira open loop @70% of the max just before", r, flush=True)

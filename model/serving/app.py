@@ -432,10 +432,8 @@ async def predict_core(
         }
         for p in preds
     ]
-    intents = [p.intent for p in preds]
-    confidences = [p.confidence for p in preds]
     if state.shadow is not None and not mirrored:
-        state.shadow.offer(texts, intents)
+        state.shadow.offer(texts, [p.intent for p in preds])
     if state.capture is not None and not mirrored:
         ts = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         state.capture.add(
@@ -444,11 +442,11 @@ async def predict_core(
                     "ts": ts,
                     "request_id": rid if not is_batch else f"{rid}-{i}",
                     "text": t,
-                    "intent": intent,
-                    "confidence": conf,
+                    "intent": p.intent,
+                    "confidence": p.confidence,
                     "model_version": version,
                 }
-                for i, (t, intent, conf) in enumerate(zip(texts, intents, confidences, strict=True))
+                for i, (t, p) in enumerate(zip(texts, preds, strict=True))
             ]
         )
     body: dict[str, Any] = {"model_version": version, "request_id": rid}
