@@ -37,7 +37,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.serving.batching import MicroBatcher
+from model.serving.batching import BatcherClosed, MicroBatcher
 from model.serving.capture import CaptureWriter
 from model.serving.emf import Metrics
 from model.serving.loader import LoadedModel, ModelLoadError, load
@@ -407,23 +407,92 @@ class ServingState:
         return True
 
 
-async def predict_core(
-    state: ServingState, doc: Any, rid: str, mirrored: bool = False
-) -> tuple[int, dict[str, Any], str]:
-    """Validate, predict (the batcher counts the predictions), copy, capture; return (status, body, version).
+# (status, JSON payload, model version, request id): how an answer to POST /predict leaves, on either path.
+Respond = Callable[[int, bytes, str, str], None]
 
-    Shared by the FastAPI route (which documents it) and the raw ASGI fast path (which serves it).
-    `mirrored`: a shadow copy from the champion (header X-Esteira-Shadow): counted in this version's
-    metrics, not captured (the champion captured the request) and not copied on.
+
+def handle_predict(
+    state: ServingState, headers: list[tuple[bytes, bytes]], body: bytes | None, started: float, respond: Respond
+) -> None:
+    """Answer one POST /predict through `respond`, exactly once, and count it in the metrics.
+
+    At once for a client error (`body` None means it passed the size limit), an unready model or a
+    shutdown; otherwise from the batcher's callback when the request's batch has run. Never raises: a
+    failure of its own is logged and answered as a JSON 500. Shared by the two ways a request arrives:
+    the HTTP protocol's fast path (model/serving/http_protocol.py), which runs no task per request, and
+    the ASGI app (for what that path leaves to uvicorn: pipelined requests, `Expect: 100-continue`).
     """
-    settings = state.settings
-    texts, is_batch, top_k = parse_predict(doc, settings)
-    if state.model is None or state.batcher is None:
-        return 503, _error_body("model_not_ready", None, state.reason or "model not loaded"), state.version
+    ctype, declared, rid_header, mirrored = "", None, None, False
+    for name, value in headers:
+        if name == b"content-type":
+            ctype = value.decode("latin-1")
+        elif name == b"content-length":
+            declared = value.decode("latin-1")
+        elif name == b"x-request-id":
+            rid_header = value
+        elif name == SHADOW_HEADER:
+            mirrored = True  # a copy from the champion: counted here, not captured, not copied on
+    rid = request_id(rid_header)
+    answered = False
+    state.in_flight += 1
+
+    def answer(status: int, doc: dict[str, Any], version: str) -> None:
+        nonlocal answered
+        if answered:
+            return
+        answered = True
+        state.in_flight -= 1
+        state.metrics.record_request(version, status, (time.perf_counter() - started) * 1000.0)
+        respond(status, encode_json(doc), version, rid)
+
+    def fail(exc: BaseException) -> None:
+        log.error("unhandled error", exc_info=exc, extra={"path": "/predict"})
+        answer(500, _error_body("internal_error", None, "internal error; see the service logs"), state.version)
+
+    def done(version: Any, preds: list[Any] | None, error: BaseException | None) -> None:
+        if isinstance(error, ModelLoadError):
+            answer(503, _error_body("model_not_ready", None, str(error)), state.version)
+        elif error is not None or preds is None:
+            fail(error or RuntimeError("the batcher answered without predictions"))
+        else:
+            try:
+                answer(200, _prediction_body(state, texts, is_batch, top_k, version, preds, rid, mirrored), version)
+            except Exception as exc:
+                fail(exc)
+
     try:
-        version, preds = await state.batcher.submit(texts, top_k)
-    except ModelLoadError as exc:
-        return 503, _error_body("model_not_ready", None, str(exc)), state.version
+        settings = state.settings
+        try:
+            _check_content_type(ctype)
+            _check_declared_length(declared, settings.max_body_bytes)
+            if body is None:
+                raise _too_large(settings.max_body_bytes)
+            texts, is_batch, top_k = parse_predict(decode_json(body), settings)
+        except BadRequest as exc:
+            answer(exc.status, _error_body(exc.error, exc.field, exc.message), state.version)
+            return
+        if state.model is None or state.batcher is None:
+            answer(503, _error_body("model_not_ready", None, state.reason or "model not loaded"), state.version)
+            return
+        try:
+            state.batcher.submit_nowait(texts, top_k, done)
+        except BatcherClosed:
+            answer(503, _error_body("shutting_down", None, "the service is shutting down"), state.version)
+    except Exception as exc:
+        fail(exc)
+
+
+def _prediction_body(
+    state: ServingState,
+    texts: list[str],
+    is_batch: bool,
+    top_k: int,
+    version: str,
+    preds: list[Any],
+    rid: str,
+    mirrored: bool,
+) -> dict[str, Any]:
+    """The 200 answer; on the way, offer the texts to the shadow mirror and the capture (unless mirrored)."""
     items = [
         {
             "intent": p.intent,
@@ -454,61 +523,48 @@ async def predict_core(
         body["predictions"] = items
     else:
         body.update(items[0])
-    return 200, body, version
+    return body
 
 
-async def fast_predict(state: ServingState, scope: Scope, receive: Receive, send: Send, rid: str) -> tuple[int, str]:
-    """POST /predict straight on ASGI: the hot path skips Starlette's routing, Request, middleware and
-    exception layers (about a third of the per-request CPU). Same validation and answers as the route.
-    Returns (status, model version) for the metrics; 0 if the client left before sending its body."""
-    max_bytes = state.settings.max_body_bytes
-    ctype, clen, mirrored = "", None, False
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            ctype = value.decode("latin-1")
-        elif name == b"content-length":
-            clen = value.decode("latin-1")
-        elif name == SHADOW_HEADER:
-            mirrored = True
-    version = state.version
-    try:
-        _check_content_type(ctype)
-        _check_declared_length(clen, max_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return 0, version
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > max_bytes:
-                raise _too_large(max_bytes)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        status, body, version = await predict_core(state, decode_json(b"".join(chunks)), rid, mirrored)
-    except BadRequest as exc:
-        status, body = exc.status, _error_body(exc.error, exc.field, exc.message)
-    await _send_json(send, status, body, version, rid)
-    return status, version
+async def predict_once(
+    state: ServingState, headers: list[tuple[bytes, bytes]], body: bytes | None, started: float
+) -> tuple[int, bytes, str, str]:
+    """`handle_predict` for a coroutine: return (status, payload, version, request id)."""
+    fut: asyncio.Future[tuple[int, bytes, str, str]] = asyncio.get_running_loop().create_future()
+
+    def respond(status: int, payload: bytes, version: str, rid: str) -> None:
+        if not fut.done():
+            fut.set_result((status, payload, version, rid))
+
+    handle_predict(state, headers, body, started, respond)
+    return await fut
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], version: str, rid: str) -> None:
-    payload = encode_json(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-model-version", version.encode()),
-                (b"x-request-id", rid.encode("latin-1", "replace")),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+async def _read_body(receive: Receive, max_bytes: int) -> tuple[bool, bytes | None]:
+    """(client still there, body or None if it passed max_bytes); reading stops at the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False, None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            return True, None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return True, b"".join(chunks)
+
+
+def _response_headers(payload: bytes, version: str, rid: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-model-version", version.encode()),
+        (b"x-request-id", rid.encode("latin-1", "replace")),
+    ]
 
 
 # -- metrics / header middleware ------------------------------------------------------------------------
@@ -524,12 +580,19 @@ def new_request_id() -> str:
     return f"{_RID_PREFIX}{next(_rid_counter):012x}"
 
 
+def request_id(header: bytes | None) -> str:
+    """The client's X-Request-Id (its first 128 bytes; the HTTP parser has already refused control
+    characters, so it can be echoed as it came), or a new one."""
+    return header[:128].decode("latin-1") if header else new_request_id()
+
+
 class ServingMiddleware:
     """Add X-Model-Version and X-Request-Id to every response; time and count requests for EMF.
 
     Pure ASGI (not BaseHTTPMiddleware), because that wrapper costs a task and a stream per request, and the
-    outermost layer (create_app returns it wrapped around FastAPI), so POST /predict goes from uvicorn
-    straight to `fast_predict` without passing FastAPI's own middleware stack.
+    outermost layer (create_app returns it wrapped around FastAPI), so a POST /predict that reaches the
+    ASGI app goes straight to `handle_predict` without passing FastAPI's routing and middleware. (Most
+    never reach it: the HTTP protocol answers them, see model/serving/http_protocol.py.)
     """
 
     def __init__(self, app: ASGIApp, state: ServingState):
@@ -539,18 +602,13 @@ class ServingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == "/predict" and scope["method"] == "POST":
+            await self._predict(scope, receive, send)
+            return
         start = time.perf_counter()
         state = self.state
-        rid = None
-        for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:128]
-                break
-        rid = rid or new_request_id()
+        rid = request_id(next((v for k, v in scope.get("headers", ()) if k == b"x-request-id"), None))
         scope.setdefault("state", {})["request_id"] = rid
-        if scope["path"] == "/predict" and scope["method"] == "POST":
-            await self._predict(scope, receive, send, rid, start)
-            return
         status = 0  # stays 0 if the client left before an answer started: not counted as a server error
         version_seen = state.version
 
@@ -582,21 +640,17 @@ class ServingMiddleware:
             if status >= 500 and scope["path"] != "/ready":
                 log.error("server error", extra={"path": scope["path"], "status": status})
 
-    async def _predict(self, scope: Scope, receive: Receive, send: Send, rid: str, start: float) -> None:
-        state = self.state
-        status, version = 0, state.version
-        state.in_flight += 1
-        try:
-            status, version = await fast_predict(state, scope, receive, send, rid)
-        except Exception:  # the model raised: a counted, logged JSON 500 (nothing was sent yet)
-            log.exception("unhandled error", extra={"path": "/predict"})
-            status = 500
-            body = _error_body("internal_error", None, "internal error; see the service logs")
-            await _send_json(send, 500, body, version, rid)
-        finally:
-            state.in_flight -= 1
-            if status:
-                state.metrics.record_request(version, status, (time.perf_counter() - start) * 1000.0)
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /predict on ASGI: what the protocol's fast path leaves to uvicorn (see handle_predict)."""
+        started = time.perf_counter()
+        present, body = await _read_body(receive, self.state.settings.max_body_bytes)
+        if not present:  # the client left before sending its body: nothing to answer or count
+            return
+        status, payload, version, rid = await predict_once(self.state, scope["headers"], body, started)
+        await send(
+            {"type": "http.response.start", "status": status, "headers": _response_headers(payload, version, rid)}
+        )
+        await send({"type": "http.response.body", "body": payload})
 
 
 # -- the app --------------------------------------------------------------------------------------------
@@ -710,10 +764,11 @@ def create_app(settings: ServingSettings | None = None, state: ServingState | No
         responses={200: {"model": PredictResponse | BatchPredictResponse}, **_ERRORS},
     )
     async def predict(request: Request) -> Response:
-        doc = await _read_json(request, settings.max_body_bytes)
-        mirrored = SHADOW_HEADER.decode() in request.headers
-        status, body, version = await predict_core(state, doc, request.scope["state"]["request_id"], mirrored)
-        return _json(body, status, headers={"x-model-version": version})
+        # Documentation: ServingMiddleware (or the HTTP protocol before it) answers POST /predict first.
+        started = time.perf_counter()
+        _, body = await _read_body(request.receive, settings.max_body_bytes)
+        status, payload, version, rid = await predict_once(state, request.scope["headers"], body, started)
+        return Response(payload, status, headers={"x-model-version": version, "x-request-id": rid})
 
     @app.post(
         "/explain",

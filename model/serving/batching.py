@@ -40,13 +40,19 @@ _TURNS_AFTER_BATCH = 3
 
 # The predict function: (texts, top_k) -> one result per text. The batcher is generic over the model.
 PredictFn = Callable[[list[str], int], Sequence[Any]]
+# A job's answer: done(model_tag, results, None) once its batch has run, or done(None, None, error).
+Done = Callable[[Any, "list[Any] | None", "BaseException | None"], None]
 
 
-@dataclass
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down and takes no new work."""
+
+
+@dataclass(slots=True)
 class _Job:
     texts: list[str]
     top_k: int
-    future: asyncio.Future[tuple[Any, list[Any]]]
+    done: Done
     queued_at: float = 0.0
 
 
@@ -63,7 +69,9 @@ class MicroBatcher:
 
     `model_ref` is called once per batch and returns (model_tag, predict_fn): swapping the model is an
     atomic reference change, and every job of a batch is answered by the same model version.
-    `on_batch(model_tag, texts, results)` runs once per successful batch (the service counts its
+    Two ways in: `submit` (await the answer) and `submit_nowait` (a callback gets it, called on the
+    event loop when the batch has run; the HTTP fast path uses it, so a request costs no task and no
+    future). `on_batch(model_tag, texts, results)` runs once per successful batch (the service counts its
     predictions there: one metrics update per batch instead of one per request); if it raises, the
     error is logged and the batch is answered anyway.
     """
@@ -97,19 +105,31 @@ class MicroBatcher:
         if task.cancelled() or task.exception() is None:
             return
         self._closing = True
+        error = RuntimeError(f"the micro-batcher failed: {task.exception()!r}")
         while self._jobs:
-            job = self._jobs.popleft()
-            if not job.future.done():
-                job.future.set_exception(RuntimeError(f"the micro-batcher failed: {task.exception()!r}"))
+            _answer(self._jobs.popleft(), None, None, error)
+
+    def submit_nowait(self, texts: list[str], top_k: int, done: Done) -> None:
+        """Queue texts; `done` is called with the answer once their batch has run (see the class doc)."""
+        if self._closing:
+            raise BatcherClosed("the batcher is shut down")
+        self._jobs.append(_Job(texts, top_k, done, time.perf_counter()))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     async def submit(self, texts: list[str], top_k: int) -> tuple[Any, list[Any]]:
         """Queue texts; return (model_tag, results) once their batch has run."""
-        if self._closing:
-            raise RuntimeError("the batcher is shut down")
         fut: asyncio.Future[tuple[Any, list[Any]]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(texts, top_k, fut, time.perf_counter()))
-        if not self._wakeup.is_set():
-            self._wakeup.set()
+
+        def done(tag: Any, results: list[Any] | None, error: BaseException | None) -> None:
+            if fut.done():  # the awaiting request was cancelled (its client left)
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result((tag, results or []))
+
+        self.submit_nowait(texts, top_k, done)
         return await fut
 
     async def close(self) -> None:
@@ -139,8 +159,9 @@ class MicroBatcher:
                 batch.append(job)
                 rows += len(job.texts)
             await self._predict(batch, rows)
-            # A few loop turns: the answered handlers send their responses, the requests that arrived
-            # while the batch blocked the loop are read from the sockets, and their tasks queue them. If
+            # A few loop turns: the answers are out, the requests that arrived while the batch blocked the
+            # loop are read from the sockets and queued (at once on the protocol's fast path; on the
+            # ASGI path their tasks need a turn or two to run). If
             # any did, the next batch runs at once (a busy server batches back to back); if none, the
             # batcher goes idle and the next request starts a gathering wait.
             for _ in range(_TURNS_AFTER_BATCH):
@@ -169,8 +190,7 @@ class MicroBatcher:
                 raise RuntimeError(f"model returned {len(results)} results for {len(texts)} texts")
         except Exception as exc:  # a model failure fails its batch, never the batcher
             for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+                _answer(job, None, None, exc)
             return
         self.stats.batches += 1
         self.stats.rows += rows
@@ -185,8 +205,15 @@ class MicroBatcher:
         for job in batch:
             part = results[start : start + len(job.texts)]
             start += len(job.texts)
-            if not job.future.done():  # the client may have gone away
-                job.future.set_result((tag, part))
+            _answer(job, tag, part, None)
+
+
+def _answer(job: _Job, tag: Any, results: list[Any] | None, error: BaseException | None) -> None:
+    """Hand a job its answer; a callback that raises is logged and cannot stop the other answers."""
+    try:
+        job.done(tag, results, error)
+    except Exception:
+        log.exception("answering a batched request failed")
 
 
 def now_ms() -> float:

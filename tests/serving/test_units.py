@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from model.serving.app import BadRequest, parse_explain, parse_predict
-from model.serving.batching import MicroBatcher
+from model.serving.batching import BatcherClosed, MicroBatcher
 from model.serving.emf import Metrics
 from model.serving.loader import ModelLoadError, resolve
 from model.serving.settings import ServingSettings
@@ -207,3 +207,25 @@ def test_batcher_does_not_make_a_backlog_wait_again() -> None:
     assert len(starts) == 2
     # Had the batcher judged itself idle, the second would wait another 30 ms after the first batch.
     assert starts[1] - starts[0] < 0.05 + 0.02, starts
+
+
+def test_submit_nowait_answers_each_callback_once_even_if_one_raises() -> None:
+    answers: list[tuple[Any, Any, Any]] = []
+
+    def done(tag: Any, results: Any, error: Any) -> None:
+        answers.append((tag, results, error))
+        if results == ["raise"]:
+            raise RuntimeError("a callback failed")
+
+    async def main() -> None:
+        b = MicroBatcher(lambda: ("v", lambda texts, k: list(texts)), max_rows=8)
+        b.start()
+        for text in ("a", "raise", "b"):
+            b.submit_nowait([text], 1, done)
+        b.submit_nowait(["c", "d"], 1, done)
+        await b.close()
+        with pytest.raises(BatcherClosed):
+            b.submit_nowait(["late"], 1, done)
+
+    asyncio.run(main())
+    assert answers == [("v", ["a"], None), ("v", ["raise"], None), ("v", ["b"], None), ("v", ["c", "d"], None)]
