@@ -440,10 +440,14 @@ def handle_predict(
         nonlocal answered
         if answered:
             return
+        payload = encode_json(doc)  # before `answered`: if this raised, `fail` could still send its 500
         answered = True
         state.in_flight -= 1
-        state.metrics.record_request(version, status, (time.perf_counter() - started) * 1000.0)
-        respond(status, encode_json(doc), version, rid)
+        try:
+            state.metrics.record_request(version, status, (time.perf_counter() - started) * 1000.0)
+        except Exception:  # metrics must never cost a request its answer
+            log.exception("recording a request failed")
+        respond(status, payload, version, rid)
 
     def fail(exc: BaseException) -> None:
         log.error("unhandled error", exc_info=exc, extra={"path": "/predict"})
@@ -558,6 +562,21 @@ async def _read_body(receive: Receive, max_bytes: int) -> tuple[bool, bytes | No
     return True, b"".join(chunks)
 
 
+def _refused_by_headers(headers: list[tuple[bytes, bytes]], max_bytes: int) -> bool:
+    """True if the content type or the declared length alone means a 4xx (no need to read the body)."""
+    try:
+        for name, value in headers:
+            if name == b"content-type":
+                _check_content_type(value.decode("latin-1"))
+            elif name == b"content-length":
+                _check_declared_length(value.decode("latin-1"), max_bytes)
+        if not any(name == b"content-type" for name, _ in headers):
+            _check_content_type("")
+    except BadRequest:
+        return True
+    return False
+
+
 def _response_headers(payload: bytes, version: str, rid: str) -> list[tuple[bytes, bytes]]:
     return [
         (b"content-type", b"application/json"),
@@ -643,9 +662,14 @@ class ServingMiddleware:
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /predict on ASGI: what the protocol's fast path leaves to uvicorn (see handle_predict)."""
         started = time.perf_counter()
-        present, body = await _read_body(receive, self.state.settings.max_body_bytes)
-        if not present:  # the client left before sending its body: nothing to answer or count
-            return
+        max_bytes = self.state.settings.max_body_bytes
+        # When the headers alone mean a 4xx, answer before reading (handle_predict checks them first): a
+        # client that sent `Expect: 100-continue` gets its 415/413 instead of a "100 Continue" and an upload.
+        body: bytes | None = b""
+        if not _refused_by_headers(scope["headers"], max_bytes):
+            present, body = await _read_body(receive, max_bytes)
+            if not present:  # the client left before sending its body: nothing to answer or count
+                return
         status, payload, version, rid = await predict_once(self.state, scope["headers"], body, started)
         await send(
             {"type": "http.response.start", "status": status, "headers": _response_headers(payload, version, rid)}

@@ -92,6 +92,7 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._failed: RuntimeError | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict") if in_thread else None
         self.stats = BatchStats()
 
@@ -105,12 +106,14 @@ class MicroBatcher:
         if task.cancelled() or task.exception() is None:
             return
         self._closing = True
-        error = RuntimeError(f"the micro-batcher failed: {task.exception()!r}")
+        self._failed = RuntimeError(f"the micro-batcher failed: {task.exception()!r}")
         while self._jobs:
-            _answer(self._jobs.popleft(), None, None, error)
+            _answer(self._jobs.popleft(), None, None, self._failed)
 
     def submit_nowait(self, texts: list[str], top_k: int, done: Done) -> None:
         """Queue texts; `done` is called with the answer once their batch has run (see the class doc)."""
+        if self._failed is not None:
+            raise self._failed  # a crash is a server error (500), not a shutdown (503)
         if self._closing:
             raise BatcherClosed("the batcher is shut down")
         self._jobs.append(_Job(texts, top_k, done, time.perf_counter()))

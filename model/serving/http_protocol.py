@@ -30,12 +30,15 @@ left behind: a streaming response's head simply leaves with its first chunk.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from model.serving.app import ServingState, handle_predict
+
+log = logging.getLogger("esteira.serving")
 
 
 class HeadHoldingTransport:
@@ -127,6 +130,12 @@ class ServingHttpProtocol(OneWriteHttpToolsProtocol):
         """The protocol class for uvicorn.Config(http=...), bound to the service whose model answers."""
         return type(cls.__name__, (cls,), {"serving_state": state})
 
+    def on_message_begin(self) -> None:
+        # An answer written inside this same data_received (a client error answered at once) armed the
+        # keep-alive timer; a request pipelined behind it must not run under that timer.
+        self._unset_keepalive_if_required()
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
         cycle = self.cycle
         if (
@@ -136,6 +145,7 @@ class ServingHttpProtocol(OneWriteHttpToolsProtocol):
             and not self.expect_100_continue  # the client waits for "100 Continue": uvicorn's cycle sends it
             and (cycle is None or cycle.response_complete)  # pipelined behind an unfinished answer: uvicorn queues it
             and self.limit_concurrency is None
+            and not self.flow.write_paused  # a client not reading its answers: uvicorn's cycle waits for it
             and not self.parser.should_upgrade()
         ):
             keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
@@ -183,17 +193,22 @@ class ServingHttpProtocol(OneWriteHttpToolsProtocol):
         transport = self.transport
         if exchange.disconnected or transport.is_closing():
             return  # the client left; the metrics counted the answer, as for any request
-        parts = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:  # `date`, kept current by uvicorn
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(
-            b"content-type: application/json\r\ncontent-length: %d\r\nx-model-version: %s\r\nx-request-id: %s\r\n"
-            % (len(payload), version.encode(), rid.encode("latin-1", "replace"))
-        )
-        if not exchange.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", payload)
-        transport.write(b"".join(parts))
+        try:
+            parts = [STATUS_LINE[status]]
+            for name, value in self.server_state.default_headers:  # `date`, kept current by uvicorn
+                parts += (name, b": ", value, b"\r\n")
+            parts.append(
+                b"content-type: application/json\r\ncontent-length: %d\r\nx-model-version: %s\r\n"
+                b"x-request-id: %s\r\n" % (len(payload), version.encode(), rid.encode("latin-1", "replace"))
+            )
+            if not exchange.keep_alive:
+                parts.append(b"connection: close\r\n")
+            parts += (b"\r\n", payload)
+            transport.write(b"".join(parts))
+        except Exception:  # never leave the client waiting on a connection that will not answer
+            log.exception("writing a /predict answer failed; closing the connection")
+            transport.close()
+            return
         if not exchange.keep_alive:
             transport.close()
         self.on_response_complete()  # uvicorn's: resume reading, start a pipelined request, arm keep-alive

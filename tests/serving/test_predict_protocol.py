@@ -175,3 +175,17 @@ def test_a_client_that_leaves_mid_request_does_not_disturb_the_next(service: tup
         sock.sendall(_post(b'{"text": "still answering?"}'))
         status, _, body = _Reader(sock).response()
         assert status == 200 and json.loads(body)["intent"]
+
+
+def test_expect_100_continue_with_bad_headers_is_refused_before_the_upload(service: tuple[ServiceProcess, str]) -> None:
+    """No "100 Continue" (so no upload) when the headers alone mean a 4xx: wrong type, or too long."""
+    proc, _ = service
+    heads = (
+        b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n",
+    )
+    for head, status, field in zip(heads, (415, 413), ("content-type", "body"), strict=True):
+        with _connect(proc) as sock:
+            sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+            answer = _Reader(sock).response()
+            assert answer[0] == status and _json(answer)["field"] == field
