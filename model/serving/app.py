@@ -216,9 +216,14 @@ def decode_json(raw: bytes) -> Any:
         raise BadRequest(400, "invalid_json", "body", "JSON nested too deeply") from None
 
 
+def _check_body_headers(ctype: str, declared: str | None, max_bytes: int) -> None:
+    """The checks the headers alone decide: a JSON content type, a declared length within the limit."""
+    _check_content_type(ctype)
+    _check_declared_length(declared, max_bytes)
+
+
 async def _read_json(request: Request, max_bytes: int) -> Any:
-    _check_content_type(request.headers.get("content-type", ""))
-    _check_declared_length(request.headers.get("content-length"), max_bytes)
+    _check_body_headers(request.headers.get("content-type", ""), request.headers.get("content-length"), max_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -422,16 +427,7 @@ def handle_predict(
     the HTTP protocol's fast path (model/serving/http_protocol.py), which runs no task per request, and
     the ASGI app (for what that path leaves to uvicorn: pipelined requests, `Expect: 100-continue`).
     """
-    ctype, declared, rid_header, mirrored = "", None, None, False
-    for name, value in headers:
-        if name == b"content-type":
-            ctype = value.decode("latin-1")
-        elif name == b"content-length":
-            declared = value.decode("latin-1")
-        elif name == b"x-request-id":
-            rid_header = value
-        elif name == SHADOW_HEADER:
-            mirrored = True  # a copy from the champion: counted here, not captured, not copied on
+    ctype, declared, rid_header, mirrored = _predict_headers(headers)
     rid = request_id(rid_header)
     answered = False
     state.in_flight += 1
@@ -467,8 +463,7 @@ def handle_predict(
     try:
         settings = state.settings
         try:
-            _check_content_type(ctype)
-            _check_declared_length(declared, settings.max_body_bytes)
+            _check_body_headers(ctype, declared, settings.max_body_bytes)
             if body is None:
                 raise _too_large(settings.max_body_bytes)
             texts, is_batch, top_k = parse_predict(decode_json(body), settings)
@@ -562,16 +557,26 @@ async def _read_body(receive: Receive, max_bytes: int) -> tuple[bool, bytes | No
     return True, b"".join(chunks)
 
 
+def _predict_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None, bytes | None, bool]:
+    """(content type, declared length, X-Request-Id, is a shadow copy) from one pass over the headers."""
+    ctype, declared, rid_header, mirrored = "", None, None, False
+    for name, value in headers:
+        if name == b"content-type":
+            ctype = value.decode("latin-1")
+        elif name == b"content-length":
+            declared = value.decode("latin-1")
+        elif name == b"x-request-id":
+            rid_header = value
+        elif name == SHADOW_HEADER:
+            mirrored = True  # a copy from the champion: counted here, not captured, not copied on
+    return ctype, declared, rid_header, mirrored
+
+
 def _refused_by_headers(headers: list[tuple[bytes, bytes]], max_bytes: int) -> bool:
     """True if the content type or the declared length alone means a 4xx (no need to read the body)."""
+    ctype, declared, _, _ = _predict_headers(headers)
     try:
-        for name, value in headers:
-            if name == b"content-type":
-                _check_content_type(value.decode("latin-1"))
-            elif name == b"content-length":
-                _check_declared_length(value.decode("latin-1"), max_bytes)
-        if not any(name == b"content-type" for name, _ in headers):
-            _check_content_type("")
+        _check_body_headers(ctype, declared, max_bytes)
     except BadRequest:
         return True
     return False

@@ -163,10 +163,10 @@ class MicroBatcher:
                 rows += len(job.texts)
             await self._predict(batch, rows)
             # A few loop turns: the answers are out, the requests that arrived while the batch blocked the
-            # loop are read from the sockets and queued (at once on the protocol's fast path; on the
-            # ASGI path their tasks need a turn or two to run). If
-            # any did, the next batch runs at once (a busy server batches back to back); if none, the
-            # batcher goes idle and the next request starts a gathering wait.
+            # loop are read from the sockets and queued (at once on the protocol's fast path; on the ASGI
+            # path their tasks need a turn or two to run). If any did, the next batch runs at once (a busy
+            # server batches back to back); if none, the batcher goes idle and the next request starts a
+            # gathering wait.
             for _ in range(_TURNS_AFTER_BATCH):
                 await asyncio.sleep(0)
 
