@@ -38,8 +38,8 @@ def tools_dir() -> Path:
 
 
 def toolchain() -> tuple[Path, Path] | None:
-    """(tofu binary, CLI config with the provider mirror), or None if scripts/tools.sh has not run."""
-    tofu, rc = tools_dir() / "bin" / "tofu", tools_dir() / "tofurc"
+    """(Terraform engine bin/tf, CLI config with the provider mirror), or None if scripts/tools.sh has not run."""
+    tofu, rc = tools_dir() / "bin" / "tf", tools_dir() / "tofurc"
     return (tofu, rc) if tofu.is_file() and rc.is_file() else None
 
 

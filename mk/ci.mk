@@ -27,7 +27,7 @@ image_ref = $(ECR_REGISTRY)/$(ECR_PREFIX)/$(IMAGE_REPO_$(1)):$(IMAGE_TAG)
 
 # ---- Terraform against a real account (the emulator runs are tf-plan-local/tf-apply-local in infra.mk)
 CI_TF_DIR       ?= infra/terraform
-CI_TOFU         ?= $(TOOLS_DIR)/bin/tofu
+CI_TOFU         ?= $(TOOLS_DIR)/bin/tf
 TF_STATE_BUCKET ?=
 TF_STATE_KEY    ?= esteira/$(DEPLOY_ENV)/terraform.tfstate
 TF_WORK         ?= $(CURDIR)/$(CI_BUILD)/tf-$(DEPLOY_ENV)

@@ -7,7 +7,7 @@ TF_DIR    ?= infra/terraform
 TF_STAGE  ?= build/tf
 TF_VARS   ?= envs/dev.tfvars
 
-TOFU    := $(TOOLS_DIR)/bin/tofu
+TOFU    := $(TOOLS_DIR)/bin/tf
 TFLINT  := $(TOOLS_DIR)/bin/tflint
 CHECKOV := $(TOOLS_DIR)/bin/checkov
 TF_ENV  := TF_CLI_CONFIG_FILE=$(TOOLS_DIR)/tofurc TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1

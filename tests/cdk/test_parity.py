@@ -48,7 +48,7 @@ def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     from tests.infra.conftest import BIN, TOOLS_DIR, Moto, Tofu, free_port, require, stage_tree, tofu_env
     from tests.infra.test_emulator import var_args
 
-    tofu_bin = require(BIN / "tofu", "tofu")
+    tofu_bin = require(BIN / "tf", "Terraform engine (bin/tf)")
     require(TOOLS_DIR / "tofurc", "tofu CLI config (tofurc)")
     workdir = tmp_path_factory.mktemp("parity-tf")
     tofu = Tofu(tofu_bin, stage_tree(workdir), tofu_env())

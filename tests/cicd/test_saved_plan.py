@@ -80,7 +80,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def tofu_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    require_tool(str(tools_dir() / "bin" / "tofu"), "tofu", "run `make tools` (scripts/tools.sh)")
+    require_tool(str(tools_dir() / "bin" / "tf"), "Terraform engine (bin/tf)", "run `make tools` (scripts/tools.sh)")
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

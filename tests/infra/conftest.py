@@ -98,7 +98,7 @@ def stage_tree(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tofu_bin() -> Path:
-    return require(BIN / "tofu", "tofu")
+    return require(BIN / "tf", "Terraform engine (bin/tf)")
 
 
 @pytest.fixture(scope="session")

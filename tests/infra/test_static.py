@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ASL, BIN, TF_DIR, Tofu, require, tofu_env
+from .conftest import ASL, BIN, REPO, TF_DIR, Tofu, require, tofu_env
 from .iam_policies import is_allow_all, violations
 
 pytestmark = pytest.mark.infra
@@ -69,6 +70,24 @@ def test_validate(initialized: Tofu) -> None:
     ]
     assert result["valid"], "\n".join(problems)
     assert not problems, "validate is clean but warns:\n" + "\n".join(problems)
+
+
+def test_the_provider_in_use_serves_every_aws_type_the_configuration_uses(initialized: Tofu) -> None:
+    """Offline, tools.sh builds the provider cut to the services infra/ uses: a new type from a new
+    service must fail here, naming it, until `make tools` rebuilds (the cut is derived, not typed)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import provider_services
+
+    schema = json.loads(initialized.run("providers", "schema", "-json", timeout=300).stdout)
+    (aws,) = [v for k, v in schema["provider_schemas"].items() if k.endswith("/hashicorp/aws")]
+    served = {
+        "resource": set(aws.get("resource_schemas", {})),
+        "data": set(aws.get("data_source_schemas", {})),
+        "ephemeral": set(aws.get("ephemeral_resource_schemas", {})),
+    }
+    used = provider_services.config_types(REPO / "infra")
+    missing = sorted(f'{kind} "{t}"' for t, kinds in used.items() for kind in kinds if t not in served[kind])
+    assert not missing, f"the AWS provider in use does not serve {missing}: run `make tools` to rebuild it"
 
 
 def test_tflint() -> None:
