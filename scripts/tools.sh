@@ -238,7 +238,7 @@ else
     chmod -R u+w "$src"
     [[ "$services" == all ]] || "$PYTHON" "$REPO/scripts/provider_services.py" trim --provider "$src" >&2
     mkdir -p "$(dirname "$PROVIDER_BIN")"
-    go_build aws-provider "$(last_seconds aws-provider 600)" "$src" -trimpath \
+    go_build aws-provider "$(last_seconds aws-provider 420)" "$src" -trimpath \
       -ldflags="-s -w -X github.com/hashicorp/terraform-provider-aws/version.ProviderVersion=$AWS_PROVIDER_VERSION" \
       -o "$PROVIDER_BIN" .
     cp -f "$src/esteira-served.json" "$(dirname "$PROVIDER_BIN")/" 2>/dev/null || true

@@ -103,8 +103,12 @@ def tofu_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def provider_mirror() -> Path:
-    require(TOOLS_DIR / "tofurc", "tofu CLI config (tofurc)")
+    """The offline provider mirror, when tools.sh built one (with a registry reachable it builds none
+    and writes a CLI config without a mirror: init then downloads the provider as usual)."""
+    rc = require(TOOLS_DIR / "tofurc", "tofu CLI config (tofurc)")
     mirror = TOOLS_DIR / "mirror" / "registry.opentofu.org" / "hashicorp" / "aws"
+    if "filesystem_mirror" not in rc.read_text():
+        return mirror
     builds = list(mirror.glob("*/linux_amd64/terraform-provider-aws_v*"))
     if not builds:
         require(mirror / "<version>", "terraform-provider-aws in the filesystem mirror")
