@@ -61,6 +61,15 @@ def built_in(lines: list[tuple[int, str]], name: str) -> str:
     return "not built"
 
 
+def write_block(doc: Path, name: str, block: str) -> None:
+    """Replaces `<!-- NAME:begin ... -->` .. `<!-- NAME:end -->` in `doc` with `block` (which has both)."""
+    text = doc.read_text()
+    pattern = rf"<!-- {name}:begin.*?<!-- {name}:end -->"
+    if not re.search(pattern, text, flags=re.DOTALL):
+        raise SystemExit(f"{doc}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
+    doc.write_text(re.sub(pattern, lambda _: block, text, flags=re.DOTALL))
+
+
 def mmss(seconds: float) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
@@ -82,8 +91,7 @@ def measure_cdk(work: Path) -> int:
         f"(clean clone, empty uv cache; {go_free}): `make venv` {times['venv']:.0f} s, "
         f"then `make cdk-synth` {times['cdk-synth']:.0f} s.\n<!-- cdk-install:end -->"
     )
-    doc = CDK_DOC.read_text()
-    CDK_DOC.write_text(re.sub(r"<!-- cdk-install:begin.*?<!-- cdk-install:end -->", block, doc, flags=re.DOTALL))
+    write_block(CDK_DOC, "cdk-install", block)
     print(block)
     return 0
 
@@ -132,9 +140,7 @@ def main() -> int:
             "<!-- toolchain:end -->",
         ]
     )
-    notes = NOTES.read_text()
-    notes = re.sub(r"<!-- toolchain:begin.*?<!-- toolchain:end -->", block, notes, flags=re.DOTALL)
-    NOTES.write_text(notes)
+    write_block(NOTES, "toolchain", block)
     readme = README.read_text()
     readme = re.sub(
         r"<!-- toolchain-time -->.*?<!-- /toolchain-time -->",
