@@ -4,7 +4,7 @@ A fresh machine pays the cold build before any Terraform check can run, so its t
 newcomer and a fresh CI run care about. Cold means an empty tools directory (no Go module or build
 cache, no binaries) and ESTEIRA_TOOLS_FORCE=1; warm is the rerun right after, which must find
 everything stamped. The figures go between `<!-- toolchain:begin -->` and `<!-- toolchain:end -->`
-in docs/infra-notes.md and `<!-- toolchain-time -->` markers in README.md, so a doc never outlives
+in docs/infra-notes.md and the `toolchain-time` markers in README.md, so a doc never outlives
 its measurement.
 
     python -m benchmarks.toolchain [--dir /tmp/esteira-tools-cold]
@@ -141,14 +141,12 @@ def main() -> int:
         ]
     )
     write_block(NOTES, "toolchain", block)
-    readme = README.read_text()
-    readme = re.sub(
-        r"<!-- toolchain-time -->.*?<!-- /toolchain-time -->",
-        f"<!-- toolchain-time -->{mmss(cold_s)} min cold on this 2-core machine ({today})<!-- /toolchain-time -->",
-        readme,
-        flags=re.DOTALL,
+    write_block(
+        README,
+        "toolchain-time",
+        f"<!-- toolchain-time:begin -->{mmss(cold_s)} min cold on this 2-core machine ({today})"
+        "<!-- toolchain-time:end -->",
     )
-    README.write_text(readme)
     print(block)
     return 0
 

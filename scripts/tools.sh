@@ -72,13 +72,13 @@ case "${1:-}" in
     nohup "$0" >"$LOG_FILE" 2>&1 </dev/null &
     echo "toolchain build started in the background (pid $!); log: $LOG_FILE; progress: $0 --status"
     exit 0 ;;
-  --status)
-    if [[ -f "$TOOLS_DIR/ready" ]] && ! flock -n "$TOOLS_DIR/.lock" true 2>/dev/null; then
-      echo "a build is running over a ready toolchain: $(grep '^\[tools' "$LOG_FILE" 2>/dev/null | tail -1)"
-    elif flock -n "$TOOLS_DIR/.lock" true 2>/dev/null; then
-      [[ -f "$TOOLS_DIR/ready" ]] && echo "ready: $(cat "$TOOLS_DIR/ready")" || echo "not built (no build running): run $0"
-    else
+  --status) # a running build holds the lock (and has removed the ready stamp)
+    if ! flock -n "$TOOLS_DIR/.lock" true 2>/dev/null; then
       echo "building: $(grep '^\[tools' "$LOG_FILE" 2>/dev/null | tail -1)"
+    elif [[ -f "$TOOLS_DIR/ready" ]]; then
+      echo "ready: $(cat "$TOOLS_DIR/ready")"
+    else
+      echo "not built (no build running): run $0"
     fi
     exit 0 ;;
   "") ;;
@@ -192,7 +192,8 @@ if [[ -z "$ENGINE" || "$ENGINE" == build ]]; then
   ENGINE="$BIN/tofu"
 fi
 ln -sfn "$ENGINE" "$BIN/tf"
-log "Terraform engine: $ENGINE ($(engine_version "$BIN/tf" || echo '?')) linked as $BIN/tf"
+ENGINE_VERSION="$(engine_version "$BIN/tf" || echo '?')"
+log "Terraform engine: $ENGINE ($ENGINE_VERSION) linked as $BIN/tf"
 
 # ---- AWS provider: the registry when reachable, else built from source into the mirror -----------
 registry_reachable() {
@@ -267,7 +268,7 @@ if [[ -n "$CHECKOV_PID" ]] && ! wait "$CHECKOV_PID"; then
   log "checkov install failed:"; tail -20 "$TOOLS_DIR/checkov-install.log" >&2; exit 1
 fi
 
-summary="engine $(readlink "$BIN/tf") ($(engine_version "$BIN/tf")), aws provider $AWS_PROVIDER_VERSION @ $AWS_PROVIDER_COMMIT ($PROVIDER_MODE), tflint $TFLINT_VERSION, actionlint $ACTIONLINT_VERSION, checkov $CHECKOV_VERSION"
+summary="engine $(readlink "$BIN/tf") ($ENGINE_VERSION), aws provider $AWS_PROVIDER_VERSION @ $AWS_PROVIDER_COMMIT ($PROVIDER_MODE), tflint $TFLINT_VERSION, actionlint $ACTIONLINT_VERSION, checkov $CHECKOV_VERSION"
 printf '%s\n' "$summary" >"$TOOLS_DIR/ready"
 log "done in $(elapsed $((SECONDS - START))) ($((SECONDS - START)) s): $summary"
 echo "export TF_CLI_CONFIG_FILE=$TOOLS_DIR/tofurc"
