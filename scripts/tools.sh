@@ -169,7 +169,8 @@ LINTERS_PID=$!
 log "tflint $TFLINT_VERSION, actionlint $ACTIONLINT_VERSION: building in the background"
 
 # ---- Terraform engine: a new-enough one on PATH, else OpenTofu from source ------------------------
-engine_version() { "$1" version -json 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["terraform_version"])' 2>/dev/null; }
+# A CLI config that names a missing file makes tofu print a warning into its JSON: read none.
+engine_version() { TF_CLI_CONFIG_FILE=/dev/null "$1" version -json 2>/dev/null | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["terraform_version"])' 2>/dev/null; }
 ENGINE="${ESTEIRA_TF:-}"
 if [[ -z "$ENGINE" ]]; then
   for candidate in tofu terraform; do
