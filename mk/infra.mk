@@ -49,7 +49,7 @@ define with_moto
 	cd $(TF_STAGE)/$(TF_DIR) && $(EMU_ENV) $(TOFU) $(1) -no-color -var-file=$(TF_VARS) -var=aws_endpoint_url=http://127.0.0.1:$$port $(EMU_VARS)
 endef
 # Emulator-only switches for what moto 5.2.5 cannot create (docs/infra-notes.md).
-EMU_VARS := -var=enable_metric_alarms=false -var=enable_service_autoscaling=false -var=enable_state_machine=false
+EMU_VARS :=
 
 tf-plan-local: tf-stage
 	$(call with_moto,plan)

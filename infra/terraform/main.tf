@@ -87,7 +87,6 @@ module "serving" {
   allowed_ingress_cidrs  = var.allowed_ingress_cidrs
   alb_logs_bucket        = module.storage.logs_bucket_name
   deletion_protection    = var.deletion_protection
-  enable_autoscaling     = var.enable_service_autoscaling
   log_retention_days     = var.log_retention_days
   tags                   = local.tags
 }
@@ -144,7 +143,6 @@ module "workflow" {
   model_name               = var.model_name
   sns_topic_arn            = module.monitoring.sns_topic_arn
   retrain_cooldown_seconds = var.retrain_cooldown_seconds
-  enable_state_machine     = var.enable_state_machine
   extra_environment        = var.lambda_extra_environment
   deletion_protection      = var.deletion_protection
   log_retention_days       = var.log_retention_days
@@ -170,7 +168,6 @@ module "monitoring" {
     name = module.workflow.function_names["drift_check"]
   }
   drift_check_schedule = var.drift_check_schedule
-  enable_alarms        = var.enable_metric_alarms
   tags                 = local.tags
 }
 

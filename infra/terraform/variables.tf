@@ -45,24 +45,6 @@ variable "aws_endpoint_url" {
   }
 }
 
-variable "enable_metric_alarms" {
-  description = "Create the CloudWatch alarms and dashboard. EMULATOR ONLY: set false for moto 5.2.5, which does not speak CloudWatch's RPC-v2 CBOR protocol (404 on PutMetricAlarm/PutDashboard). Never false in a real account."
-  type        = bool
-  default     = true
-}
-
-variable "enable_service_autoscaling" {
-  description = "Create the serving autoscaling target and policies. EMULATOR ONLY: set false for moto 5.2.5, which lacks application-autoscaling ListTagsForResource. Never false in a real account."
-  type        = bool
-  default     = true
-}
-
-variable "enable_state_machine" {
-  description = "Create the Step Functions state machine. EMULATOR ONLY: set false for moto 5.2.5, which lacks states:ValidateStateMachineDefinition (the provider calls it before CreateStateMachine). Never false in a real account."
-  type        = bool
-  default     = true
-}
-
 # ---- network
 variable "vpc_cidr" {
   description = "IPv4 CIDR of the VPC."

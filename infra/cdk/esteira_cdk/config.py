@@ -23,9 +23,6 @@ TFVARS_DIR = REPO_ROOT / "infra" / "terraform" / "envs"
 # Terraform variables with no meaning in CloudFormation (listed so the settings-parity test knows).
 TERRAFORM_ONLY_VARIABLES = {
     "aws_endpoint_url": "Provider endpoint override for emulators; CDK synthesises offline and never calls AWS.",
-    "enable_metric_alarms": "Emulator-only switch (moto cannot create alarms); CDK always defines them.",
-    "enable_service_autoscaling": "Emulator-only switch (moto lacks autoscaling tags); CDK always defines it.",
-    "enable_state_machine": "Emulator-only switch (moto lacks ValidateStateMachineDefinition); CDK always defines it.",
 }
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

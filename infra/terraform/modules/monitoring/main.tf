@@ -68,7 +68,6 @@ resource "aws_sns_topic_subscription" "email" {
 
 # ---- service-health alarms (notify only)
 resource "aws_cloudwatch_metric_alarm" "error_rate" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-service-5xx-rate"
   alarm_description   = "Target 5xx responses above ${var.error_rate_threshold_percent}% of requests"
   comparison_operator = "GreaterThanThreshold"
@@ -110,7 +109,6 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "p99_latency" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-service-p99-latency"
   alarm_description   = "ALB p99 target response time above ${var.p99_latency_threshold_seconds} s"
   namespace           = "AWS/ApplicationELB"
@@ -130,7 +128,6 @@ resource "aws_cloudwatch_metric_alarm" "p99_latency" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-service-unhealthy-hosts"
   alarm_description   = "At least one serving task fails the /ready health check"
   namespace           = "AWS/ApplicationELB"
@@ -149,7 +146,6 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "failed_executions" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-pipeline-failed-executions"
   alarm_description   = "A train-evaluate-deploy execution failed, timed out or was aborted"
   comparison_operator = "GreaterThanThreshold"
@@ -184,7 +180,6 @@ resource "aws_cloudwatch_metric_alarm" "failed_executions" {
 # ---- model-health alarms (notify and retrain). Aggregated on Service, so no SEARCH is needed
 # whatever ModelVersion is live; the service also emits the Service+ModelVersion dimension set.
 resource "aws_cloudwatch_metric_alarm" "drift" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-model-drift"
   alarm_description   = "DriftScore >= ${var.drift_threshold} (1.0 = drift-check rejected 'no drift' at its alpha): retraining is triggered"
   namespace           = var.metrics_namespace
@@ -203,7 +198,6 @@ resource "aws_cloudwatch_metric_alarm" "drift" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "low_confidence" {
-  count               = var.enable_alarms ? 1 : 0
   alarm_name          = "${var.name}-model-low-confidence"
   alarm_description   = "Share of low-confidence predictions above ${var.low_confidence_threshold}: retraining is triggered"
   namespace           = var.metrics_namespace
@@ -281,7 +275,6 @@ resource "aws_lambda_permission" "drift_check" {
 
 # ---- dashboard
 resource "aws_cloudwatch_dashboard" "this" {
-  count          = var.enable_alarms ? 1 : 0
   dashboard_name = var.name
   dashboard_body = jsonencode({
     widgets = [

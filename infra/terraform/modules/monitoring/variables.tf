@@ -125,12 +125,6 @@ variable "low_confidence_threshold" {
   }
 }
 
-variable "enable_alarms" {
-  description = "Create the alarms and the dashboard (false only for emulators without CloudWatch's CBOR protocol)."
-  type        = bool
-  default     = true
-}
-
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -506,7 +506,6 @@ resource "aws_ecs_service" "canary" {
 
 # ---- autoscaling on CPU and on ALB requests per task
 resource "aws_appautoscaling_target" "serving" {
-  count              = var.enable_autoscaling ? 1 : 0
   service_namespace  = "ecs"
   resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.serving.name}"
   scalable_dimension = "ecs:service:DesiredCount"
@@ -515,12 +514,11 @@ resource "aws_appautoscaling_target" "serving" {
 }
 
 resource "aws_appautoscaling_policy" "cpu" {
-  count              = var.enable_autoscaling ? 1 : 0
   name               = "${var.name}-serving-cpu"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.serving[0].service_namespace
-  resource_id        = aws_appautoscaling_target.serving[0].resource_id
-  scalable_dimension = aws_appautoscaling_target.serving[0].scalable_dimension
+  service_namespace  = aws_appautoscaling_target.serving.service_namespace
+  resource_id        = aws_appautoscaling_target.serving.resource_id
+  scalable_dimension = aws_appautoscaling_target.serving.scalable_dimension
   target_tracking_scaling_policy_configuration {
     target_value       = var.cpu_target_percent
     scale_in_cooldown  = 300
@@ -532,12 +530,11 @@ resource "aws_appautoscaling_policy" "cpu" {
 }
 
 resource "aws_appautoscaling_policy" "requests" {
-  count              = var.enable_autoscaling ? 1 : 0
   name               = "${var.name}-serving-requests"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.serving[0].service_namespace
-  resource_id        = aws_appautoscaling_target.serving[0].resource_id
-  scalable_dimension = aws_appautoscaling_target.serving[0].scalable_dimension
+  service_namespace  = aws_appautoscaling_target.serving.service_namespace
+  resource_id        = aws_appautoscaling_target.serving.resource_id
+  scalable_dimension = aws_appautoscaling_target.serving.scalable_dimension
   target_tracking_scaling_policy_configuration {
     target_value       = var.requests_per_target
     scale_in_cooldown  = 300

@@ -233,12 +233,6 @@ variable "alb_logs_bucket" {
   type        = string
 }
 
-variable "enable_autoscaling" {
-  description = "Create autoscaling on CPU and request count (false only for emulators lacking application-autoscaling tagging)."
-  type        = bool
-  default     = true
-}
-
 variable "deletion_protection" {
   description = "Protect the ALB against deletion."
   type        = bool

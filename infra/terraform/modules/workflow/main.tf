@@ -548,7 +548,6 @@ resource "aws_iam_role_policy" "sfn" {
 }
 
 resource "aws_sfn_state_machine" "this" {
-  count    = var.enable_state_machine ? 1 : 0
   name     = local.state_machine_name
   role_arn = aws_iam_role.sfn.arn
   type     = "STANDARD"

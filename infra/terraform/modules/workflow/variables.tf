@@ -214,12 +214,6 @@ variable "log_retention_days" {
   }
 }
 
-variable "enable_state_machine" {
-  description = "Create the state machine (false only for emulators without states:ValidateStateMachineDefinition)."
-  type        = bool
-  default     = true
-}
-
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
