@@ -27,8 +27,9 @@ from typing import Any
 
 import boto3
 
-from localaws import alarms, lambdas, s3policy, sfn
+from localaws import alarms, lambdas, missing_apis, s3policy, sfn
 from localaws.atomic import serialise_dynamodb_writes
+from localaws.cbor import CborBridge
 from localaws.ecs import EcsPlane, free_port
 from localaws.emf import EmfShipper
 from localaws.schedule import Scheduler
@@ -96,10 +97,14 @@ class LocalAWS:
         serialise_dynamodb_writes()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.port = self.port or free_port()
-        self._saved_env = {k: os.environ.get(k) for k in ("MOTO_PORT",)}
+        self._saved_env = {k: os.environ.get(k) for k in ("MOTO_PORT", "MOTO_IAM_LOAD_MANAGED_POLICIES")}
         os.environ["MOTO_PORT"] = str(self.port)
+        # AWS managed policies exist in every account: the stack attaches several (ECS task execution, ...).
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        wsgi = self._server._server
+        wsgi.app = CborBridge(wsgi.app)  # CloudWatch as the Go SDK (the provider) calls it
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         req = urllib.request.Request(
             f"{self.endpoint_url}/moto-api/config",
@@ -119,6 +124,7 @@ class LocalAWS:
         self._undo.append(sfn.install(self._ensure_sync_functions))
         self._undo.append(alarms.install(self))
         self._undo.append(s3policy.install())
+        self._undo.append(missing_apis.install())
         self.scheduler = Scheduler(self, self.time_scale).start()
         self._undo.append(self.scheduler.stop)
         self.emf = EmfShipper(self, self.workdir / "logs").start()

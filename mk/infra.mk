@@ -11,9 +11,6 @@ TOFU    := $(TOOLS_DIR)/bin/tf
 TFLINT  := $(TOOLS_DIR)/bin/tflint
 CHECKOV := $(TOOLS_DIR)/bin/checkov
 TF_ENV  := TF_CLI_CONFIG_FILE=$(TOOLS_DIR)/tofurc TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
-# The emulator gets fake credentials only: never a developer's real account.
-EMU_ENV := $(TF_ENV) AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing \
-           AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_PROFILE= AWS_EC2_METADATA_DISABLED=true
 
 .PHONY: tools tf-fmt tf-validate tf-lint checkov tf-plan-local tf-apply-local tf-stage
 
@@ -40,19 +37,10 @@ tf-lint:
 checkov:
 	$(CHECKOV) --directory $(TF_DIR) --framework terraform --quiet --compact --skip-download
 
-# Plan/apply the root module against a moto server on a free loopback port (stopped by PID).
-define with_moto
-	@set -e; port=$$($(PY) -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'); \
-	MOTO_IAM_LOAD_MANAGED_POLICIES=true $(PY) -m moto.server -H 127.0.0.1 -p $$port > $(TF_STAGE)/moto.log 2>&1 & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null || true' EXIT; \
-	for i in $$(seq 1 100); do $(PY) -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$$port/moto-api/',timeout=1)" 2>/dev/null && break; sleep 0.2; done; \
-	cd $(TF_STAGE)/$(TF_DIR) && $(EMU_ENV) $(TOFU) $(1) -no-color -var-file=$(TF_VARS) -var=aws_endpoint_url=http://127.0.0.1:$$port $(EMU_VARS)
-endef
-# Emulator-only switches for what moto 5.2.5 cannot create (docs/infra-notes.md).
-EMU_VARS :=
+# Plan/apply the root module (TF_VARS) on the embedded AWS with test credentials only (never a developer's
+# real account: localaws/terraform.py drops every AWS_* and TF_* from the environment), as tests/infra and the demo do (localaws/terraform.py).
+tf-plan-local: venv
+	$(PY) -m localaws.terraform --plan --var-file=$(TF_VARS) --workdir=$(TF_STAGE)/local
 
-tf-plan-local: tf-stage
-	$(call with_moto,plan)
-
-tf-apply-local: tf-stage
-	$(call with_moto,apply -auto-approve)
+tf-apply-local: venv
+	$(PY) -m localaws.terraform --var-file=$(TF_VARS) --workdir=$(TF_STAGE)/local

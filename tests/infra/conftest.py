@@ -1,4 +1,4 @@
-"""Fixtures for the Terraform chain: the pinned toolchain, a staged copy of the tree, a moto server.
+"""Fixtures for the Terraform chain: the pinned toolchain, a staged copy of the tree, the embedded AWS.
 
 The tree is staged into a temporary directory (infra/terraform + stepfunctions, same relative
 layout) so `tofu init` never writes .terraform/ or a lock file into the repository, and a
@@ -12,9 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +23,6 @@ TF_DIR = REPO / "infra" / "terraform"
 ASL = REPO / "stepfunctions" / "train_evaluate_deploy.asl.json"
 TOOLS_DIR = Path(os.environ.get("ESTEIRA_TOOLS_DIR", Path.home() / ".cache" / "esteira" / "tools"))
 BIN = TOOLS_DIR / "bin"
-MOTO_READY_TIMEOUT_S = 30
 
 
 def require(path: Path, what: str) -> Path:
@@ -137,39 +133,15 @@ class Moto:
     log: Path
 
 
+@dataclass
+class Emulator:
+    url: str
+
+
 @pytest.fixture
-def moto_server(tmp_path: Path) -> Iterator[Moto]:
-    """A fresh moto server (moto[server]==5.2.5) on a free loopback port, stopped by PID afterwards."""
-    try:
-        import moto  # noqa: F401
-    except ImportError:
-        require(Path("/nonexistent/moto"), "moto[server] (pip install 'moto[server]==5.2.5')")
-    port = free_port()
-    log = tmp_path / "moto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**tofu_env(), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},  # AWS managed policies exist
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + MOTO_READY_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-    try:
-        yield Moto(url, proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def embedded_aws(tmp_path: Path) -> Iterator[Emulator]:
+    """The embedded AWS (localaws: moto 5.2.5 plus the APIs and data planes it lacks) on a free port."""
+    from localaws.server import LocalAWS
+
+    with LocalAWS(workdir=tmp_path / "localaws") as aws:
+        yield Emulator(aws.endpoint_url)

@@ -1,6 +1,9 @@
-"""`tofu plan` and `tofu apply` of the root module against a moto server (provider endpoints overridden).
+"""`tofu plan` and `tofu apply` of the root module, dev.tfvars as users apply it, on the embedded AWS.
 
-Measured counts go to reports/infra-emulator.json so docs/infra-notes.md can quote them.
+The embedded AWS (localaws: moto plus what it lacks) answers every API the provider calls, so
+nothing is switched off: every planned resource must be applied, the state machine included (its
+definition validated the way AWS validates it). Counts go to reports/infra-emulator.json;
+`python -m benchmarks.apply` writes the figures into docs/infra-notes.md.
 """
 
 from __future__ import annotations
@@ -12,23 +15,17 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPO, Moto, Tofu
+from localaws.terraform import managed_resources
+
+from .conftest import REPO, Emulator, Tofu
 from .iam_policies import policy_documents, violations
 
 pytestmark = pytest.mark.infra
 
-# Resources moto 5.2.5 cannot create are switched off with documented emulator-only variables
-# (docs/infra-notes.md lists them with the emulator's error).
-EMULATOR_VARS: dict[str, str] = {
-    "enable_metric_alarms": "false",  # 404 on CloudWatch's RPC-v2 CBOR PutMetricAlarm/PutDashboard
-    "enable_service_autoscaling": "false",  # application-autoscaling ListTagsForResource not implemented
-    "enable_state_machine": "false",  # states:ValidateStateMachineDefinition not implemented (500)
-}
 
-
-def var_args(moto: Moto) -> list[str]:
-    args = ["-var-file=envs/dev.tfvars", f"-var=aws_endpoint_url={moto.url}"]
-    return args + [f"-var={k}={v}" for k, v in EMULATOR_VARS.items()]
+def var_args(aws: Emulator) -> list[str]:
+    """Only what points the user's command at the emulator: the endpoint (test credentials are in the env)."""
+    return ["-var-file=envs/dev.tfvars", f"-var=aws_endpoint_url={aws.url}"]
 
 
 def record(key: str, value: Any) -> None:
@@ -39,22 +36,15 @@ def record(key: str, value: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def managed_resources(module: dict[str, Any] | None) -> list[dict[str, Any]]:
-    if not module:
-        return []
-    here = [r for r in module.get("resources", []) if r.get("mode") == "managed"]
-    return here + [r for child in module.get("child_modules", []) for r in managed_resources(child)]
-
-
-def plan(tofu: Tofu, moto: Moto, out: Path) -> dict[str, Any]:
-    tofu.run("plan", "-no-color", "-lock=false", f"-out={out}", *var_args(moto), timeout=900)
+def plan(tofu: Tofu, aws: Emulator, out: Path) -> dict[str, Any]:
+    tofu.run("plan", "-no-color", "-lock=false", f"-out={out}", *var_args(aws), timeout=900)
     return tofu.show_json(str(out))
 
 
 @pytest.mark.slow
-def test_plan_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path) -> None:
+def test_plan_against_the_embedded_aws(initialized: Tofu, embedded_aws: Emulator, tmp_path: Path) -> None:
     started = time.monotonic()
-    document = plan(initialized, moto_server, tmp_path / "plan.bin")
+    document = plan(initialized, embedded_aws, tmp_path / "plan.bin")
     creates = [c["address"] for c in document["resource_changes"] if "create" in c["change"]["actions"]]
     record("planned_create", len(creates))
     record("plan_seconds", round(time.monotonic() - started, 1))
@@ -70,9 +60,9 @@ def test_plan_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path) -> None:
+def test_apply_against_the_embedded_aws(initialized: Tofu, embedded_aws: Emulator, tmp_path: Path) -> None:
     started = time.monotonic()
-    document = plan(initialized, moto_server, tmp_path / "plan.bin")
+    document = plan(initialized, embedded_aws, tmp_path / "plan.bin")
     planned = [c["address"] for c in document["resource_changes"] if "create" in c["change"]["actions"]]
     proc = initialized.run(
         "apply", "-no-color", "-lock=false", "-auto-approve", str(tmp_path / "plan.bin"), timeout=1800, check=False
@@ -89,6 +79,15 @@ def test_apply_against_moto(initialized: Tofu, moto_server: Moto, tmp_path: Path
     documents = policy_documents(state)
     assert len(documents) > 20, f"found only {len(documents)} policy documents in the state"
     assert not violations(state), "IAM allows * on *:\n" + "\n".join(violations(state))
+    addresses = {r["address"] for r in applied}
+    for must in (  # what the emulator-only switches used to leave out
+        "module.workflow.aws_sfn_state_machine.this",
+        "module.monitoring.aws_cloudwatch_dashboard.this",
+        "module.serving.aws_appautoscaling_target.serving",
+    ):
+        assert must in addresses, f"{must} not applied"
+    alarms = [a for a in addresses if a.startswith("module.monitoring.aws_cloudwatch_metric_alarm.")]
+    assert len(alarms) >= 6, f"only {len(alarms)} alarms applied: {sorted(alarms)}"
     machine_role = next(r for r in applied if r["address"] == "module.workflow.aws_iam_role_policy.sfn")
     assert "ecs:RunTask" in machine_role["values"]["policy"]
     prefix = "module.workflow.aws_lambda_function."
