@@ -25,12 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# The switches tests/infra/test_emulator.py uses (docs/infra-notes.md says why each is needed).
-EMULATOR_VARS = {
-    "enable_metric_alarms": "false",
-    "enable_service_autoscaling": "false",
-    "enable_state_machine": "false",
-}
 
 
 def tools_dir() -> Path:
@@ -92,7 +86,6 @@ class StorageApply:
         args = [
             str(self.tofu), "apply", "-json", "-auto-approve", "-lock=false", "-input=false",
             "-var-file=envs/dev.tfvars", f"-var=aws_endpoint_url={self.endpoint}", "-target=module.storage",
-            *[f"-var={k}={v}" for k, v in EMULATOR_VARS.items()],
         ]  # fmt: skip
         with (self.workdir / "tofu-apply.stderr").open("w") as err:  # a file: a full pipe would block tofu
             self._proc = subprocess.Popen(args, cwd=root, env=self.env(), stdout=subprocess.PIPE, stderr=err, text=True)

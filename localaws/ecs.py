@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localaws.images import image_config
+
 FAILURE_THRESHOLD = 3
 DRAIN_SECONDS = 3.0  # scale-in: how long a surplus task keeps answering before it stops (deregistration delay)
 
@@ -78,16 +80,58 @@ def _env_list(items: list[dict[str, str]] | None) -> dict[str, str]:
 
 
 def _command(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
-    entry = list(definition.get("entryPoint") or [])
-    cmd = list(override.get("command") or definition.get("command") or [])
+    """entryPoint + command as ECS and Docker combine them, the image's own (its Dockerfile) filling in."""
+    image = image_config(str(definition.get("image") or ""))
+    entry = list(definition.get("entryPoint") or (image.entrypoint if image else []))
+    default_cmd = image.cmd if image and not definition.get("entryPoint") else []
+    cmd = list(override.get("command") or definition.get("command") or default_cmd)
     argv = entry + cmd
     if argv[:1] in (["/bin/sh"], ["sh"]) and argv[1:2] == ["-c"]:
         return argv
     if len(argv) == 1 and " " in argv[0]:
         return shlex.split(argv[0])
     if not argv:
-        raise ValueError(f"container {definition.get('name')} has no command (images are not run locally)")
+        raise ValueError(f"container {definition.get('name')} has no command, and no Dockerfile builds its image")
     return argv
+
+
+def secrets(items: list[dict[str, str]] | None, task_definition: str) -> dict[str, str]:
+    """A container's `secrets` as ECS injects them: Secrets Manager (`<arn>[:json-key:stage:version]`) or
+    SSM parameters. A reference that does not resolve stops the task from starting, as in AWS
+    (ResourceInitializationError), instead of starting it without the value."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, ref = item["name"], item["valueFrom"]
+        try:
+            out[name] = _secret_value(ref)
+        except Exception as exc:
+            raise ValueError(
+                f"ResourceInitializationError: unable to pull secrets for {task_definition}: {name} from {ref}: {exc}"
+            ) from exc
+    return out
+
+
+def _secret_value(ref: str) -> str:
+    import json as _json
+
+    parts = ref.split(":")
+    region, account = parts[3], parts[4]
+    if parts[2] == "ssm":
+        from moto.ssm.models import ssm_backends
+
+        name = ref.split(":parameter", 1)[1]
+        parameter = ssm_backends[account][region].get_parameter(name)
+        if parameter is None:
+            raise KeyError(f"no parameter {name}")
+        return str(parameter.value)
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret_arn, rest = ":".join(parts[:7]), parts[7:]
+    key, stage, version = [*rest, "", "", ""][:3]
+    backend: Any = secretsmanager_backends[account][region]
+    value = backend.get_secret_value(secret_arn, version or None, stage or None)
+    text = str(value.get("SecretString") or "")
+    return str(_json.loads(text)[key]) if key else text
 
 
 class EcsPlane:
@@ -100,6 +144,10 @@ class EcsPlane:
         self.proxies: dict[tuple[str, str], http.server.ThreadingHTTPServer] = {}
         # Cloud Map stand-in: a private DNS name -> the (cluster, service) registered under it.
         self.names: dict[str, tuple[str, str]] = {}
+        # Names that resolve to something that is not a local ECS task: a load balancer's DNS name (its
+        # router), or a service bound to a process outside the emulator (bind_external).
+        self.hosts: dict[str, str] = {}
+        self.external: dict[tuple[str, str], str] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,6 +171,7 @@ class EcsPlane:
                 **self.base_env,
                 **_env_list(definition.get("environment")),
                 **_env_list(override.get("environment")),
+                **secrets(definition.get("secrets"), td.arn),
             }
             env = self.resolve_names(env)
             for container_port, local in ports.items():
@@ -220,6 +269,26 @@ class EcsPlane:
     def _reconcile_service(self, key: tuple[str, str], svc: Any, backend: Any) -> None:
         state = self.services.setdefault(key, {"failures": {}, "created": {}})
         if getattr(svc, "status", "ACTIVE") != "ACTIVE":
+            return
+        if key in self.external:
+            desired = int(svc.desired_count or 0)
+            svc.deployments = [
+                {
+                    "id": f"ecs-svc/{abs(hash(key)) % 10**12}",
+                    "status": "PRIMARY",
+                    "taskDefinition": svc.task_definition,
+                    "desiredCount": desired,
+                    "pendingCount": 0,
+                    "runningCount": desired,
+                    "failedTasks": 0,
+                    "rolloutState": "COMPLETED",
+                    "rolloutStateReason": f"served outside the emulator at {self.external[key]}",
+                    "launchType": svc.launch_type or "FARGATE",
+                    "createdAt": state["created"].setdefault(svc.task_definition, time.time()),
+                    "updatedAt": time.time(),
+                }
+            ]
+            svc.running_count, svc.pending_count = desired, 0
             return
         target = backend.describe_task_definition(svc.task_definition).arn
         desired = int(svc.desired_count or 0)
@@ -383,14 +452,46 @@ class EcsPlane:
         with self._lock:
             self.names[host] = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
 
+    def bind_host(self, host: str, url: str) -> None:
+        """A DNS name that resolves to `url` here (a load balancer's name -> its local router)."""
+        with self._lock:
+            self.hosts[host] = url.rstrip("/")
+
+    def bind_external(self, cluster: str, service: str, url: str) -> None:
+        """Serve an ECS service from a process outside the emulator (one whose dependencies have no local
+        data plane, e.g. MLflow's RDS database): no task is started for it, it reports its desired count
+        as running, and its Cloud Map name resolves to `url`. Callers must say so where they do it."""
+        with self._lock:
+            self.external[(cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])] = url.rstrip("/")
+
     def resolve_names(self, env: dict[str, str]) -> dict[str, str]:
+        """`http://<name>[:port]` in environment values -> the local URL that name stands for."""
         out = dict(env)
-        for host, (cluster, service) in self.names.items():
+        with self._lock:
+            targets = dict(self.hosts)
+            for host, service_key in self.names.items():
+                targets[host] = self.external.get(service_key) or ""
+        for host, url in targets.items():
             pattern = re.compile(rf"https?://{re.escape(host)}(:\d+)?")
             for key, value in out.items():
                 if pattern.search(value):
-                    out[key] = pattern.sub(self.service_url(cluster, service), value)
+                    cluster, service = self.names.get(host, ("", ""))
+                    out[key] = pattern.sub(url or self.service_url(cluster, service), value)
         return out
+
+    def register_service_discovery(self, backend: Any, service: Any) -> None:
+        """The names a service's `serviceRegistries` give its tasks in AWS: `<service>.<namespace>`."""
+        from moto.servicediscovery.models import servicediscovery_backends
+
+        discovery = servicediscovery_backends[backend.account_id][service.region_name]
+        for registry in getattr(service, "service_registries", None) or []:
+            arn = registry.get("registryArn", "")
+            found = next((s for s in discovery.services.values() if s.arn == arn), None)
+            if found is None:
+                continue
+            namespace = discovery.namespaces.get(found.namespace_id)
+            if namespace is not None:
+                self.register_name(f"{found.name}.{namespace.name}", service.cluster_name, service.name)
 
     def service_url(self, cluster: str, service: str) -> str:
         key = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
@@ -482,6 +583,7 @@ class EcsPlane:
         def create_service(backend: Any, *args: Any, **kwargs: Any) -> Any:
             plane._backend = backend
             result = originals["create_service"](backend, *args, **kwargs)
+            plane.register_service_discovery(backend, result)
             plane.reconcile()
             return result
 

@@ -92,11 +92,13 @@ class LambdaRuntime:
         self.base_env = base_env
         self.mode = mode
         self.invocations: list[dict[str, Any]] = []
+        # Private DNS names in the function's environment -> local URLs (LocalAWS sets the ECS plane's).
+        self.resolve: Callable[[dict[str, str]], dict[str, str]] = dict
 
     def invoke(self, fn: Any, payload: Any) -> tuple[bytes, bool]:
         """Run one invocation; returns (payload bytes, errored)."""
         path = handler_path(fn)
-        env = {**self.base_env, **(getattr(fn, "environment_vars", None) or {})}
+        env = self.resolve({**self.base_env, **(getattr(fn, "environment_vars", None) or {})})
         env["AWS_LAMBDA_FUNCTION_NAME"] = fn.function_name
         event = payload if not isinstance(payload, str) else json.loads(payload or "{}")
         if path in BUILTIN_HANDLERS:

@@ -67,6 +67,7 @@ class LocalAWS:
         self.ecs: EcsPlane | None = None
         self.lambda_runtime: lambdas.LambdaRuntime | None = None
         self._fn_lock = threading.Lock()
+        self.routers: dict[str, Any] = {}  # load balancer DNS name -> its WeightedRouter
 
     # ---- lifecycle
     def env(self) -> dict[str, str]:
@@ -120,6 +121,7 @@ class LocalAWS:
             lambdas.BUILTIN_HANDLERS[path] = getattr(sys.modules[module], attr)
         self._undo.append(lambdas.install(self.lambda_runtime))
         self.ecs = EcsPlane(self.process_env(), self.workdir, self.health_path)
+        self.lambda_runtime.resolve = self.ecs.resolve_names  # functions resolve the same private names
         self._undo.append(self.ecs.install())
         self._undo.append(sfn.install(self._ensure_sync_functions))
         self._undo.append(alarms.install(self))
@@ -170,6 +172,28 @@ class LocalAWS:
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
         )
+
+    def expose_load_balancers(self, cluster: str) -> dict[str, str]:
+        """Route traffic for every load balancer's forwarding listener to `cluster`'s services, and let its
+        DNS name resolve to that router (for the driver and for functions, e.g. the smoke test's URL).
+        Returns DNS name -> local URL. Called once the stack is applied; listeners added later need a
+        second call."""
+        from localaws.router import WeightedRouter
+
+        assert self.ecs is not None, "start() first"
+        elb = self.client("elbv2")
+        for lb in elb.describe_load_balancers().get("LoadBalancers", []):
+            dns = lb["DNSName"]
+            if dns in self.routers:
+                continue
+            for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"]).get("Listeners", []):
+                if any(a.get("Type") == "forward" for a in listener.get("DefaultActions", [])):
+                    router = WeightedRouter(self, listener["ListenerArn"], cluster).start()
+                    self._undo.append(router.stop)
+                    self.routers[dns] = router
+                    self.ecs.bind_host(dns, router.url)
+                    break
+        return {dns: router.url for dns, router in self.routers.items()}
 
     def service_url(self, cluster: str, service: str) -> str:
         assert self.ecs is not None, "start() first"

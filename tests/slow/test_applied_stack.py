@@ -1,0 +1,115 @@
+"""The stack users apply, run: `tofu apply` of infra/terraform + dev.tfvars on the embedded AWS, then
+the state machine Terraform created trains, gates, promotes and deploys a model that the serving
+service Terraform created answers through the load balancer Terraform created.
+
+Nothing here defines a resource. The data planes run what the emulator holds: the Lambdas with the
+image command, environment, memory and timeout Terraform gave them; the training task and the
+serving service from their registered task definitions (the serving command from its Dockerfile,
+since the task definition leaves it to the image); Cloud Map names from the services' registries;
+the ALB listener's forward action. One thing is bound outside: MLflow's ECS service is served by a
+local MLflow server, because its RDS database has no local data plane (docs/infra-notes.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from localaws import LocalAWS
+from localaws.terraform import StackApply, toolchain
+
+pytestmark = [pytest.mark.slow, pytest.mark.infra]
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAWS, StackApply]]:
+    from demo.mlflow_server import MlflowServer, free_port
+
+    tools = toolchain()
+    if tools is None:
+        pytest.skip("the Terraform toolchain is missing: run `make tools`")
+    work = tmp_path_factory.mktemp("applied")
+    mlflow = MlflowServer(work / "mlflow", free_port()).launch()
+    try:
+        with LocalAWS(workdir=work / "localaws") as aws:
+            aws.ecs.bind_external("esteira-dev", "esteira-mlflow", mlflow.wait_healthy().uri)  # type: ignore[union-attr]
+            apply = StackApply(aws.endpoint_url, work, *tools).start()
+            try:
+                apply.join()
+                aws.expose_load_balancers(apply.outputs["ecs_cluster_name"])
+                yield aws, apply
+            finally:
+                apply.stop()
+    finally:
+        mlflow.stop()
+
+
+def seed(aws: LocalAWS, bucket: str) -> None:
+    from model.config import Settings
+    from pipelines.seed_data import write_labelled_csv
+    from pipelines.validate_data import load_validated
+
+    settings = Settings.from_env()
+    for split, prefix in (("train", "train"), ("test", "eval")):
+        data = load_validated(f"banking77:{split}")
+        write_labelled_csv(f"s3://{bucket}/{prefix}/seed.csv", data.texts, data.labels, settings)
+
+
+def explain(aws: LocalAWS, sfn: Any, arn: str) -> str:
+    lines = []
+    for e in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]:
+        for key, val in e.items():
+            if key.endswith("FailedEventDetails"):
+                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
+    for log in sorted((aws.workdir / "logs").glob("*.log")):
+        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
+    return "\n".join(lines)
+
+
+def test_the_applied_state_machine_deploys_a_model_that_the_applied_service_serves(
+    applied: tuple[LocalAWS, StackApply], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws, apply = applied
+    for key, value in aws.env().items():
+        monkeypatch.setenv(key, value)  # the test's own calls (seeding) go to the emulator, as a person's would
+    outputs = apply.outputs
+    seed(aws, outputs["bucket_names"]["data"])
+    sfn = aws.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=outputs["state_machine_arn"])
+    assert "${" not in machine["definition"], "the definition is Terraform's templatefile() output, rendered"
+    started = sfn.start_execution(stateMachineArn=outputs["state_machine_arn"], name="applied-1", input="{}")
+    arn = started["executionArn"]
+    deadline = time.monotonic() + 600
+    while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not finish in 10 min"
+        time.sleep(1)
+    assert desc["status"] == "SUCCEEDED", explain(aws, sfn, arn)
+    url = aws.routers[outputs["serving_url"].split("://", 1)[1]].url
+    ready = httpx.get(f"{url}/ready", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["model_version"] == "1"
+    answer = httpx.post(f"{url}/predict", json={"text": "I lost my card"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def test_every_lambda_runs_with_what_terraform_gave_it(applied: tuple[LocalAWS, StackApply]) -> None:
+    aws, apply = applied
+    state = {r["address"]: r["values"] for r in _resources(apply.state())}
+    lam = aws.client("lambda")
+    for key, name in apply.outputs["lambda_function_names"].items():
+        planned = state[f'module.workflow.aws_lambda_function.this["{key}"]']
+        live = lam.get_function_configuration(FunctionName=name)
+        assert live["ImageConfigResponse"]["ImageConfig"]["Command"] == planned["image_config"][0]["command"]
+        assert live["Environment"]["Variables"] == planned["environment"][0]["variables"]
+        assert (live["MemorySize"], live["Timeout"]) == (planned["memory_size"], planned["timeout"])
+
+
+def _resources(state: dict[str, Any]) -> list[dict[str, Any]]:
+    from localaws.terraform import managed_resources
+
+    return managed_resources(state.get("values", {}).get("root_module"))
