@@ -173,7 +173,6 @@ class EcsPlane:
                 **_env_list(override.get("environment")),
                 **secrets(definition.get("secrets"), td.arn),
             }
-            env = self.resolve_names(env)
             for container_port, local in ports.items():
                 if env.get("PORT") == str(container_port):
                     env["PORT"] = str(local)
@@ -464,19 +463,30 @@ class EcsPlane:
         with self._lock:
             self.external[(cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])] = url.rstrip("/")
 
-    def resolve_names(self, env: dict[str, str]) -> dict[str, str]:
-        """`http://<name>[:port]` in environment values -> the local URL that name stands for."""
-        out = dict(env)
+    def lookup(self, host: str) -> str | None:
+        """The local base URL a private DNS name stands for now, or None (the name does not resolve)."""
         with self._lock:
-            targets = dict(self.hosts)
-            for host, service_key in self.names.items():
-                targets[host] = self.external.get(service_key) or ""
-        for host, url in targets.items():
+            if host in self.hosts:
+                return self.hosts[host]
+            key = self.names.get(host)
+            if key is None:
+                return None
+            if key in self.external:
+                return self.external[key]
+        return self.service_url(*key)
+
+    def resolve_names(self, env: dict[str, str]) -> dict[str, str]:
+        """`http://<name>[:port]` in environment values -> the local URL that name stands for now.
+
+        For in-process functions, whose environment is set per invocation (so resolving at invoke time
+        is resolving at request time); tasks and jobs resolve per request through `PrivateDNS`."""
+        with self._lock:
+            hosts = list(self.hosts) + list(self.names)
+        out = dict(env)
+        for host in hosts:
             pattern = re.compile(rf"https?://{re.escape(host)}(:\d+)?")
-            for key, value in out.items():
-                if pattern.search(value):
-                    cluster, service = self.names.get(host, ("", ""))
-                    out[key] = pattern.sub(url or self.service_url(cluster, service), value)
+            if any(pattern.search(v) for v in out.values()) and (url := self.lookup(host)):
+                out = {k: pattern.sub(url, v) for k, v in out.items()}
         return out
 
     def register_service_discovery(self, backend: Any, service: Any) -> None:

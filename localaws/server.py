@@ -32,6 +32,7 @@ from localaws.atomic import serialise_dynamodb_writes
 from localaws.cbor import CborBridge
 from localaws.ecs import EcsPlane, free_port
 from localaws.emf import EmfShipper
+from localaws.private_dns import PrivateDNS
 from localaws.schedule import Scheduler
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -121,7 +122,11 @@ class LocalAWS:
             lambdas.BUILTIN_HANDLERS[path] = getattr(sys.modules[module], attr)
         self._undo.append(lambdas.install(self.lambda_runtime))
         self.ecs = EcsPlane(self.process_env(), self.workdir, self.health_path)
-        self.lambda_runtime.resolve = self.ecs.resolve_names  # functions resolve the same private names
+        self.dns = PrivateDNS(self.ecs.lookup).start()
+        self._undo.append(self.dns.stop)
+        self.ecs.base_env.update(self.dns.env())  # tasks resolve private names per request
+        self.lambda_runtime.base_env["LOCALAWS_PRIVATE_DNS"] = self.dns.url  # ...and so do training jobs
+        self.lambda_runtime.resolve = self.ecs.resolve_names  # functions resolve at invoke time
         self._undo.append(self.ecs.install())
         self._undo.append(sfn.install(self._ensure_sync_functions))
         self._undo.append(alarms.install(self))

@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from localaws import lambdas
+from localaws.private_dns import proxy_env
 
 REWRITES = {
     "arn:aws:states:::ecs:runTask.sync": "localaws-ecs-runtask-sync",
@@ -104,6 +105,8 @@ def sagemaker_training_sync(event: dict[str, Any], context: Any = None) -> dict[
     workdir = Path(lambdas.getenv("LOCALAWS_WORKDIR", "/tmp") or "/tmp") / "sagemaker" / name
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**lambdas.environment(), **(event.get("Environment") or {})}
+    if dns := lambdas.getenv("LOCALAWS_PRIVATE_DNS"):  # private names resolve per request, as in the VPC
+        env.update(proxy_env(dns))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     started = datetime.now().astimezone()
     with (workdir / "output.log").open("wb") as log:
