@@ -5,7 +5,8 @@ dashboard or the serving autoscaling, and the emulator would need a smaller stac
 
 - `states:ValidateStateMachineDefinition`: the provider validates every definition before
   CreateStateMachine. The answer comes from `localaws.asl_validate`, which applies AWS's rules, so a
-  definition AWS would reject fails the apply here too (moto itself accepts any JSON).
+  definition AWS would reject fails the apply here too (moto itself accepts any JSON). The same
+  check guards CreateStateMachine and UpdateStateMachine, which AWS refuses with InvalidDefinition.
 - `states:ListStateMachineVersions`, which the provider reads after creating a state machine.
 - `application-autoscaling` Tags: RegisterScalableTarget's `Tags`, ListTagsForResource, TagResource
   and UntagResource (moto keeps no tags and raises NotImplementedError on the last three).
@@ -48,10 +49,15 @@ def _patch(cls: Any, name: str, method: Callable[..., Any], undo: list[Callable[
 
 def install() -> Callable[[], None]:
     from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse
+    from moto.core.exceptions import AWSError
     from moto.core.responses import ActionResult
     from moto.stepfunctions.responses import StepFunctionResponse
 
     undo: list[Callable[[], None]] = []
+
+    class InvalidDefinition(AWSError):
+        TYPE = "InvalidDefinition"
+        STATUS = 400
 
     def validate_state_machine_definition(self: Any) -> Any:
         return ActionResult(validate_definition(self._get_param("definition") or ""))
@@ -67,7 +73,23 @@ def install() -> Callable[[], None]:
             }
         )
 
+    def refusing_invalid(original: Callable[..., Any]) -> Callable[..., Any]:
+        def action(self: Any) -> Any:
+            definition = self._get_param("definition")
+            if definition is not None:
+                answer = validate_definition(definition)
+                if answer["result"] == "FAIL":
+                    reasons = "; ".join(
+                        f"{d['code']}: {d['message']} at {d['location']}" for d in answer["diagnostics"]
+                    )
+                    raise InvalidDefinition(f"Invalid State Machine Definition: '{reasons}'")
+            return original(self)
+
+        return action
+
     _patch(StepFunctionResponse, "validate_state_machine_definition", validate_state_machine_definition, undo)
+    for name in ("create_state_machine", "update_state_machine"):
+        _patch(StepFunctionResponse, name, refusing_invalid(getattr(StepFunctionResponse, name)), undo)
     _patch(StepFunctionResponse, "list_state_machine_versions", list_state_machine_versions, undo)
 
     register = ApplicationAutoScalingResponse.register_scalable_target

@@ -120,3 +120,17 @@ def test_state_machine_versions_are_listed(aws: LocalAWS) -> None:
     ]
     (version,) = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
     assert version["stateMachineVersionArn"] == f"{arn}:1"
+
+
+def test_an_invalid_definition_cannot_be_created(aws: LocalAWS) -> None:
+    iam = aws.client("iam")
+    trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    }
+    role = iam.create_role(RoleName="invalid", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    sfn = aws.client("stepfunctions")
+    bad = json.dumps({"StartAt": "Missing", "States": {"Done": {"Type": "Succeed"}}})
+    with pytest.raises(ClientError) as caught:
+        sfn.create_state_machine(name="invalid", definition=bad, roleArn=role)
+    assert caught.value.response["Error"]["Code"] == "InvalidDefinition"
+    assert "/StartAt" in caught.value.response["Error"]["Message"]
