@@ -114,7 +114,7 @@ def phase_infrastructure(ctx: Context) -> str:
 def phase_data(ctx: Context) -> str:
     from demo import scenario
     from model.config import Settings
-    from pipelines.seed_data import write_labelled_csv
+    from pipelines.seed_data import write_labelled_csv, write_labels
     from pipelines.validate_data import load_validated
 
     train, test = load_validated("banking77:train"), load_validated("banking77:test")
@@ -138,6 +138,7 @@ def phase_data(ctx: Context) -> str:
     data = stack.buckets["data"]
     write_labelled_csv(f"s3://{data}/train/seed.csv", *story.launch_train, settings)
     write_labelled_csv(f"s3://{data}/eval/seed.csv", *story.launch_eval, settings)
+    write_labels(data, settings)
     ctx.results["data"] = {
         "train_hash": train.dataset_hash,
         "launch_intents": len(story.launch_intents),

@@ -8,7 +8,13 @@ from typing import Any
 from lambdas._runtime import step
 from pipelines.validate_data import validate_data
 
-_TRAINING_ENV = ("MLFLOW_TRACKING_URI", "ESTEIRA_MODEL_NAME", "ESTEIRA_EXPERIMENT", "ESTEIRA_DATA_BUCKET")
+_TRAINING_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "ESTEIRA_MODEL_NAME",
+    "ESTEIRA_EXPERIMENT",
+    "ESTEIRA_DATA_BUCKET",
+    "ESTEIRA_LABELS_URI",
+)
 
 
 @step("validate-data")

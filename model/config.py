@@ -41,6 +41,10 @@ class Settings:
     data_dir: str | None = None
     # Download cache for the public data set.
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "esteira")
+    # The intent taxonomy (a JSON list) that labels are validated against, as s3:// or a local path.
+    # Terraform sets it to the data bucket's labels/categories.json (pipelines/seed_data.py writes it):
+    # steps in private subnets have no route to the internet. Unset: BANKING77's own list.
+    labels_uri: str | None = None
     # Public source of BANKING77 (PolyAI-LDN/task-specific-datasets, folder banking_data).
     data_url: str = "https://raw.githubusercontent.com/PolyAI-LDN/task-specific-datasets/master/banking_data"
     # MLflow tracking server and registry (the demo starts one on 127.0.0.1:5500).
@@ -69,6 +73,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             cache_dir=Path(env_str("ESTEIRA_CACHE_DIR", str(Path.home() / ".cache" / "esteira"))),
+            labels_uri=os.environ.get("ESTEIRA_LABELS_URI") or None,
             data_url=env_str("ESTEIRA_DATA_URL", cls.data_url),
             mlflow_tracking_uri=env_str("MLFLOW_TRACKING_URI", cls.mlflow_tracking_uri),
             experiment_name=env_str("ESTEIRA_EXPERIMENT", cls.experiment_name),

@@ -25,6 +25,8 @@ from model.config import Settings
 
 BANKING77_FILES = ("train.csv", "test.csv", "categories.json")
 LABEL_COLUMNS = ("category", "label", "intent")
+# Where in the data bucket the taxonomy lives; Terraform's ESTEIRA_LABELS_URI names the same key.
+LABELS_KEY = "labels/categories.json"
 
 
 class DataSourceError(RuntimeError):
@@ -72,9 +74,41 @@ def banking77_dir(settings: Settings | None = None) -> Path:
 def banking77_labels(settings: Settings | None = None) -> list[str]:
     """The 77 intents, in the data set's own order."""
     path = banking77_dir(settings) / "categories.json"
-    labels = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise DataSourceError(f"{path} is not a JSON list of intent names")
+    return _label_list(str(path), path.read_bytes())
+
+
+def known_labels(settings: Settings | None = None) -> list[str]:
+    """The taxonomy labels are validated against: `labels_uri` when set (always, in AWS), else BANKING77's.
+
+    In AWS the steps run in private subnets with no route to the internet, so they must never reach
+    for the public source at run time; the labels travel with the data, in the data bucket.
+    """
+    settings = settings or Settings.from_env()
+    if not settings.labels_uri:
+        return banking77_labels(settings)
+    uri = settings.labels_uri
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        client = s3_client(settings)
+        try:
+            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.ClientError as exc:
+            raise DataSourceError(f"{uri}: {exc} (pipelines/seed_data.py writes the labels there)") from exc
+    else:
+        path = Path(uri).expanduser()
+        if not path.is_file():
+            raise DataSourceError(f"ESTEIRA_LABELS_URI={uri}: no such file")
+        data = path.read_bytes()
+    return _label_list(uri, data)
+
+
+def _label_list(source: str, data: bytes) -> list[str]:
+    try:
+        labels = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataSourceError(f"{source} is not JSON: {exc}") from exc
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise DataSourceError(f"{source} is not a JSON list of intent names")
     return labels
 
 

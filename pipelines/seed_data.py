@@ -5,18 +5,22 @@ The state machine trains on every file under `train/` and evaluates on every fil
 recent traffic) are added next to it. Data is validated before it is written, so the bucket never
 holds a file the pipeline would refuse; `exclude_intents` seeds a subset (the demo launches with
 fewer intents than BANKING77 has, so new ones can appear in traffic later).
+
+The taxonomy goes with the data (`labels/categories.json`, all of BANKING77's intents, excluded ones
+too): the steps in AWS validate labels against it and have no route to the internet to fetch it.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from model.config import Settings
-from model.data import s3_client
+from model.data import LABELS_KEY, banking77_labels, s3_client
 from pipelines.validate_data import load_validated
 
 
@@ -32,6 +36,14 @@ def write_labelled_csv(uri: str, texts: Sequence[str], labels: Sequence[str], se
         with open(uri, "wb") as fh:
             fh.write(body)
     return len(texts)
+
+
+def write_labels(bucket: str, settings: Settings) -> dict[str, Any]:
+    """Put BANKING77's intent list at `s3://<bucket>/labels/categories.json` (ESTEIRA_LABELS_URI in AWS)."""
+    labels = banking77_labels(settings)
+    body = json.dumps(labels).encode()
+    s3_client(settings).put_object(Bucket=bucket, Key=LABELS_KEY, Body=body, ContentType="application/json")
+    return {"uri": f"s3://{bucket}/{LABELS_KEY}", "intents": len(labels)}
 
 
 def seed_data(
@@ -54,4 +66,5 @@ def seed_data(
         uri = f"s3://{bucket}/{split}/seed.csv"
         rows = write_labelled_csv(uri, [data.texts[i] for i in keep], [data.labels[i] for i in keep], settings)
         written[split] = {"uri": uri, "rows": rows, "intents": len({data.labels[i] for i in keep})}
+    written["labels"] = write_labels(bucket, settings)
     return {"step": "seed-data", "status": "seeded", "bucket": bucket, "excluded_intents": sorted(excluded), **written}

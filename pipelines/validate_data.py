@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from model.config import Settings
-from model.data import banking77_labels, is_folder, list_data_files, read_raw, resolve_uri
+from model.data import is_folder, known_labels, list_data_files, read_raw, resolve_uri
 from model.validate import DataValidationError, Issue, ValidatedData, merge_validated, validate_table
 
 
@@ -22,7 +22,7 @@ def load_validated(
     (naming file, row, column) or DataSourceError. A folder's files are validated one by one and then
     together, so a text labelled differently in two files is an error that names both."""
     settings = settings or Settings.from_env()
-    known = banking77_labels(settings)
+    known = known_labels(settings)
     uri = resolve_uri(data_uri, settings)
     if not is_folder(uri):
         raw = read_raw(uri, settings)

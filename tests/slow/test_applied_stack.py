@@ -51,10 +51,11 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAWS
 
 def seed(aws: LocalAWS, bucket: str) -> None:
     from model.config import Settings
-    from pipelines.seed_data import write_labelled_csv
+    from pipelines.seed_data import write_labelled_csv, write_labels
     from pipelines.validate_data import load_validated
 
     settings = Settings.from_env()
+    write_labels(bucket, settings)
     for split, prefix in (("train", "train"), ("test", "eval")):
         data = load_validated(f"banking77:{split}")
         write_labelled_csv(f"s3://{bucket}/{prefix}/seed.csv", data.texts, data.labels, settings)

@@ -196,6 +196,7 @@ class Workflow(Construct):
             "ESTEIRA_MODEL_NAME": model_name,
             "ESTEIRA_DATA_BUCKET": buckets["data"].bucket_name,
             "ESTEIRA_ARTIFACTS_BUCKET": buckets["artifacts"].bucket_name,
+            "ESTEIRA_LABELS_URI": f"s3://{buckets['data'].bucket_name}/labels/categories.json",
             "CAPTURE_S3_URI": f"s3://{buckets['capture'].bucket_name}/capture/",
             "ESTEIRA_ECS_CLUSTER": cluster.cluster_name,
             "ESTEIRA_ECS_SERVICE": serving_service_name,

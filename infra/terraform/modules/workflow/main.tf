@@ -20,11 +20,13 @@ locals {
 
   # One place for the runtime configuration every step reads (model/config.py documents the names).
   environment = merge(var.extra_environment, {
-    ESTEIRA_ENV                      = var.name
-    MLFLOW_TRACKING_URI              = var.mlflow_tracking_uri
-    ESTEIRA_MODEL_NAME               = var.model_name
-    ESTEIRA_DATA_BUCKET              = var.bucket_names["data"]
-    ESTEIRA_ARTIFACTS_BUCKET         = var.bucket_names["artifacts"]
+    ESTEIRA_ENV              = var.name
+    MLFLOW_TRACKING_URI      = var.mlflow_tracking_uri
+    ESTEIRA_MODEL_NAME       = var.model_name
+    ESTEIRA_DATA_BUCKET      = var.bucket_names["data"]
+    ESTEIRA_ARTIFACTS_BUCKET = var.bucket_names["artifacts"]
+    # The intent taxonomy travels with the data (pipelines/seed_data.py): no step reaches the internet.
+    ESTEIRA_LABELS_URI               = "s3://${var.bucket_names["data"]}/labels/categories.json"
     CAPTURE_S3_URI                   = "s3://${var.bucket_names["capture"]}/capture/"
     ESTEIRA_ECS_CLUSTER              = var.cluster_name
     ESTEIRA_ECS_SERVICE              = var.serving_service_name
