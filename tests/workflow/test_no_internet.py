@@ -17,7 +17,7 @@ import pytest
 
 from localaws import LocalAWS
 from model.config import Settings
-from model.data import LABELS_KEY, DataSourceError
+from model.data import LABELS_KEY, DataSourceError, s3_client
 from pipelines.seed_data import write_labelled_csv, write_labels
 from pipelines.validate_data import load_validated
 
@@ -90,6 +90,31 @@ def test_without_the_labels_uri_the_step_would_reach_for_the_internet(
     with pytest.raises(DataSourceError, match="could not download"):
         load_validated(f"s3://{BUCKET}/train/", settings=Settings.from_env())
     assert no_internet, "the download was not attempted"
+
+
+def test_training_and_evaluation_run_with_no_route_out(
+    aws_like: Settings,
+    settings: Settings,
+    slice_files: dict[str, Path],
+    no_internet: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data, training and evaluation steps, as the workflow runs them: S3 in, MLflow (private) out."""
+    from dataclasses import replace
+
+    from pipelines.evaluate import evaluate
+    from pipelines.train import train
+
+    s3 = Settings.from_env()
+    for split, name in (("train", "train"), ("eval", "test")):
+        body = slice_files[name].read_bytes()
+        s3_client(s3).put_object(Bucket=BUCKET, Key=f"{split}-slice/part.csv", Body=body)
+    step = replace(settings, labels_uri=s3.labels_uri, data_dir=None, cache_dir=s3.cache_dir)
+    step = replace(step, aws_endpoint_url=s3.aws_endpoint_url)
+    trained = train(f"s3://{BUCKET}/train-slice/", f"s3://{BUCKET}/eval-slice/", settings=step)
+    verdict = evaluate(trained["model_version"], f"s3://{BUCKET}/eval-slice/", settings=step)
+    assert verdict["model_version"] == trained["model_version"]
+    assert no_internet == []
 
 
 def test_a_missing_taxonomy_names_its_uri(aws_like: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
