@@ -16,6 +16,8 @@ RUN grep -E '^(mlflow-skinny|scikit-learn|numpy|scipy|pandas|pyarrow|boto3|botoc
     && rm /tmp/dev.lock /tmp/runtime.txt
 
 COPY model/ ${LAMBDA_TASK_ROOT}/model/
+# The names Terraform, CDK and Python share (model/contract.py reads this copy inside the package).
+COPY contract.yaml ${LAMBDA_TASK_ROOT}/model/contract.yaml
 COPY pipelines/ ${LAMBDA_TASK_ROOT}/pipelines/
 COPY lambdas/ ${LAMBDA_TASK_ROOT}/lambdas/
 

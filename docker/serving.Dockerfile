@@ -26,6 +26,8 @@ RUN uv pip compile pyproject.toml --constraint requirements/dev.lock --no-header
     && uv pip sync --python /opt/venv/bin/python /tmp/serving.txt \
     && cp /tmp/serving.txt /opt/venv/serving-requirements.txt
 COPY model/ /src/model/
+# The names Terraform, CDK and Python share (model/contract.py reads this copy inside the package).
+COPY contract.yaml /src/model/contract.yaml
 RUN python -m compileall -q /src/model
 
 # ---- runtime: the venv and the model package, nothing else -----------------------------------------------

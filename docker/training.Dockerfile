@@ -18,6 +18,8 @@ RUN grep -E '^(mlflow-skinny|scikit-learn|numpy|scipy|pandas|pyarrow|boto3|botoc
 
 COPY pyproject.toml README.md ./
 COPY model/ model/
+# The names Terraform, CDK and Python share: inside the package, so `pip install .` ships it as package data.
+COPY contract.yaml model/contract.yaml
 COPY pipelines/ pipelines/
 RUN pip install --no-cache-dir --no-deps . && chown -R esteira:esteira /app
 
