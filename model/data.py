@@ -22,11 +22,12 @@ from typing import Any
 import pandas as pd
 
 from model.config import Settings
+from model.contract import contract
 
 BANKING77_FILES = ("train.csv", "test.csv", "categories.json")
 LABEL_COLUMNS = ("category", "label", "intent")
-# Where in the data bucket the taxonomy lives; Terraform's ESTEIRA_LABELS_URI names the same key.
-LABELS_KEY = "labels/categories.json"
+# Where in the data bucket the taxonomy lives (contract.yaml labels_key; ESTEIRA_LABELS_URI names it).
+LABELS_KEY = contract().labels_key
 
 
 class DataSourceError(RuntimeError):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.special import chdtrc, ndtr
 
+from model.contract import contract
 from model.profile import (
     CONFIDENCE_EDGES,
     OOV_EDGES,
@@ -101,19 +102,20 @@ class DriftReport:
         return asdict(self)
 
     def metrics(self) -> dict[str, float]:
-        """The CloudWatch metrics of CONTRACTS.md, by name."""
+        """The CloudWatch metrics (names from contract.yaml), by name."""
         by = {t.name: t for t in self.tests}
+        m = contract().metrics
 
         def eff(name: str) -> float:
             return float(by[name].effect) if name in by else 0.0
 
         return {
-            "DriftScore": float(self.drift_score),
-            "PredictionDrift": eff("prediction"),
-            "ConfidenceDrop": eff("confidence"),
-            "OOVRateIncrease": eff("oov"),
-            "InputDrift": eff("input"),
-            "DriftDetected": 1.0 if self.drift_detected else 0.0,
+            m.drift_score: float(self.drift_score),
+            m.prediction_drift: eff("prediction"),
+            m.confidence_drop: eff("confidence"),
+            m.oov_rate_increase: eff("oov"),
+            m.input_drift: eff("input"),
+            m.drift_detected: 1.0 if self.drift_detected else 0.0,
         }
 
 

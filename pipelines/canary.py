@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from model.config import Settings
+from model.contract import contract
 from pipelines import aws, registry
 from pipelines.deploy import current_task_definition, pin_model
 from pipelines.rollback import rollback
@@ -60,9 +61,9 @@ class CanarySettings:
     stable_target_group_arn: str = ""
     canary_target_group_arn: str = ""
     desired_count: int = 1  # candidate tasks while a canary runs
-    namespace: str = "Esteira"
+    namespace: str = contract().metrics_namespace
     metrics_service: str = ""  # the Service dimension the serving tasks emit; default: the ECS service
-    alarm_prefix: str = "esteira-canary"  # per-version alarms: <prefix>-v<version>-<kind>
+    alarm_prefix: str = f"esteira{contract().alarms.canary_prefix}"  # per-version alarms: <prefix>-v<version>-<kind>
     alarm_topic_arn: str = ""  # alarm actions (SNS), optional
     # Bars. A breach of any one rolls the release back.
     max_5xx_rate: float = 0.01
@@ -168,6 +169,15 @@ def _scale_canary(wf: aws.WorkflowSettings, cs: CanarySettings, count: int, td: 
 
 
 # ---- alarms scoped to the candidate's model version
+_M = contract().metrics
+_D = contract().dimensions
+
+
+def _version_dims(cs: CanarySettings, version: str) -> list[dict[str, str]]:
+    """[Service, ModelVersion] of one model version, as the serving tasks publish them."""
+    return [{"Name": _D.service, "Value": cs.metrics_service}, {"Name": _D.model_version, "Value": version}]
+
+
 def alarm_names(cs: CanarySettings, version: str) -> dict[str, str]:
     return {kind: f"{cs.alarm_prefix}-v{version}-{kind.replace('_', '-')}" for kind in KINDS}
 
@@ -175,15 +185,15 @@ def alarm_names(cs: CanarySettings, version: str) -> dict[str, str]:
 def create_alarms(cs: CanarySettings, version: str, settings: Settings | None = None) -> list[str]:
     """Four alarms on [Service, ModelVersion=<candidate>]; deleted when the release ends either way."""
     cw = aws.client("cloudwatch", settings)
-    dims = [{"Name": "Service", "Value": cs.metrics_service}, {"Name": "ModelVersion", "Value": version}]
+    dims = _version_dims(cs, version)
     names = alarm_names(cs, version)
     specs = {
-        "http_5xx": ("Http5xx", "Sum", float(cs.max_5xx_count), "GreaterThanOrEqualToThreshold"),
-        "latency_p99": ("LatencyP99", "Maximum", cs.max_p99_ms, "GreaterThanThreshold"),
-        "low_confidence": ("LowConfidenceRate", "Average", cs.max_low_confidence_rate, "GreaterThanThreshold"),
+        "http_5xx": (_M.http_5xx, "Sum", float(cs.max_5xx_count), "GreaterThanOrEqualToThreshold"),
+        "latency_p99": (_M.latency_p99, "Maximum", cs.max_p99_ms, "GreaterThanThreshold"),
+        "low_confidence": (_M.low_confidence_rate, "Average", cs.max_low_confidence_rate, "GreaterThanThreshold"),
         # 1 when a check found significant drift (JS over the bar AND p below drift_p_value); the raw JS is
         # published too (CanaryPredictionDrift) but is too noisy on small windows to alarm on by itself.
-        "prediction_drift": ("CanaryDriftBreach", "Maximum", 0.5, "GreaterThanThreshold"),
+        "prediction_drift": (_M.canary_drift_breach, "Maximum", 0.5, "GreaterThanThreshold"),
     }
     for kind, (metric, stat, threshold, op) in specs.items():
         cw.put_metric_alarm(
@@ -236,15 +246,15 @@ def version_metrics(
 ) -> dict[str, Any]:
     """Totals of one model version's serving metrics in [since, now], from CloudWatch."""
     cw = aws.client("cloudwatch", settings)
-    dims = [{"Name": "Service", "Value": cs.metrics_service}, {"Name": "ModelVersion", "Value": version}]
+    dims = _version_dims(cs, version)
     start, end, period = _window(since, now)
     wanted = {
-        "requests": ("RequestCount", "Sum"),
-        "http_5xx": ("Http5xx", "Sum"),
-        "latency_p99": ("LatencyP99", "Maximum"),
-        "low_confidence": ("LowConfidenceRate", "Average"),
-        "shadow_requests": ("ShadowRequests", "Sum"),
-        "shadow_agreements": ("ShadowAgreements", "Sum"),
+        "requests": (_M.request_count, "Sum"),
+        "http_5xx": (_M.http_5xx, "Sum"),
+        "latency_p99": (_M.latency_p99, "Maximum"),
+        "low_confidence": (_M.low_confidence_rate, "Average"),
+        "shadow_requests": (_M.shadow_requests, "Sum"),
+        "shadow_agreements": (_M.shadow_agreements, "Sum"),
     }
     queries = [
         {
@@ -257,8 +267,8 @@ def version_metrics(
         }
         for key, (metric, stat) in wanted.items()
     ]
-    listed = cw.list_metrics(Namespace=cs.namespace, MetricName="Predictions", Dimensions=dims)["Metrics"]
-    intents = sorted({d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == "Intent"})
+    listed = cw.list_metrics(Namespace=cs.namespace, MetricName=_M.predictions, Dimensions=dims)["Metrics"]
+    intents = sorted({d["Value"] for m in listed for d in m["Dimensions"] if d["Name"] == _D.intent})
     for i, intent in enumerate(intents):
         queries.append(
             {
@@ -266,8 +276,8 @@ def version_metrics(
                 "MetricStat": {
                     "Metric": {
                         "Namespace": cs.namespace,
-                        "MetricName": "Predictions",
-                        "Dimensions": [*dims, {"Name": "Intent", "Value": intent}],
+                        "MetricName": _M.predictions,
+                        "Dimensions": [*dims, {"Name": _D.intent, "Value": intent}],
                     },
                     "Period": period,
                     "Stat": "Sum",
@@ -523,13 +533,13 @@ def check(
         else None
     )
     if drift is not None:  # published so the per-version drift alarm (and the dashboard) see it too
-        dims = [{"Name": "Service", "Value": cs.metrics_service}, {"Name": "ModelVersion", "Value": version}]
+        dims = _version_dims(cs, version)
         breached = any(b["kind"] == "prediction_drift" for b in breaches)
         aws.client("cloudwatch", settings).put_metric_data(
             Namespace=cs.namespace,
             MetricData=[
-                {"MetricName": "CanaryPredictionDrift", "Dimensions": dims, "Value": drift, "Unit": "None"},
-                {"MetricName": "CanaryDriftBreach", "Dimensions": dims, "Value": float(breached), "Unit": "None"},
+                {"MetricName": _M.canary_prediction_drift, "Dimensions": dims, "Value": drift, "Unit": "None"},
+                {"MetricName": _M.canary_drift_breach, "Dimensions": dims, "Value": float(breached), "Unit": "None"},
             ],
         )
     seen = {b["kind"] for b in breaches}

@@ -1,8 +1,8 @@
 """Step: compare the most recent capture window with the champion's reference profile.
 
 Reads the capture objects the service wrote for the champion's version in the last
-`window_hours` hours, runs the four drift tests of model/drift.py, publishes the metrics of
-CONTRACTS.md to CloudWatch, and writes the full report (p-values, effect sizes, window bounds) as JSON
+`window_hours` hours, runs the four drift tests of model/drift.py, publishes their metrics (names in
+contract.yaml) to CloudWatch, and writes the full report (p-values, effect sizes, window bounds) as JSON
 to S3. The same function runs from the CLI (`esteira drift-check`), the Lambda and the demo.
 
 Only the champion's own captures are read: its profile describes its own predictions, and another
@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 
 from model.config import Settings, env_float, env_int
+from model.contract import contract
 from model.drift import DriftConfig, DriftReport, check_window
 from model.profile import Profile
 from pipelines import registry
@@ -48,8 +49,8 @@ class DriftSettings:
     alpha: float = 0.001
     min_window: int = 200
     report_s3_uri: str = ""
-    namespace: str = "Esteira"
-    service_name: str = "esteira-serving"
+    namespace: str = contract().metrics_namespace
+    service_name: str = contract().serving_service_name
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -101,7 +102,8 @@ def hour_prefixes(root: str, version: str, end: dt.datetime, hours: int) -> list
     out = []
     for h in range(hours + 1):  # +1: the window's start hour is partly inside it
         t = end - dt.timedelta(hours=h)
-        out.append(f"{root}/model_version={version}/dt={t:%Y-%m-%d}/hour={t:%H}/".lstrip("/"))
+        partition = contract().capture.partition_key(version, f"{t:%Y-%m-%d}", f"{t:%H}")
+        out.append(f"{root}/{partition}".lstrip("/"))
     return out
 
 
@@ -158,12 +160,13 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def publish(cloudwatch: Any, report: DriftReport, namespace: str, service: str, version: str) -> int:
-    """PutMetricData with both dimension sets: [Service, ModelVersion] (CONTRACTS) and [Service] (alarms)."""
+    """PutMetricData with both dimension sets of contract.yaml: [Service, ModelVersion] and [Service] (alarms)."""
+    d = contract().dimensions
     data = []
     for name, value in report.metrics().items():
         for dims in (
-            [{"Name": "Service", "Value": service}, {"Name": "ModelVersion", "Value": version}],
-            [{"Name": "Service", "Value": service}],
+            [{"Name": d.service, "Value": service}, {"Name": d.model_version, "Value": version}],
+            [{"Name": d.service, "Value": service}],
         ):
             data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Unit": "None"})
     cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)

@@ -30,10 +30,12 @@ import boto3
 from botocore.exceptions import ClientError
 
 from model.config import Settings
+from model.contract import contract
 
 COOLDOWN_KEY = "retrain-cooldown"
 PAUSE_KEY = "retrain-paused"
-ALARM_PREFIX = "esteira-model-"
+# Model-health alarms are <name><retrain_prefix>* (contract.yaml); <name> defaults to the project, esteira.
+ALARM_PREFIX = f"esteira{contract().alarms.retrain_prefix}"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Why a thread: S3 calls block, and the event loop must keep serving while they ru
 bounded buffer: when S3 is down the service keeps answering; records wait and are retried, and once the
 buffer is full the oldest are dropped and counted (EMF `CaptureDropped`) instead of exhausting memory.
 A failed object keeps its key when retried, so a write that succeeded but timed out is not duplicated.
-Layout (CONTRACTS.md): <prefix>/model_version=<v>/dt=YYYY-MM-DD/hour=HH/<uuid>.jsonl.
+Layout (contract.yaml `capture`): <prefix>/model_version=<v>/dt=YYYY-MM-DD/hour=HH/<uuid>.jsonl.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from model.contract import contract
 
 log = logging.getLogger("esteira.serving.capture")
 
@@ -152,7 +154,7 @@ class CaptureWriter:
             groups.setdefault((str(rec.get("model_version", "unknown")), ts[:10], ts[11:13]), []).append(rec)
         chunks = []
         for (version, day, hour), recs in groups.items():
-            key = f"model_version={version}/dt={day}/hour={hour}/{uuid.uuid4().hex}.jsonl"
+            key = f"{contract().capture.partition_key(version, day, hour)}{uuid.uuid4().hex}.jsonl"
             if self.prefix:
                 key = f"{self.prefix}/{key}"
             body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in recs).encode()

@@ -3,8 +3,9 @@
 Why aggregate instead of one record per request: at ~1,500 req/s a record per request would cost more
 than the prediction and flood the log group; one record per model version (plus one per intent) per
 interval carries the same alarms and dashboards. Percentiles are computed here because CloudWatch
-cannot derive p99 from pre-aggregated means. Names and dimensions follow CONTRACTS.md (namespace
-`Esteira`, dimensions [Service, ModelVersion], per intent [Service, ModelVersion, Intent]).
+cannot derive p99 from pre-aggregated means. Names and dimensions come from contract.yaml (namespace
+`Esteira`, dimensions [Service, ModelVersion] rolled up on [Service], per intent [Service, ModelVersion,
+Intent]): the alarms Terraform and CDK create read the same names.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-NAMESPACE = "Esteira"
+from model.contract import contract
+
+NAMESPACE = contract().metrics_namespace
+_M = contract().metrics
+_D = contract().dimensions
 
 
 @dataclass
@@ -98,28 +103,23 @@ class Metrics:
             if count:
                 p50, p90, p99 = (float(v) for v in np.percentile(np.asarray(win.latencies_ms), [50, 90, 99]))
             values: dict[str, tuple[float, str]] = {
-                "RequestCount": (count, "Count"),
-                "LatencyP50": (round(p50, 3), "Milliseconds"),
-                "LatencyP90": (round(p90, 3), "Milliseconds"),
-                "LatencyP99": (round(p99, 3), "Milliseconds"),
-                "Http4xx": (win.http4xx, "Count"),
-                "Http5xx": (win.http5xx, "Count"),
-                "CaptureDropped": (dropped if i == 0 else 0, "Count"),
+                _M.request_count: (count, "Count"),
+                _M.latency_p50: (round(p50, 3), "Milliseconds"),
+                _M.latency_p90: (round(p90, 3), "Milliseconds"),
+                _M.latency_p99: (round(p99, 3), "Milliseconds"),
+                _M.http_4xx: (win.http4xx, "Count"),
+                _M.http_5xx: (win.http5xx, "Count"),
+                _M.capture_dropped: (dropped if i == 0 else 0, "Count"),
             }
             if win.rows:
-                values["MeanConfidence"] = (round(win.confidence_sum / win.rows, 6), "None")
-                values["LowConfidenceRate"] = (round(win.low_confidence / win.rows, 6), "None")
-                values["MeanTextLength"] = (round(win.text_length_sum / win.rows, 3), "None")
+                values[_M.mean_confidence] = (round(win.confidence_sum / win.rows, 6), "None")
+                values[_M.low_confidence_rate] = (round(win.low_confidence / win.rows, 6), "None")
+                values[_M.mean_text_length] = (round(win.text_length_sum / win.rows, 3), "None")
             # Also roll up on [Service] alone, so alarms need not know which version is live.
-            docs.append(self._doc(ts, {"Service": self.service, "ModelVersion": version}, values, rollup=True))
+            dims = {_D.service: self.service, _D.model_version: version}
+            docs.append(self._doc(ts, dims, values, rollup=True))
             for intent, n in sorted(win.predictions.items()):
-                docs.append(
-                    self._doc(
-                        ts,
-                        {"Service": self.service, "ModelVersion": version, "Intent": intent},
-                        {"Predictions": (n, "Count")},
-                    )
-                )
+                docs.append(self._doc(ts, {**dims, _D.intent: intent}, {_M.predictions: (n, "Count")}))
         return docs
 
     def _doc(
@@ -131,7 +131,7 @@ class Metrics:
                 "CloudWatchMetrics": [
                     {
                         "Namespace": NAMESPACE,
-                        "Dimensions": [list(dims), ["Service"]] if rollup else [list(dims)],
+                        "Dimensions": [list(dims), [_D.service]] if rollup else [list(dims)],
                         "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in values.items()],
                     }
                 ],

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from model.contract import contract
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
@@ -38,7 +40,7 @@ class ServingSettings:
     model_version: str = ""
     host: str = "0.0.0.0"
     port: int = 8080
-    service_name: str = "esteira-serving"
+    service_name: str = contract().serving_service_name
     mlflow_tracking_uri: str | None = None
     # Request limits: longer text, bigger batches or bodies get a 4xx naming the field.
     max_text_chars: int = 1000

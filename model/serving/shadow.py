@@ -31,9 +31,12 @@ from typing import Any, TextIO
 
 import httpx
 
+from model.contract import contract
 from model.serving.settings import ServingSettings
 
-NAMESPACE = "Esteira"
+NAMESPACE = contract().metrics_namespace
+_M = contract().metrics
+_D = contract().dimensions
 
 
 class ShadowMirror:
@@ -156,10 +159,10 @@ class ShadowMirror:
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         docs = []
         for version, (rows, agreed) in sorted(counts.items()):
-            values = {"ShadowRequests": rows, "ShadowAgreements": agreed}
+            values = {_M.shadow_requests: rows, _M.shadow_agreements: agreed}
             docs.append(self._doc(ts, version, values))
         if dropped or errors:
-            docs.append(self._doc(ts, "unknown", {"ShadowDropped": dropped, "ShadowErrors": errors}))
+            docs.append(self._doc(ts, "unknown", {_M.shadow_dropped: dropped, _M.shadow_errors: errors}))
         return docs
 
     def _doc(self, ts: int, version: str, values: dict[str, int]) -> dict[str, Any]:
@@ -169,13 +172,13 @@ class ShadowMirror:
                 "CloudWatchMetrics": [
                     {
                         "Namespace": NAMESPACE,
-                        "Dimensions": [["Service", "ModelVersion"]],
+                        "Dimensions": [[_D.service, _D.model_version]],
                         "Metrics": [{"Name": k, "Unit": "Count"} for k in values],
                     }
                 ],
             },
-            "Service": self.service,
-            "ModelVersion": version,
+            _D.service: self.service,
+            _D.model_version: version,
             **values,
         }
 
