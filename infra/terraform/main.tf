@@ -13,6 +13,11 @@ data "aws_availability_zones" "available" {
 }
 
 locals {
+  # The names shared with the CDK app and the Python code (Lambda keys, environment variable names,
+  # metric and alarm names, the capture layout, the labels key), defined once at the repository root.
+  # The modules get what they need as typed variables; they never read the file themselves.
+  contract = yamldecode(file("${path.root}/../../contract.yaml"))
+
   name = "${var.project}-${var.environment}"
   # Cloud Map: mlflow.<namespace> (MLflow) and canary.<namespace> (shadow copies to the candidate).
   discovery_namespace = "${local.name}.internal"
@@ -30,7 +35,7 @@ locals {
     mlflow   = coalesce(var.mlflow_image_uri, "${module.registry.repository_urls["mlflow"]}:${var.image_tag}")
   }
   model_uri      = var.pinned_model_version == null ? "models:/${var.model_name}@champion" : "models:/${var.model_name}/${var.pinned_model_version}"
-  capture_s3_uri = "s3://${module.storage.bucket_names["capture"]}/capture/"
+  capture_s3_uri = "s3://${module.storage.bucket_names["capture"]}/${local.contract.capture.prefix}/"
 }
 
 module "storage" {
@@ -64,6 +69,9 @@ module "registry" {
 module "serving" {
   source                 = "./modules/serving"
   name                   = local.name
+  service_name           = local.contract.serving_service_name
+  environment_names      = local.contract.serving_environment
+  metrics_namespace      = local.contract.metrics.namespace
   vpc_id                 = module.network.vpc_id
   vpc_cidr_block         = module.network.vpc_cidr_block
   public_subnet_ids      = module.network.public_subnet_ids
@@ -113,6 +121,13 @@ module "mlflow" {
 module "workflow" {
   source                   = "./modules/workflow"
   name                     = local.name
+  function_keys            = local.contract.lambda_functions
+  environment_names        = local.contract.workflow_environment
+  template_variables       = local.contract.asl_variables
+  labels_key               = local.contract.labels_key
+  capture_s3_uri           = local.capture_s3_uri
+  metrics_namespace        = local.contract.metrics.namespace
+  alarm_prefixes           = { retrain = local.contract.alarms.retrain_prefix, canary = local.contract.alarms.canary_prefix }
   lambda_image_uri         = local.images.lambdas
   training_image_uri       = local.images.training
   training_backend         = var.training_backend
@@ -150,15 +165,20 @@ module "workflow" {
 }
 
 module "monitoring" {
-  source                  = "./modules/monitoring"
-  name                    = local.name
-  kms_key_arn             = module.storage.kms_key_arn
-  alarm_emails            = var.alarm_emails
-  cluster_name            = module.serving.cluster_name
-  service_name            = module.serving.service_name
-  alb_arn_suffix          = module.serving.alb_arn_suffix
-  target_group_arn_suffix = module.serving.target_group_arn_suffix
-  state_machine_arn       = module.workflow.state_machine_arn
+  source                     = "./modules/monitoring"
+  name                       = local.name
+  alarm_suffixes             = local.contract.alarms.suffixes
+  metrics_namespace          = local.contract.metrics.namespace
+  service_dimension          = local.contract.metrics.dimensions.service
+  drift_metric_name          = local.contract.metrics.names.drift_score
+  low_confidence_metric_name = local.contract.metrics.names.low_confidence_rate
+  kms_key_arn                = module.storage.kms_key_arn
+  alarm_emails               = var.alarm_emails
+  cluster_name               = module.serving.cluster_name
+  service_name               = module.serving.service_name
+  alb_arn_suffix             = module.serving.alb_arn_suffix
+  target_group_arn_suffix    = module.serving.target_group_arn_suffix
+  state_machine_arn          = module.workflow.state_machine_arn
   retrain_trigger_function = {
     arn  = module.workflow.function_arns["retrain_trigger"]
     name = module.workflow.function_names["retrain_trigger"]

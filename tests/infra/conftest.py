@@ -1,7 +1,7 @@
 """Fixtures for the Terraform chain: the pinned toolchain, a staged copy of the tree, the embedded AWS.
 
-The tree is staged into a temporary directory (infra/terraform + stepfunctions, same relative
-layout) so `tofu init` never writes .terraform/ or a lock file into the repository, and a
+The tree is staged into a temporary directory (infra/terraform + stepfunctions + contract.yaml, same
+relative layout) so `tofu init` never writes .terraform/ or a lock file into the repository, and a
 `backend_override.tf` swaps the S3 backend for a local one: the emulator runs hold no real state.
 """
 
@@ -21,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "infra" / "terraform"
 ASL = REPO / "stepfunctions" / "train_evaluate_deploy.asl.json"
+CONTRACT = REPO / "contract.yaml"
 TOOLS_DIR = Path(os.environ.get("ESTEIRA_TOOLS_DIR", Path.home() / ".cache" / "esteira" / "tools"))
 BIN = TOOLS_DIR / "bin"
 
@@ -84,10 +85,12 @@ def tofu_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def stage_tree(dest: Path) -> Path:
-    """Copy the root module and the ASL templates keeping their relative layout; return the root."""
+    """Copy the root module and the files it reads (the ASL templates, contract.yaml) keeping their
+    relative layout; return the root."""
     root = dest / "infra" / "terraform"
     shutil.copytree(TF_DIR, root, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
     shutil.copytree(REPO / "stepfunctions", dest / "stepfunctions")
+    shutil.copy2(CONTRACT, dest / "contract.yaml")
     (root / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
     return root
 

@@ -9,26 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from .conftest import ASL, BIN, REPO, TF_DIR, Tofu, require, tofu_env
+from .conftest import ASL, BIN, CONTRACT, REPO, TF_DIR, Tofu, require, tofu_env
 from .iam_policies import is_allow_all, violations
 
 pytestmark = pytest.mark.infra
 
 # The variables the workflow module passes to templatefile(); the ASL may use any subset.
-FUNCTIONS = [
-    "validate_data",
-    "evaluate",
-    "promote",
-    "deploy",
-    "service_stable",
-    "smoke_test",
-    "rollback",
-    "drift_check",
-    "retrain_trigger",
-    "lock",
-    "canary_check",
-]
+FUNCTIONS = list(yaml.safe_load(CONTRACT.read_text())["lambda_functions"])
 TEMPLATE_VARS = {
     f"{f}_function_arn": f"arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-{f}" for f in FUNCTIONS
 } | {

@@ -7,18 +7,13 @@ locals {
     LoadBalancer = var.alb_arn_suffix
     TargetGroup  = var.target_group_arn_suffix
   }
-  service_dimensions = { Service = var.service_name }
+  service_dimensions = { (var.service_dimension) = var.service_name }
   alarm_actions      = [aws_sns_topic.this.arn]
   # Built from names so the EventBridge rule and outputs do not depend on the alarms existing.
-  alarm_prefix = "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name}"
-  alarm_arns = {
-    error_rate        = "${local.alarm_prefix}-service-5xx-rate"
-    p99_latency       = "${local.alarm_prefix}-service-p99-latency"
-    unhealthy_hosts   = "${local.alarm_prefix}-service-unhealthy-hosts"
-    failed_executions = "${local.alarm_prefix}-pipeline-failed-executions"
-    drift             = "${local.alarm_prefix}-model-drift"
-    low_confidence    = "${local.alarm_prefix}-model-low-confidence"
-  }
+  alarm_prefix = "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:alarm"
+  # Alarm names are <name>-<suffix> (contract.yaml alarms.suffixes), by purpose.
+  alarm_names = { for purpose, suffix in var.alarm_suffixes : purpose => "${var.name}-${suffix}" }
+  alarm_arns  = { for purpose, name in local.alarm_names : purpose => "${local.alarm_prefix}:${name}" }
 }
 
 # ---- notifications
@@ -68,7 +63,7 @@ resource "aws_sns_topic_subscription" "email" {
 
 # ---- service-health alarms (notify only)
 resource "aws_cloudwatch_metric_alarm" "error_rate" {
-  alarm_name          = "${var.name}-service-5xx-rate"
+  alarm_name          = local.alarm_names.error_rate
   alarm_description   = "Target 5xx responses above ${var.error_rate_threshold_percent}% of requests"
   comparison_operator = "GreaterThanThreshold"
   threshold           = var.error_rate_threshold_percent
@@ -109,7 +104,7 @@ resource "aws_cloudwatch_metric_alarm" "error_rate" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "p99_latency" {
-  alarm_name          = "${var.name}-service-p99-latency"
+  alarm_name          = local.alarm_names.p99_latency
   alarm_description   = "ALB p99 target response time above ${var.p99_latency_threshold_seconds} s"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "TargetResponseTime"
@@ -128,7 +123,7 @@ resource "aws_cloudwatch_metric_alarm" "p99_latency" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
-  alarm_name          = "${var.name}-service-unhealthy-hosts"
+  alarm_name          = local.alarm_names.unhealthy_hosts
   alarm_description   = "At least one serving task fails the /ready health check"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "UnHealthyHostCount"
@@ -146,7 +141,7 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_hosts" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "failed_executions" {
-  alarm_name          = "${var.name}-pipeline-failed-executions"
+  alarm_name          = local.alarm_names.failed_executions
   alarm_description   = "A train-evaluate-deploy execution failed, timed out or was aborted"
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
@@ -180,7 +175,7 @@ resource "aws_cloudwatch_metric_alarm" "failed_executions" {
 # ---- model-health alarms (notify and retrain). Aggregated on Service, so no SEARCH is needed
 # whatever ModelVersion is live; the service also emits the Service+ModelVersion dimension set.
 resource "aws_cloudwatch_metric_alarm" "drift" {
-  alarm_name          = "${var.name}-model-drift"
+  alarm_name          = local.alarm_names.drift
   alarm_description   = "DriftScore >= ${var.drift_threshold} (1.0 = drift-check rejected 'no drift' at its alpha): retraining is triggered"
   namespace           = var.metrics_namespace
   metric_name         = var.drift_metric_name
@@ -198,7 +193,7 @@ resource "aws_cloudwatch_metric_alarm" "drift" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "low_confidence" {
-  alarm_name          = "${var.name}-model-low-confidence"
+  alarm_name          = local.alarm_names.low_confidence
   alarm_description   = "Share of low-confidence predictions above ${var.low_confidence_threshold}: retraining is triggered"
   namespace           = var.metrics_namespace
   metric_name         = var.low_confidence_metric_name
@@ -303,8 +298,8 @@ resource "aws_cloudwatch_dashboard" "this" {
         properties = {
           title = "Model health", region = data.aws_region.current.region, period = 300
           metrics = [
-            [var.metrics_namespace, var.drift_metric_name, "Service", var.service_name, { stat = "Maximum" }],
-            [var.metrics_namespace, var.low_confidence_metric_name, "Service", var.service_name, { stat = "Average" }],
+            [var.metrics_namespace, var.drift_metric_name, var.service_dimension, var.service_name, { stat = "Maximum" }],
+            [var.metrics_namespace, var.low_confidence_metric_name, var.service_dimension, var.service_name, { stat = "Average" }],
           ]
         }
       },

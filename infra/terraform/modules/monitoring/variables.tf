@@ -67,22 +67,41 @@ variable "drift_check_schedule" {
   }
 }
 
+# ---- names from contract.yaml (the root module reads it and passes them here)
+variable "alarm_suffixes" {
+  description = "Alarm names after <name>- by purpose (contract.yaml alarms.suffixes); model-health alarms (drift, low_confidence) are the ones that retrain."
+  type = object({
+    error_rate        = string
+    p99_latency       = string
+    unhealthy_hosts   = string
+    failed_executions = string
+    drift             = string
+    low_confidence    = string
+  })
+  validation {
+    condition     = alltrue([for s in values(var.alarm_suffixes) : can(regex("^[a-z0-9][a-z0-9-]*$", s))]) && length(distinct(values(var.alarm_suffixes))) == 6
+    error_message = "alarm_suffixes must be six distinct lowercase dash-separated names."
+  }
+}
+
 variable "metrics_namespace" {
-  description = "Namespace of the custom metrics the service and drift check publish."
+  description = "Namespace of the custom metrics the service and drift check publish (contract.yaml metrics.namespace)."
   type        = string
-  default     = "Esteira"
+}
+
+variable "service_dimension" {
+  description = "Dimension naming the service in the custom metrics (contract.yaml metrics.dimensions.service); the alarms read the [<this>] roll-up."
+  type        = string
 }
 
 variable "drift_metric_name" {
-  description = "Custom metric carrying the drift score (dimensions Service, and Service+ModelVersion)."
+  description = "Custom metric carrying the drift score (contract.yaml metrics.names.drift_score)."
   type        = string
-  default     = "DriftScore"
 }
 
 variable "low_confidence_metric_name" {
-  description = "Custom metric carrying the share of predictions below the confidence threshold (0-1)."
+  description = "Custom metric carrying the share of predictions below the confidence threshold, 0-1 (contract.yaml metrics.names.low_confidence_rate)."
   type        = string
-  default     = "LowConfidenceRate"
 }
 
 variable "error_rate_threshold_percent" {

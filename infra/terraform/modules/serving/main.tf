@@ -4,7 +4,8 @@ data "aws_partition" "current" {}
 locals {
   region = data.aws_region.current.region
   https  = var.certificate_arn != null
-  environment = merge(var.extra_environment, {
+  # The contract's names (var.environment_names) with their values; extra_environment only adds names.
+  contract_environment = {
     MODEL_URI           = var.model_uri
     MLFLOW_TRACKING_URI = var.mlflow_tracking_uri
     CAPTURE_S3_URI      = var.capture_s3_uri
@@ -13,7 +14,13 @@ locals {
     PORT                = tostring(var.container_port)
     # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
     SHADOW_URL = "http://${local.canary_host}:${var.container_port}"
-  })
+  }
+  environment = merge(var.extra_environment, local.contract_environment)
+  # Names set here but not in the contract, or in the contract but not set (a precondition checks it is empty).
+  environment_mismatch = setunion(
+    setsubtract(keys(local.contract_environment), var.environment_names),
+    setsubtract(var.environment_names, keys(local.contract_environment)),
+  )
   canary_host = "canary.${var.discovery_namespace}"
 }
 
@@ -164,6 +171,13 @@ resource "aws_ecs_task_definition" "serving" {
       }
     }
   ])
+
+  lifecycle {
+    precondition {
+      condition     = length(local.environment_mismatch) == 0
+      error_message = "The serving environment differs from contract.yaml serving_environment in: ${join(", ", sort(local.environment_mismatch))}."
+    }
+  }
 
   tags = var.tags
 }

@@ -8,9 +8,8 @@ variable "name" {
 }
 
 variable "service_name" {
-  description = "ECS service name; also the Service dimension of the Esteira CloudWatch metrics."
+  description = "ECS service name (contract.yaml serving_service_name); also the Service dimension of the Esteira CloudWatch metrics."
   type        = string
-  default     = "esteira-serving"
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,254}$", var.service_name))
     error_message = "service_name must be a valid ECS service name."
@@ -240,9 +239,21 @@ variable "deletion_protection" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace the service publishes EMF/custom metrics to."
+  description = "CloudWatch namespace the service publishes EMF/custom metrics to (contract.yaml metrics.namespace)."
   type        = string
-  default     = "Esteira"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be a custom CloudWatch namespace (not AWS/...)."
+  }
+}
+
+variable "environment_names" {
+  description = "Names of the container environment variables the service reads (contract.yaml serving_environment); the module sets exactly these, extra_environment may add others."
+  type        = list(string)
+  validation {
+    condition     = length(var.environment_names) > 0 && alltrue([for n in var.environment_names : can(regex("^[A-Z][A-Z0-9_]*$", n))])
+    error_message = "environment_names must be UPPER_SNAKE_CASE names."
+  }
 }
 
 variable "log_retention_days" {

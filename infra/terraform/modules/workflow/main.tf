@@ -15,19 +15,23 @@ locals {
   serving_service_arn = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.serving_service_name}"
   canary_service_arn  = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.canary_service_name}"
   # Per-version canary alarms the canary_check Lambda creates and deletes (never "-model-": no retraining).
-  canary_alarm_prefix = "${var.name}-canary"
+  canary_alarm_prefix = "${var.name}${var.alarm_prefixes.canary}"
   lock_table_name     = "${var.name}-workflow-lock"
 
-  # One place for the runtime configuration every step reads (model/config.py documents the names).
-  environment = merge(var.extra_environment, {
+  # The Lambdas by key: the contract's keys (var.function_keys), sized by var.functions.
+  functions = { for k in var.function_keys : k => lookup(var.functions, k, null) }
+
+  # One place for the runtime configuration every step reads (model/config.py documents the names):
+  # exactly the contract's names (var.environment_names); extra_environment only adds names.
+  contract_environment = {
     ESTEIRA_ENV              = var.name
     MLFLOW_TRACKING_URI      = var.mlflow_tracking_uri
     ESTEIRA_MODEL_NAME       = var.model_name
     ESTEIRA_DATA_BUCKET      = var.bucket_names["data"]
     ESTEIRA_ARTIFACTS_BUCKET = var.bucket_names["artifacts"]
     # The intent taxonomy travels with the data (pipelines/seed_data.py): no step reaches the internet.
-    ESTEIRA_LABELS_URI               = "s3://${var.bucket_names["data"]}/labels/categories.json"
-    CAPTURE_S3_URI                   = "s3://${var.bucket_names["capture"]}/capture/"
+    ESTEIRA_LABELS_URI               = "s3://${var.bucket_names["data"]}/${var.labels_key}"
+    CAPTURE_S3_URI                   = var.capture_s3_uri
     ESTEIRA_ECS_CLUSTER              = var.cluster_name
     ESTEIRA_ECS_SERVICE              = var.serving_service_name
     ESTEIRA_TASK_FAMILY              = var.serving_task_family
@@ -38,7 +42,7 @@ locals {
     ESTEIRA_METRICS_NAMESPACE        = var.metrics_namespace
     ESTEIRA_RETRAIN_COOLDOWN_SECONDS = tostring(var.retrain_cooldown_seconds)
     # The monitoring module names model-health alarms "<name>-model-*"; only those start retraining.
-    ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}-model-"
+    ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}${var.alarm_prefixes.retrain}"
     SERVICE_NAME                 = var.serving_service_name
     # Canary and shadow releases (pipelines/canary.py).
     ESTEIRA_CANARY_SERVICE                 = var.canary_service_name
@@ -53,7 +57,13 @@ locals {
     ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE = tostring(var.canary_thresholds.max_low_confidence_rate)
     ESTEIRA_CANARY_MAX_PREDICTION_DRIFT    = tostring(var.canary_thresholds.max_prediction_drift)
     ESTEIRA_CANARY_MIN_REQUESTS            = tostring(var.canary_thresholds.min_requests)
-  })
+  }
+  environment = merge(var.extra_environment, local.contract_environment)
+  # Names set here but not in the contract, or in the contract but not set (a precondition checks it is empty).
+  environment_mismatch = setunion(
+    setsubtract(keys(local.contract_environment), var.environment_names),
+    setsubtract(var.environment_names, keys(local.contract_environment)),
+  )
 }
 
 # ---- network identity shared by the Lambdas and the training task
@@ -240,7 +250,7 @@ resource "aws_iam_role_policy" "lambda" {
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
-  for_each          = var.functions
+  for_each          = local.functions
   name              = "/aws/lambda/${var.name}-${replace(each.key, "_", "-")}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -252,7 +262,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_115:Reserved concurrency would eat into small accounts' unreserved pool (new accounts have 10); the DynamoDB lock serialises the workflow.
   #checkov:skip=CKV_AWS_272:Code signing applies to zip packages; these functions run a container image from an immutable-tag, scan-on-push ECR repository.
   #checkov:skip=CKV_AWS_117:All functions but those in functions_outside_vpc (default: smoke_test, which only calls the internet-facing ALB) run in the private subnets.
-  for_each      = var.functions
+  for_each      = local.functions
   function_name = "${var.name}-${replace(each.key, "_", "-")}"
   description   = each.value.description
   role          = aws_iam_role.lambda.arn
@@ -288,6 +298,13 @@ resource "aws_lambda_function" "this" {
   logging_config {
     log_format = "JSON"
     log_group  = aws_cloudwatch_log_group.lambda[each.key].name
+  }
+
+  lifecycle {
+    precondition {
+      condition     = each.value != null
+      error_message = "contract.yaml names the Lambda ${each.key}, which var.functions gives no description, timeout or memory."
+    }
   }
 
   depends_on = [aws_iam_role_policy.lambda, aws_iam_role_policy_attachment.lambda_vpc]
@@ -385,6 +402,13 @@ resource "aws_ecs_task_definition" "train" {
       }
     }
   ])
+
+  lifecycle {
+    precondition {
+      condition     = length(local.environment_mismatch) == 0
+      error_message = "The workflow environment differs from contract.yaml workflow_environment in: ${join(", ", sort(local.environment_mismatch))}."
+    }
+  }
 
   tags = var.tags
 }
@@ -549,12 +573,9 @@ resource "aws_iam_role_policy" "sfn" {
   policy = data.aws_iam_policy_document.sfn.json
 }
 
-resource "aws_sfn_state_machine" "this" {
-  name     = local.state_machine_name
-  role_arn = aws_iam_role.sfn.arn
-  type     = "STANDARD"
-
-  definition = templatefile(var.definition_path, merge(
+# The values of the ASL template's variables (contract.yaml asl_variables); extra ones are harmless.
+locals {
+  definition_variables = merge(
     { for k, f in aws_lambda_function.this : "${k}_function_arn" => f.arn },
     {
       sns_topic_arn             = var.sns_topic_arn
@@ -574,7 +595,15 @@ resource "aws_sfn_state_machine" "this" {
       canary_bake_seconds       = tostring(var.canary_bake_seconds)
       shadow_seconds            = tostring(var.shadow_seconds)
     },
-  ))
+  )
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name     = local.state_machine_name
+  role_arn = aws_iam_role.sfn.arn
+  type     = "STANDARD"
+
+  definition = templatefile(var.definition_path, local.definition_variables)
 
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.sfn.arn}:*"
@@ -590,6 +619,17 @@ resource "aws_sfn_state_machine" "this" {
     type                              = "CUSTOMER_MANAGED_KMS_KEY"
     kms_key_id                        = var.kms_key_arn
     kms_data_key_reuse_period_seconds = 300
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(setsubtract(var.template_variables, keys(local.definition_variables))) == 0
+      error_message = "No value for the ASL template variable(s) ${join(", ", sort(setsubtract(var.template_variables, keys(local.definition_variables))))} of contract.yaml asl_variables."
+    }
+    precondition {
+      condition     = length(setsubtract(keys(var.functions), var.function_keys)) == 0
+      error_message = "var.functions sizes ${join(", ", sort(setsubtract(keys(var.functions), var.function_keys)))}, which contract.yaml lambda_functions does not name."
+    }
   }
 
   depends_on = [aws_iam_role_policy.sfn]

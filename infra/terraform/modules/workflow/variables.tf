@@ -7,8 +7,73 @@ variable "name" {
   }
 }
 
+# ---- names from contract.yaml (the root module reads it and passes them here)
+variable "function_keys" {
+  description = "The workflow Lambdas (contract.yaml lambda_functions). Key k runs handler lambdas.<k>.handler from the one Lambda image, is named <name>-<k with - for _>, and its ARN reaches the state machine template as <k>_function_arn."
+  type        = list(string)
+  validation {
+    condition     = length(var.function_keys) > 0 && length(distinct(var.function_keys)) == length(var.function_keys) && alltrue([for k in var.function_keys : can(regex("^[a-z][a-z0-9_]*$", k))])
+    error_message = "function_keys must be distinct snake_case module names."
+  }
+}
+
+variable "environment_names" {
+  description = "Names of the environment variables every Lambda and the training task get (contract.yaml workflow_environment); the module sets exactly these, extra_environment may add others."
+  type        = list(string)
+  validation {
+    condition     = length(var.environment_names) > 0 && alltrue([for n in var.environment_names : can(regex("^[A-Z][A-Z0-9_]*$", n))])
+    error_message = "environment_names must be UPPER_SNAKE_CASE names."
+  }
+}
+
+variable "template_variables" {
+  description = "Variables of the ASL template (contract.yaml asl_variables); the module must give each a value."
+  type        = list(string)
+  validation {
+    condition     = alltrue([for v in var.template_variables : can(regex("^[a-z][a-z0-9_]*$", v))])
+    error_message = "template_variables must be snake_case names."
+  }
+}
+
+variable "labels_key" {
+  description = "Key of the intent taxonomy in the data bucket (contract.yaml labels_key): ESTEIRA_LABELS_URI = s3://<data bucket>/<labels_key>."
+  type        = string
+  validation {
+    condition     = length(var.labels_key) > 0 && !startswith(var.labels_key, "/")
+    error_message = "labels_key must be a relative S3 key."
+  }
+}
+
+variable "capture_s3_uri" {
+  description = "CAPTURE_S3_URI: where the service captures inference traffic, s3://<capture bucket>/<contract.yaml capture.prefix>/ (the drift check reads it)."
+  type        = string
+  validation {
+    condition     = startswith(var.capture_s3_uri, "s3://") && endswith(var.capture_s3_uri, "/")
+    error_message = "capture_s3_uri must be s3://bucket/prefix/."
+  }
+}
+
+variable "alarm_prefixes" {
+  description = "Alarm-name prefixes after <name> (contract.yaml alarms): retrain (model-health alarms, e.g. -model-) and canary (per-version canary alarms, e.g. -canary)."
+  type        = object({ retrain = string, canary = string })
+  validation {
+    condition     = startswith(var.alarm_prefixes.retrain, "-") && startswith(var.alarm_prefixes.canary, "-") && !startswith(var.alarm_prefixes.canary, var.alarm_prefixes.retrain)
+    error_message = "alarm_prefixes start with - and canary alarms must not match the retrain prefix."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the Esteira custom metrics (contract.yaml metrics.namespace)."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be a custom CloudWatch namespace (not AWS/...)."
+  }
+}
+
+# ---- settings
 variable "functions" {
-  description = "Workflow Lambdas by key. Each runs handler lambdas.<key>.handler from the one Lambda image; its ARN reaches the state machine template as <key>_function_arn."
+  description = "Description, timeout and memory of each workflow Lambda, by key; the keys must be function_keys."
   type = map(object({
     description = string
     timeout     = optional(number, 60)
@@ -174,12 +239,6 @@ variable "model_name" {
 variable "sns_topic_arn" {
   description = "Topic the workflow notifies (success, rejection, failure)."
   type        = string
-}
-
-variable "metrics_namespace" {
-  description = "CloudWatch namespace of the Esteira custom metrics."
-  type        = string
-  default     = "Esteira"
 }
 
 variable "retrain_cooldown_seconds" {
