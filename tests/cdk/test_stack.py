@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import hcl2
+import yaml
 from aws_cdk.assertions import Match
 
 from .cfn import as_list, resolve, statements
@@ -188,9 +189,12 @@ def test_github_roles_trust_only_this_repository(dev: Synth) -> None:
 
 
 def matches(pattern: Any, event: Any) -> bool:
-    """The subset of EventBridge pattern matching the rules use: equality lists, prefix, nesting."""
+    """The subset of EventBridge pattern matching the rules use: equality lists, prefix, nesting; an
+    array in the event matches when any of its elements does."""
     if isinstance(pattern, dict):
         return isinstance(event, dict) and all(k in event and matches(v, event[k]) for k, v in pattern.items())
+    if isinstance(pattern, list) and isinstance(event, list):
+        return any(matches(pattern, e) for e in event)
     if isinstance(pattern, list):
         for option in pattern:
             if isinstance(option, dict) and "prefix" in option:
@@ -202,35 +206,40 @@ def matches(pattern: Any, event: Any) -> bool:
     raise AssertionError(f"unsupported pattern {pattern!r}")
 
 
-def alarm_event(name: str, state: str) -> dict[str, Any]:
+def alarm_event(name: str, state: str, arn: str | None = None) -> dict[str, Any]:
     return {
         "source": "aws.cloudwatch",
         "detail-type": "CloudWatch Alarm State Change",
+        "resources": [arn or f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}"],
         "detail": {"alarmName": name, "state": {"value": state}},
     }
 
 
 def test_model_alarms_start_retraining_through_eventbridge(dev: Synth) -> None:
-    alarms = {a["Properties"]["AlarmName"]: a for a in dev.resources("AWS::CloudWatch::Alarm").values()}
-    model_alarms = sorted(n for n in alarms if n.startswith("esteira-model-"))
-    assert model_alarms == ["esteira-model-dev-drift", "esteira-model-dev-low-confidence"]
-    assert sum(n.startswith("esteira-service-") for n in alarms) == 3
-    assert sum(n.startswith("esteira-pipeline-") for n in alarms) == 1
+    contract = yaml.safe_load((REPO / "contract.yaml").read_text())["alarms"]
+    by_id = {k: a["Properties"]["AlarmName"] for k, a in dev.resources("AWS::CloudWatch::Alarm").items()}
+    # Terraform's naming, from contract.yaml: <name>-<suffix>; model health is <name><retrain_prefix>*.
+    assert sorted(by_id.values()) == sorted(f"esteira-dev-{s}" for s in contract["suffixes"].values())
+    model_prefix = f"esteira-dev{contract['retrain_prefix']}"
+    model_alarms = {k: n for k, n in by_id.items() if n.startswith(model_prefix)}
+    assert sorted(model_alarms.values()) == ["esteira-dev-model-drift", "esteira-dev-model-low-confidence"]
 
     rules = [r for r in dev.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     assert len(rules) == 1
     (rule_id,) = [k for k, r in dev.resources("AWS::Events::Rule").items() if "EventPattern" in r["Properties"]]
-    pattern = rules[0]["Properties"]["EventPattern"]
-    # CONTRACTS: alarmName prefix "esteira-model-" (narrowed to this environment), state ALARM.
-    (prefix,) = [p["prefix"] for p in pattern["detail"]["alarmName"]]
-    assert prefix.startswith("esteira-model-")
-    for name in model_alarms:
-        assert matches(pattern, alarm_event(name, "ALARM")), f"{name} entering ALARM does not start retraining"
-        assert not matches(pattern, alarm_event(name, "OK"))
-    for name in alarms:
-        if not name.startswith("esteira-model-"):
-            assert not matches(pattern, alarm_event(name, "ALARM")), f"{name} would start retraining"
-    assert not matches(pattern, alarm_event("esteira-model-prod-drift", "ALARM")), "another environment's alarm matches"
+    pattern = resolve(rules[0]["Properties"]["EventPattern"])
+    # As Terraform's rule: the two model-health alarms by ARN, state ALARM.
+    assert sorted(pattern["resources"]) == sorted(f"<GetAtt:{k}.Arn>" for k in model_alarms)
+    for logical_id, name in by_id.items():
+        arn = f"<GetAtt:{logical_id}.Arn>"
+        retrains = logical_id in model_alarms
+        assert matches(pattern, alarm_event(name, "ALARM", arn)) == retrains, f"{name} entering ALARM"
+        assert not matches(pattern, alarm_event(name, "OK", arn))
+    other = alarm_event("esteira-prod-model-drift", "ALARM")
+    assert not matches(pattern, other), "another environment's alarm matches"
+    # retrain_trigger checks the prefix it is given, which is the monitoring's model-health prefix.
+    _, trigger_fn = function_by_name(dev, "retrain-trigger")
+    assert trigger_fn["Properties"]["Environment"]["Variables"]["ESTEIRA_RETRAIN_ALARM_PREFIX"] == model_prefix
 
     trigger_id, trigger = function_by_name(dev, "retrain-trigger")
     (target,) = rules[0]["Properties"]["Targets"]

@@ -1,10 +1,10 @@
-"""Notifications, alarms, EventBridge rules and the dashboard (modules/monitoring).
+"""Notifications, alarms, the retraining and drift-check rules, and the dashboard (modules/monitoring).
 
-Alarm names follow the shared contract (docs: CONTRACTS): model-health alarms start with
-`esteira-model-`, service alarms with `esteira-service-`, pipeline alarms with `esteira-pipeline-`;
-the environment follows the prefix so two environments in one account never trigger each other.
+Alarm names, metric names and dimensions come from contract.yaml, as Terraform's do: alarms are
+<name>-<suffix> (esteira-dev-model-drift, esteira-dev-service-5xx-rate), and the model-health ones,
+<name>-model-*, are the only alarms that start retraining (retrain_trigger also checks the prefix).
 A model-health alarm entering ALARM reaches retrain_trigger through an EventBridge rule that matches
-on that name prefix; retrain_trigger enforces the cooldown and starts the state machine.
+those two alarms' ARNs; retrain_trigger enforces the cooldown and starts the state machine.
 """
 
 from __future__ import annotations
@@ -21,15 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-METRICS_NAMESPACE = "Esteira"
-MODEL_ALARM_PREFIX = "esteira-model-"
-SERVICE_ALARM_PREFIX = "esteira-service-"
-PIPELINE_ALARM_PREFIX = "esteira-pipeline-"
-
-
-def model_alarm_prefix(environment: str) -> str:
-    """Alarm-name prefix the retraining rule matches (the contract prefix plus the environment)."""
-    return f"{MODEL_ALARM_PREFIX}{environment}-"
+from .contract import contract
 
 
 class Notifications(Construct):
@@ -79,7 +71,6 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         name: str,
-        environment: str,
         topic: sns.ITopic,
         cluster_name: str,
         service_name: str,
@@ -89,14 +80,15 @@ class Monitoring(Construct):
         retrain_trigger: lambda_.IFunction,
         drift_check: lambda_.IFunction,
         drift_check_schedule: str,
-        drift_metric_name: str = "DriftScore",
         drift_threshold: float = 1.0,
-        low_confidence_metric_name: str = "LowConfidenceRate",
         low_confidence_threshold: float = 0.3,
         error_rate_threshold_percent: float = 5,
         p99_latency_threshold_seconds: float = 0.5,
     ) -> None:
         super().__init__(scope, construct_id)
+        names = contract()
+        namespace, service_dimension = names.metrics_namespace, names.dimension("service")
+        drift_metric_name, low_confidence_metric_name = names.metric("drift_score"), names.metric("low_confidence_rate")
         region = Stack.of(self).region
         notify = cw_actions.SnsAction(topic)
         alb_dims = {"LoadBalancer": alb_full_name, "TargetGroup": target_group_full_name}
@@ -121,7 +113,7 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 "ErrorRate",
-                alarm_name=f"{SERVICE_ALARM_PREFIX}{environment}-5xx-rate",
+                alarm_name=names.alarm_name(name, "error_rate"),
                 alarm_description=f"Target 5xx responses above {error_rate_threshold_percent}% of requests",
                 metric=cloudwatch.MathExpression(
                     expression="IF(requests > 0, 100 * errors / requests, 0)",
@@ -143,7 +135,7 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 "P99Latency",
-                alarm_name=f"{SERVICE_ALARM_PREFIX}{environment}-p99-latency",
+                alarm_name=names.alarm_name(name, "p99_latency"),
                 alarm_description=f"ALB p99 target response time above {p99_latency_threshold_seconds} s",
                 metric=alb_metric("TargetResponseTime", "p99"),
                 threshold=p99_latency_threshold_seconds,
@@ -157,7 +149,7 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 "UnhealthyHosts",
-                alarm_name=f"{SERVICE_ALARM_PREFIX}{environment}-unhealthy-hosts",
+                alarm_name=names.alarm_name(name, "unhealthy_hosts"),
                 alarm_description="At least one serving task fails the /ready health check",
                 metric=alb_metric("UnHealthyHostCount", "Maximum"),
                 threshold=0,
@@ -181,7 +173,7 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 "WorkflowFailed",
-                alarm_name=f"{PIPELINE_ALARM_PREFIX}{environment}-failed",
+                alarm_name=names.alarm_name(name, "failed_executions"),
                 alarm_description="A train-evaluate-deploy execution failed, timed out or was aborted",
                 metric=cloudwatch.MathExpression(
                     expression="failures + timeouts + aborts",
@@ -201,28 +193,28 @@ class Monitoring(Construct):
             ok=False,
         )
 
-        # ---- model-health alarms (notify and retrain). The contract's metrics carry the dimension set
-        # [Service, ModelVersion]; a Metrics Insights query aggregates over whichever version is live,
-        # so a new model version needs no alarm change.
-        def insights(function: str, metric: str, period: Duration, label: str) -> cloudwatch.MathExpression:
-            return cloudwatch.MathExpression(
-                expression=(
-                    f'SELECT {function}({metric}) FROM SCHEMA("{METRICS_NAMESPACE}", ModelVersion, Service) '
-                    f"WHERE Service = '{service_name}'"
-                ),
-                using_metrics={},
-                label=label,
+        # ---- model-health alarms (notify and retrain). Aggregated on [Service], which the service and
+        # the drift check publish next to [Service, ModelVersion]: whichever version is live, no alarm
+        # changes (Terraform's alarms read the same metrics).
+        def model_metric(metric: str, statistic: str, period: Duration) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=metric,
+                dimensions_map={service_dimension: service_name},
+                statistic=statistic,
                 period=period,
             )
 
-        prefix = model_alarm_prefix(environment)
         self.drift = wire(
             cloudwatch.Alarm(
                 self,
                 "Drift",
-                alarm_name=f"{prefix}drift",
-                alarm_description=f"{drift_metric_name} at or above {drift_threshold} (drift verdict): retrain",
-                metric=insights("MAX", drift_metric_name, Duration.hours(1), "Drift score"),
+                alarm_name=names.alarm_name(name, "drift"),
+                alarm_description=(
+                    f"{drift_metric_name} >= {_number(drift_threshold)} (1.0 = drift-check rejected 'no drift' at its"
+                    " alpha): retraining is triggered"
+                ),
+                metric=model_metric(drift_metric_name, "Maximum", Duration.hours(1)),
                 threshold=drift_threshold,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -233,9 +225,12 @@ class Monitoring(Construct):
             cloudwatch.Alarm(
                 self,
                 "LowConfidence",
-                alarm_name=f"{prefix}low-confidence",
-                alarm_description=f"Share of low-confidence predictions above {low_confidence_threshold}: retrain",
-                metric=insights("AVG", low_confidence_metric_name, Duration.minutes(5), "Low-confidence rate"),
+                alarm_name=names.alarm_name(name, "low_confidence"),
+                alarm_description=(
+                    f"Share of low-confidence predictions above {_number(low_confidence_threshold)}: "
+                    "retraining is triggered"
+                ),
+                metric=model_metric(low_confidence_metric_name, "Average", Duration.minutes(5)),
                 threshold=low_confidence_threshold,
                 evaluation_periods=6,
                 datapoints_to_alarm=4,
@@ -244,7 +239,8 @@ class Monitoring(Construct):
             )
         )
 
-        # ---- alarm -> EventBridge -> retrain_trigger (cooldown, then states:StartExecution)
+        # ---- alarm -> EventBridge -> retrain_trigger (cooldown, then states:StartExecution): the two
+        # model-health alarms by ARN, as Terraform's rule matches them.
         self.retrain_rule = events.Rule(
             self,
             "RetrainRule",
@@ -253,7 +249,8 @@ class Monitoring(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
                 detail_type=["CloudWatch Alarm State Change"],
-                detail={"alarmName": [{"prefix": prefix}], "state": {"value": ["ALARM"]}},
+                resources=[self.drift.alarm_arn, self.low_confidence.alarm_arn],
+                detail={"state": {"value": ["ALARM"]}},
             ),
         )
         self.retrain_rule.add_target(
@@ -283,8 +280,7 @@ class Monitoring(Construct):
         ]
         alb = ["LoadBalancer", alb_full_name, "TargetGroup", target_group_full_name]
         ecs_dims = ["ClusterName", cluster_name, "ServiceName", service_name]
-        drift_query = insights("MAX", drift_metric_name, Duration.hours(1), "").expression
-        low_conf_query = insights("AVG", low_confidence_metric_name, Duration.minutes(5), "").expression
+        service_dims = [service_dimension, service_name]
         body = {
             "widgets": [
                 {
@@ -312,8 +308,8 @@ class Monitoring(Construct):
                     "properties": {
                         "title": "Model health", "region": region, "period": 300,
                         "metrics": [
-                            [{"expression": drift_query, "label": "Drift score", "id": "drift"}],
-                            [{"expression": low_conf_query, "label": "Low-confidence rate", "id": "lowconf"}],
+                            [namespace, drift_metric_name, *service_dims, {"stat": "Maximum"}],
+                            [namespace, low_confidence_metric_name, *service_dims, {"stat": "Average"}],
                         ],
                     },
                 },
@@ -336,3 +332,8 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.CfnDashboard(
             self, "Dashboard", dashboard_name=name, dashboard_body=Stack.of(self).to_json_string(body)
         )
+
+
+def _number(value: float) -> str:
+    """A number as Terraform interpolates it into a string (1.0 -> "1", 0.3 -> "0.3")."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -13,10 +13,11 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from .common import ecs_tasks_role, inline_policy, log_group
+from .contract import contract, require_same
 
-SERVICE_NAME = "esteira-serving"
+SERVICE_NAME = contract().serving_service_name
 CONTAINER_PORT = 8080
-METRICS_NAMESPACE = "Esteira"
+METRICS_NAMESPACE = contract().metrics_namespace
 
 
 class Serving(Construct):
@@ -127,8 +128,8 @@ class Serving(Construct):
             # The root filesystem is read-only; the service may write scratch files to /tmp only.
             volumes=[ecs.Volume(name="tmp")],
         )
-        environment = {
-            **(extra_environment or {}),
+        # Exactly contract.yaml's serving_environment (checked below); extra_environment only adds names.
+        contract_environment = {
             "MODEL_URI": model_uri,
             "MLFLOW_TRACKING_URI": mlflow_tracking_uri,
             "CAPTURE_S3_URI": capture_s3_uri,
@@ -138,6 +139,8 @@ class Serving(Construct):
             # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
             "SHADOW_URL": f"http://canary.{name}.internal:{CONTAINER_PORT}",
         }
+        require_same("serving environment names", contract_environment, contract().serving_environment)
+        environment = {**(extra_environment or {}), **contract_environment}
         container = self.task_definition.add_container(
             "serving",
             container_name="serving",

@@ -10,6 +10,7 @@ from constructs import Construct
 from .ci import Ci
 from .common import container_image
 from .config import EsteiraConfig
+from .contract import contract
 from .mlflow import Mlflow
 from .monitoring import Monitoring, Notifications
 from .network import Network
@@ -86,7 +87,7 @@ class EsteiraStack(Stack):
             if cfg.pinned_model_version is None
             else f"models:/{cfg.model_name}/{cfg.pinned_model_version}"
         )
-        capture_s3_uri = f"s3://{storage.buckets['capture'].bucket_name}/capture/"
+        capture_s3_uri = f"s3://{storage.buckets['capture'].bucket_name}/{contract().capture_prefix}/"
         # MLflow's URI is a name (Cloud Map), known before the MLflow construct exists.
         mlflow_tracking_uri = f"http://mlflow.{name}.internal:5000"
 
@@ -164,6 +165,7 @@ class EsteiraStack(Stack):
             shadow_seconds=cfg.shadow_seconds,
             canary_thresholds=dict(cfg.canary_thresholds),
             buckets=dict(storage.buckets),
+            capture_s3_uri=capture_s3_uri,
             mlflow_tracking_uri=mlflow_tracking_uri,
             model_name=cfg.model_name,
             sns_topic_arn=notifications.topic.topic_arn,
@@ -176,7 +178,6 @@ class EsteiraStack(Stack):
             self,
             "Monitoring",
             name=name,
-            environment=cfg.environment,
             topic=notifications.topic,
             cluster_name=serving.cluster.cluster_name,
             service_name=serving.service.service_name,

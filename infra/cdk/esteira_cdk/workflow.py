@@ -25,8 +25,8 @@ from constructs import Construct
 from .asl import render_definition
 from .common import ecs_tasks_role, inline_policy, log_group
 from .config import REPO_ROOT
+from .contract import contract, require_same
 
-METRICS_NAMESPACE = "Esteira"
 LAMBDA_DOCKERFILE = "docker/lambda.Dockerfile"
 
 
@@ -38,11 +38,12 @@ class FunctionSpec:
     environment: dict[str, str] = field(default_factory=dict)
 
 
-# Same keys, sizes and timeouts as var.functions in modules/workflow/variables.tf.
 # Functions that run outside the VPC (Terraform: functions_outside_vpc): they only call the public service URL.
 OUTSIDE_VPC = frozenset({"smoke_test"})
 
-FUNCTIONS: dict[str, FunctionSpec] = {
+# Sizes and timeouts, as var.functions in modules/workflow/variables.tf; which Lambdas exist is
+# contract.yaml's lambda_functions (FUNCTIONS below, in the contract's order).
+FUNCTION_SETTINGS: dict[str, FunctionSpec] = {
     "validate_data": FunctionSpec("Validate the dataset and record its content hash", timeout=300, memory_size=2048),
     "evaluate": FunctionSpec(
         "Evaluate the candidate model against the test split and the champion", timeout=600, memory_size=3008
@@ -63,6 +64,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         "Canary and shadow releases: start, shift weights, judge live metrics, finalize or roll back", timeout=300
     ),
 }
+require_same("FUNCTION_SETTINGS keys", FUNCTION_SETTINGS, contract().lambda_functions)
+FUNCTIONS: dict[str, FunctionSpec] = {key: FUNCTION_SETTINGS[key] for key in contract().lambda_functions}
 
 _ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
@@ -138,6 +141,7 @@ class Workflow(Construct):
         serving_roles: list[iam.IRole],
         serving_url: str,
         buckets: dict[str, s3.IBucket],
+        capture_s3_uri: str,
         mlflow_tracking_uri: str,
         model_name: str,
         sns_topic_arn: str,
@@ -181,7 +185,8 @@ class Workflow(Construct):
         canary_service_arn = stack.format_arn(
             service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{canary_service_name}"
         )
-        canary_alarm_prefix = f"{name}-canary"
+        names = contract()
+        canary_alarm_prefix = names.canary_alarm_prefix(name)
         canary_alarms_arn = stack.format_arn(
             service="cloudwatch",
             resource="alarm",
@@ -189,15 +194,15 @@ class Workflow(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         lock_table_name = f"{name}-workflow-lock"
-        self.environment = {
-            **extra_environment,
+        # Exactly contract.yaml's workflow_environment (checked below); extra_environment only adds names.
+        contract_environment = {
             "ESTEIRA_ENV": name,
             "MLFLOW_TRACKING_URI": mlflow_tracking_uri,
             "ESTEIRA_MODEL_NAME": model_name,
             "ESTEIRA_DATA_BUCKET": buckets["data"].bucket_name,
             "ESTEIRA_ARTIFACTS_BUCKET": buckets["artifacts"].bucket_name,
-            "ESTEIRA_LABELS_URI": f"s3://{buckets['data'].bucket_name}/labels/categories.json",
-            "CAPTURE_S3_URI": f"s3://{buckets['capture'].bucket_name}/capture/",
+            "ESTEIRA_LABELS_URI": f"s3://{buckets['data'].bucket_name}/{names.labels_key}",
+            "CAPTURE_S3_URI": capture_s3_uri,
             "ESTEIRA_ECS_CLUSTER": cluster.cluster_name,
             "ESTEIRA_ECS_SERVICE": serving_service_name,
             "ESTEIRA_TASK_FAMILY": serving_task_family,
@@ -205,8 +210,11 @@ class Workflow(Construct):
             "ESTEIRA_STATE_MACHINE_ARN": state_machine_arn,
             "ESTEIRA_SNS_TOPIC_ARN": sns_topic_arn,
             "ESTEIRA_LOCK_TABLE": lock_table_name,
-            "ESTEIRA_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "ESTEIRA_METRICS_NAMESPACE": names.metrics_namespace,
             "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(retrain_cooldown_seconds),
+            # Monitoring names model-health alarms "<name>-model-*"; only those start retraining.
+            "ESTEIRA_RETRAIN_ALARM_PREFIX": names.retrain_alarm_prefix(name),
+            "SERVICE_NAME": serving_service_name,
             "ESTEIRA_CANARY_SERVICE": canary_service_name,
             "ESTEIRA_LISTENER_ARN": listener_arn,
             "ESTEIRA_STABLE_TARGET_GROUP_ARN": stable_target_group_arn,
@@ -218,6 +226,8 @@ class Workflow(Construct):
                 for key, value in {**CANARY_THRESHOLDS, **(canary_thresholds or {})}.items()
             },
         }
+        require_same("workflow environment names", contract_environment, names.workflow_environment)
+        self.environment = {**extra_environment, **contract_environment}
 
         # ---- network identity shared by the Lambdas and the training task
         self.security_group = ec2.SecurityGroup(
@@ -358,7 +368,7 @@ class Workflow(Construct):
                     sid="PublishMetrics",
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                    conditions={"StringEquals": {"cloudwatch:namespace": names.metrics_namespace}},
                 ),
                 iam.PolicyStatement(
                     sid="ReadMetricsAndAlarms",
@@ -589,6 +599,9 @@ class Workflow(Construct):
             "canary_bake_seconds": str(canary_bake_seconds),
             "shadow_seconds": str(shadow_seconds),
         }
+        missing = sorted(set(names.asl_variables) - set(variables))
+        if missing:
+            raise ValueError(f"no value for contract.yaml asl_variables {missing}")
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
