@@ -8,7 +8,7 @@ Subcommands:
   report     summarise reports/junit-*.xml and reports/coverage-*.xml as Markdown (job summaries)
   images     resolve the pushed images' digests from ECR and write build/images.json
   dispatch   start the GitHub Actions deploy workflow (workflow_dispatch) with those digests
-  smoke      post-deploy smoke test of the inference service (contract in notes/CONTRACTS.md)
+  smoke      post-deploy smoke test of the inference service (API in docs/serving.md, names in contract.yaml)
   train      start the train-evaluate-deploy state machine and optionally wait for its result
 
 Environment (all optional unless the subcommand needs it):
