@@ -38,6 +38,11 @@ output "lambda_function_names" {
   value       = module.workflow.function_names
 }
 
+output "lambda_environment_names" {
+  description = "Environment variable names of each workflow Lambda, by key (the values hold ARNs known only after apply; the names are known at plan, and the CDK parity test compares them)."
+  value       = module.workflow.function_environment_names
+}
+
 output "workflow_environment" {
   description = "Environment variables the Lambdas and the training task receive."
   value       = module.workflow.environment

@@ -37,3 +37,8 @@ output "security_group_id" {
   description = "Security group of the Lambdas and training tasks."
   value       = aws_security_group.workflow.id
 }
+
+output "function_environment_names" {
+  description = "Names of the environment variables each Lambda gets, by function key (contract.yaml workflow_environment, extra_environment and the function's own); known at plan time, unlike the values."
+  value       = { for k, f in local.functions : k => sort(keys(merge(local.environment, try(f.environment, {})))) }
+}
