@@ -106,3 +106,11 @@ def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
         assert [codes[a] for a in arns] == [0, 3]
         logs = sorted((tmp_path / "logs").glob("*.log"))
         assert logs and all(p.read_text().strip() == "hello" for p in logs)
+
+
+def test_a_task_says_which_container_settings_it_cannot_honour() -> None:
+    from localaws.ecs import unhonoured
+
+    definition = {"name": "serving", "image": "i", "readonlyRootFilesystem": True, "user": "10001", "essential": True}
+    assert unhonoured(definition) == {"readonlyRootFilesystem": True, "user": "10001"}
+    assert unhonoured({"name": "plain", "readonlyRootFilesystem": False}) == {}
