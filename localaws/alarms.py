@@ -216,7 +216,7 @@ def install(local: Any) -> Any:
         """AWS evaluates every alarm each minute, data or not (a datapoint ageing out changes state)."""
         from moto.cloudwatch.models import cloudwatch_backends
 
-        while not stopped.wait(60 / scale):
+        while not stopped.wait(max(1.0, 60 / scale)):  # a scaled minute, but never a busy loop
             for account in list(cloudwatch_backends.values()):
                 for backend in list(account.values()):
                     try:
