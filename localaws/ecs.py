@@ -514,7 +514,9 @@ class EcsPlane:
             found = next((s for s in discovery.services.values() if s.arn == arn), None)
             if found is None:
                 continue
-            namespace = discovery.namespaces.get(found.namespace_id)
+            # Terraform (and CloudFormation) give a DNS service's namespace inside DnsConfig only.
+            namespace_id = found.namespace_id or (found.dns_config or {}).get("NamespaceId")
+            namespace = discovery.namespaces.get(namespace_id)
             if namespace is not None:
                 self.register_name(f"{found.name}.{namespace.name}", service.cluster_name, service.name)
 
