@@ -478,6 +478,11 @@ class EcsPlane:
         with self._lock:
             self.external[(cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])] = url.rstrip("/")
 
+    def is_external(self, host: str) -> bool:
+        """Whether a private name stands for a process outside the emulator (bind_external)."""
+        with self._lock:
+            return self.names.get(host) in self.external
+
     def lookup(self, host: str) -> str | None:
         """The local base URL a private DNS name stands for now, or None (the name does not resolve)."""
         with self._lock:
@@ -516,7 +521,7 @@ class EcsPlane:
                 continue
             # Terraform (and CloudFormation) give a DNS service's namespace inside DnsConfig only.
             namespace_id = found.namespace_id or (found.dns_config or {}).get("NamespaceId")
-            namespace = discovery.namespaces.get(namespace_id)
+            namespace = discovery.namespaces.get(str(namespace_id))
             if namespace is not None:
                 self.register_name(f"{found.name}.{namespace.name}", service.cluster_name, service.name)
 
