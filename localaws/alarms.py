@@ -194,20 +194,43 @@ def install(local: Any) -> Any:
 
     scale = float(getattr(local, "time_scale", 1.0) or 1.0)
     evaluating = threading.Lock()
+    # Datapoints by (backend, namespace, metric name, dimensions): moto keeps one list of everything
+    # ever put, and scanning it per alarm per evaluation grows without bound in a long demo.
+    series: dict[tuple[Any, ...], list[Any]] = {}
+    horizon = timedelta(hours=6)  # longer than any alarm's EvaluationPeriods x Period here
+
+    def index(backend: Any, new: list[Any]) -> None:
+        from moto.cloudwatch.models import MetricDatum
+
+        cutoff = datetime.now(UTC) - horizon
+        for d in new:
+            if isinstance(d, MetricDatum):
+                key = (id(backend), d.namespace, d.name, frozenset((x.name, x.value) for x in d.dimensions))
+                points = series.setdefault(key, [])
+                points.append(d)
+                if len(points) > 1000 and _aware(points[0].timestamp) < cutoff:
+                    points[:] = [p for p in points if _aware(p.timestamp) >= cutoff]
+
+    def data_for(backend: Any, alarm: Any) -> list[Any]:
+        want = frozenset((d.name, d.value) for d in alarm.dimensions)
+        return series.get((id(backend), alarm.namespace, alarm.metric_name, want), [])
 
     def evaluate_all(backend: Any, namespace: str | None = None) -> None:
         with evaluating:
             for alarm in list(backend.alarms.values()):
                 if namespace is not None and alarm.namespace != namespace:
                     continue
-                result = evaluate(alarm, backend.metric_data, time_scale=scale)
+                result = evaluate(alarm, data_for(backend, alarm), time_scale=scale)
                 if result and result[0] != alarm.state_value:
                     old = alarm.state_value
                     alarm.update_state(result[1], json.dumps({"localaws": True}), result[0])
                     emit(backend, alarm, old, result[0], result[1])
 
     def put_metric_data(backend: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
-        original_put(backend, namespace, metric_data)
+        with evaluating:
+            before = len(backend.metric_data)
+            original_put(backend, namespace, metric_data)
+            index(backend, backend.metric_data[before:])
         evaluate_all(backend, namespace)
 
     stopped = threading.Event()

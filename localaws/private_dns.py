@@ -61,6 +61,12 @@ class PrivateDNS:
             def log_message(self, fmt: str, *args: Any) -> None:
                 return
 
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its own timeout)
+                    self.close_connection = True
+
             def do_CONNECT(self) -> None:
                 dns.refused.append(self.path)
                 self._reply(502, f"no route to {self.path}: the VPC has no internet access\n".encode())
