@@ -178,7 +178,7 @@ def ensure_metrics_interval(stack: Any, seconds: float = 1.0) -> None:
     if "SERVING_METRICS_INTERVAL_S" in env:
         return
     env["SERVING_METRICS_INTERVAL_S"] = str(seconds)
-    keep = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    keep = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn")
     request = {k: td[k] for k in keep if td.get(k)}
     request["containerDefinitions"] = [
         {**c, "environment": [{"name": k, "value": v} for k, v in sorted(env.items())]} if c is serving else c

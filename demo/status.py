@@ -103,7 +103,8 @@ class Status:
 
     def _line(self) -> str:
         traffic = self.traffic()
-        alarms = ", ".join(f"{k.removeprefix('esteira-')}={v}" for k, v in sorted(self.alarms.items()))
+        prefix = f"{getattr(self.ctx.state.get('stack'), 'cluster', 'esteira')}-"
+        alarms = ", ".join(f"{k.removeprefix(prefix)}={v}" for k, v in sorted(self.alarms.items()))
         runs = ", ".join(f"{e['name']}={e['status']}" for e in self.executions[:3])
         rps = f"{traffic['rps']:.0f} req/s p99 {traffic['p99']:.0f} ms failed {traffic['failed']}" if traffic else "-"
         head = f"  [{self.ctx.now():5.0f}s] {self.ctx.phase}"

@@ -2,10 +2,13 @@
 
 moto stores metric data and alarms but never evaluates them, and its PutEvents does not deliver to
 Lambda or Step Functions targets. Here:
-- after every PutMetricData each plain metric alarm (no metric math) of that backend is evaluated
-  over its last EvaluationPeriods x Period seconds (Average/Sum/Minimum/Maximum/SampleCount,
-  DatapointsToAlarm, the four comparison operators; periods without data are "missing" and neither
-  breach nor clear, like TreatMissingData=missing);
+- after every PutMetricData, and on a clock as AWS does (every minute), each plain metric alarm (no
+  metric math) is evaluated over its last EvaluationPeriods x Period seconds (Average/Sum/Minimum/
+  Maximum/SampleCount, DatapointsToAlarm, the four comparison operators) with its TreatMissingData:
+  `missing` (the default: periods without data neither breach nor clear; no data at all is
+  INSUFFICIENT_DATA), `notBreaching`, `breaching` and `ignore` (no data keeps the state);
+- the emulator's time scale (LocalAWS.time_scale, as for schedules) divides every period, so an alarm
+  applied with Period=3600 evaluates 1-hour windows of scaled time: a demo runs the alarms as applied;
 - a state change (from evaluation or SetAlarmState) emits the "CloudWatch Alarm State Change" event
   (source aws.cloudwatch) on the default event bus;
 - every rule's targets receive matching events: Lambda (Invoke, async), Step Functions
@@ -45,8 +48,10 @@ def _stat(values: list[float], statistic: str) -> float:
     return sum(values) / len(values)
 
 
-def evaluate(alarm: Any, metric_data: list[Any], now: datetime | None = None) -> tuple[str, str] | None:
-    """(new state, reason) for one alarm, or None when it cannot be evaluated here."""
+def evaluate(
+    alarm: Any, metric_data: list[Any], now: datetime | None = None, time_scale: float = 1.0
+) -> tuple[str, str] | None:
+    """(new state, reason) for one alarm, or None when it cannot be evaluated here or keeps its state."""
     from moto.cloudwatch.models import MetricDatum
 
     if alarm.metric_data_queries or not alarm.metric_name or alarm.comparison_operator not in OPS:
@@ -62,27 +67,35 @@ def evaluate(alarm: Any, metric_data: list[Any], now: datetime | None = None) ->
         and {(x.name, x.value) for x in d.dimensions} == want
     ]
     period = int(alarm.period or 60)
+    window = period / time_scale  # seconds of wall-clock time per period
     periods = int(alarm.evaluation_periods or 1)
     needed = int(alarm.datapoints_to_alarm or periods)
     statistic = alarm.statistic or "Average"
+    treat = getattr(alarm, "treat_missing_data", None) or "missing"
     breaching, with_data, last = 0, 0, None
     for i in range(periods):
-        end = now - timedelta(seconds=i * period)
-        start = end - timedelta(seconds=period)
+        end = now - timedelta(seconds=i * window)
+        start = end - timedelta(seconds=window)
         values = [v for ts, v in points if start < ts <= end]
         if not values:
+            breaching += treat == "breaching"
             continue
         with_data += 1
         value = _stat(values, statistic)
         last = value if last is None else last
         if OPS[alarm.comparison_operator](value, float(alarm.threshold)):
             breaching += 1
+    scaled = f" (x{time_scale:g} time)" if time_scale != 1 else ""
     if with_data == 0:
-        return None
+        if treat == "ignore":
+            return None
+        if treat == "missing":
+            return "INSUFFICIENT_DATA", f"no datapoints in the last {periods} periods of {period} s{scaled}"
     state = "ALARM" if breaching >= needed else "OK"
     reason = (
-        f"Threshold Crossed: {breaching} of {with_data} datapoints with data in the last {periods} periods of "
-        f"{period} s breached {alarm.comparison_operator} {alarm.threshold} (latest {statistic} {last})."
+        f"Threshold Crossed: {breaching} of {periods} periods of {period} s{scaled} breached "
+        f"{alarm.comparison_operator} {alarm.threshold} ({with_data} with data, missing data {treat}; "
+        f"latest {statistic} {last})."
     )
     return state, reason
 
@@ -179,16 +192,62 @@ def install(local: Any) -> Any:
         for rule in list(bus.rules.values()) if bus else []:
             send_to_targets(rule, event)
 
+    scale = float(getattr(local, "time_scale", 1.0) or 1.0)
+    evaluating = threading.Lock()
+    # Datapoints by (backend, namespace, metric name, dimensions): moto keeps one list of everything
+    # ever put, and scanning it per alarm per evaluation grows without bound in a long demo.
+    series: dict[tuple[Any, ...], list[Any]] = {}
+    horizon = timedelta(hours=6)  # longer than any alarm's EvaluationPeriods x Period here
+
+    def index(backend: Any, new: list[Any]) -> None:
+        from moto.cloudwatch.models import MetricDatum
+
+        cutoff = datetime.now(UTC) - horizon
+        for d in new:
+            if isinstance(d, MetricDatum):
+                key = (id(backend), d.namespace, d.name, frozenset((x.name, x.value) for x in d.dimensions))
+                points = series.setdefault(key, [])
+                points.append(d)
+                if len(points) > 1000 and _aware(points[0].timestamp) < cutoff:
+                    points[:] = [p for p in points if _aware(p.timestamp) >= cutoff]
+
+    def data_for(backend: Any, alarm: Any) -> list[Any]:
+        want = frozenset((d.name, d.value) for d in alarm.dimensions)
+        return series.get((id(backend), alarm.namespace, alarm.metric_name, want), [])
+
+    def evaluate_all(backend: Any, namespace: str | None = None) -> None:
+        with evaluating:
+            for alarm in list(backend.alarms.values()):
+                if namespace is not None and alarm.namespace != namespace:
+                    continue
+                result = evaluate(alarm, data_for(backend, alarm), time_scale=scale)
+                if result and result[0] != alarm.state_value:
+                    old = alarm.state_value
+                    alarm.update_state(result[1], json.dumps({"localaws": True}), result[0])
+                    emit(backend, alarm, old, result[0], result[1])
+
     def put_metric_data(backend: Any, namespace: str, metric_data: list[dict[str, Any]]) -> None:
-        original_put(backend, namespace, metric_data)
-        for alarm in list(backend.alarms.values()):
-            if alarm.namespace != namespace:
-                continue
-            result = evaluate(alarm, backend.metric_data)
-            if result and result[0] != alarm.state_value:
-                old = alarm.state_value
-                alarm.update_state(result[1], json.dumps({"localaws": True}), result[0])
-                emit(backend, alarm, old, result[0], result[1])
+        with evaluating:
+            before = len(backend.metric_data)
+            original_put(backend, namespace, metric_data)
+            index(backend, backend.metric_data[before:])
+        evaluate_all(backend, namespace)
+
+    stopped = threading.Event()
+
+    def clock() -> None:
+        """AWS evaluates every alarm each minute, data or not (a datapoint ageing out changes state)."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        while not stopped.wait(max(1.0, 60 / scale)):  # a scaled minute, but never a busy loop
+            for account in list(cloudwatch_backends.values()):
+                for backend in list(account.values()):
+                    try:
+                        evaluate_all(backend)
+                    except Exception:  # never let the clock die; the next tick retries
+                        continue
+
+    threading.Thread(target=clock, daemon=True, name="alarm-clock").start()
 
     def set_alarm_state(backend: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
         old = backend.alarms[alarm_name].state_value if alarm_name in backend.alarms else None
@@ -201,6 +260,7 @@ def install(local: Any) -> Any:
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
 
     def undo() -> None:
+        stopped.set()
         CloudWatchBackend.put_metric_data = original_put  # type: ignore[method-assign]
         CloudWatchBackend.set_alarm_state = original_set  # type: ignore[method-assign]
         Rule.send_to_targets = original_send  # type: ignore[method-assign]

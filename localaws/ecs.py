@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import os
 import re
 import shlex
@@ -93,6 +94,15 @@ def _command(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
     if not argv:
         raise ValueError(f"container {definition.get('name')} has no command, and no Dockerfile builds its image")
     return argv
+
+
+# Container settings a local process cannot take (docs/infra-notes.md says why; issue 18's OCI runs do).
+UNHONOURED = ("user", "workingDirectory", "readonlyRootFilesystem", "linuxParameters", "ulimits", "healthCheck")
+
+
+def unhonoured(definition: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a container definition that this local task runs without."""
+    return {key: definition[key] for key in UNHONOURED if definition.get(key) not in (None, [], {}, False)}
 
 
 def secrets(items: list[dict[str, str]] | None, task_definition: str) -> dict[str, str]:
@@ -181,6 +191,11 @@ class EcsPlane:
             log_path = self.workdir / "logs" / f"{task_id}-{name}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as log:
+                skipped = unhonoured(definition)
+                if skipped:  # said where a reader of the task's log looks first
+                    note = f"localaws: not honoured by a local process: {json.dumps(skipped, sort_keys=True)}\n"
+                    log.write(note.encode())
+                    log.flush()
                 proc = subprocess.Popen(
                     _command(definition, override),
                     cwd=cwd,
@@ -463,6 +478,11 @@ class EcsPlane:
         with self._lock:
             self.external[(cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])] = url.rstrip("/")
 
+    def is_external(self, host: str) -> bool:
+        """Whether a private name stands for a process outside the emulator (bind_external)."""
+        with self._lock:
+            return self.names.get(host) in self.external
+
     def lookup(self, host: str) -> str | None:
         """The local base URL a private DNS name stands for now, or None (the name does not resolve)."""
         with self._lock:
@@ -499,7 +519,9 @@ class EcsPlane:
             found = next((s for s in discovery.services.values() if s.arn == arn), None)
             if found is None:
                 continue
-            namespace = discovery.namespaces.get(found.namespace_id)
+            # Terraform (and CloudFormation) give a DNS service's namespace inside DnsConfig only.
+            namespace_id = found.namespace_id or (found.dns_config or {}).get("NamespaceId")
+            namespace = discovery.namespaces.get(str(namespace_id))
             if namespace is not None:
                 self.register_name(f"{found.name}.{namespace.name}", service.cluster_name, service.name)
 

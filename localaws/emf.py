@@ -61,8 +61,12 @@ class EmfShipper:
         self.ship_once()
 
     def ship_once(self) -> int:
+        """Ship every complete EMF line written since the last pass, batched by namespace (one
+        PutMetricData per 500 datapoints, as the 1 MB request limit allows; a call per line would make
+        the emulator evaluate every alarm per line and fall behind a busy service)."""
         cloudwatch = None
         sent = 0
+        batches: dict[str, list[dict[str, Any]]] = {}
         for path in sorted(self.logs_dir.glob("*.log")) if self.logs_dir.is_dir() else []:
             offset = self._offsets.get(path, 0)
             with path.open("rb") as fh:
@@ -78,10 +82,12 @@ class EmfShipper:
                 except ValueError:
                     continue
                 for namespace, data in metric_data(doc):
-                    cloudwatch = cloudwatch or self.local.client("cloudwatch")
-                    for i in range(0, len(data), 500):
-                        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i : i + 500])
-                    sent += len(data)
+                    batches.setdefault(namespace, []).extend(data)
+        for namespace, data in batches.items():
+            cloudwatch = cloudwatch or self.local.client("cloudwatch")
+            for i in range(0, len(data), 500):
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i : i + 500])
+            sent += len(data)
         self.shipped += sent
         return sent
 

@@ -95,8 +95,12 @@ class LambdaRuntime:
         # Private DNS names in the function's environment -> local URLs (LocalAWS sets the ECS plane's).
         self.resolve: Callable[[dict[str, str]], dict[str, str]] = dict
 
-    def invoke(self, fn: Any, payload: Any) -> tuple[bytes, bool]:
-        """Run one invocation; returns (payload bytes, errored)."""
+    def invoke(self, fn: Any, payload: Any, asynchronous: bool = False) -> tuple[bytes, bool]:
+        """Run one invocation; returns (payload bytes, errored).
+
+        Asynchronous invocations (EventBridge rules and schedules) run in a process of their own, as each
+        Lambda does in AWS: an in-process function shares os.environ, so in-process invocations take
+        turns, and a scheduled function waiting on a slow dependency would stall every workflow step."""
         path = handler_path(fn)
         env = self.resolve({**self.base_env, **(getattr(fn, "environment_vars", None) or {})})
         env["AWS_LAMBDA_FUNCTION_NAME"] = fn.function_name
@@ -109,8 +113,9 @@ class LambdaRuntime:
                 result, errored = _error(exc), True
             finally:
                 _BUILTIN_ENV.reset(token)
-        elif self.mode == "subprocess":
-            result, errored = self._subprocess(path, env, event)
+        elif self.mode == "subprocess" or asynchronous:
+            timeout = float(getattr(fn, "timeout", None) or 900)
+            result, errored = self._subprocess(path, env, event, timeout)
         else:
             with patched_environ(env):
                 try:
@@ -120,17 +125,25 @@ class LambdaRuntime:
         self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
         return json.dumps(result, default=str).encode(), errored
 
-    def _subprocess(self, path: str, env: dict[str, str], event: Any) -> tuple[Any, bool]:
+    def _subprocess(self, path: str, env: dict[str, str], event: Any, timeout: float = 900) -> tuple[Any, bool]:
         full_env = {**os.environ, **env}
-        proc = subprocess.run(
-            [sys.executable, "-m", "localaws.lambda_worker", path],
-            input=json.dumps(event),
-            capture_output=True,
-            text=True,
-            env=full_env,
-            timeout=900,
-            check=False,
-        )
+        if env.get("LOCALAWS_PRIVATE_DNS"):  # private names resolve per request, as for tasks
+            from localaws.private_dns import proxy_env
+
+            full_env.update(proxy_env(env["LOCALAWS_PRIVATE_DNS"]))
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "localaws.lambda_worker", path],
+                input=json.dumps(event),
+                capture_output=True,
+                text=True,
+                env=full_env,
+                timeout=timeout,  # the function's Timeout, as AWS enforces it
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            message = f"Task timed out after {timeout:.2f} seconds"
+            return {"errorMessage": message, "errorType": "Sandbox.Timedout", "stackTrace": []}, True
         sys.stderr.write(proc.stderr[-4000:])
         try:
             out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -150,7 +163,8 @@ def install(runtime: LambdaRuntime) -> Callable[[], None]:
         self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
     ) -> bytes | None:
         fn = self.get_function(function_name, qualifier)
-        payload, errored = runtime.invoke(fn, body)
+        asynchronous = headers.get("x-amz-invocation-type", "RequestResponse") == "Event"
+        payload, errored = runtime.invoke(fn, body, asynchronous=asynchronous)
         if errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         if headers.get("x-amz-invocation-type", "RequestResponse") == "Event":

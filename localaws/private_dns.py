@@ -8,6 +8,11 @@ function instead gets `HTTP_PROXY` pointing here, with loopback (the emulator's 
 direct by `NO_PROXY`. Each request is resolved as it arrives: a private name to its service's
 current local address, an unknown name to 502 "cannot resolve", as the VPC's resolver would answer
 for a name it does not hold. HTTPS tunnels (CONNECT) are refused: the dev VPC has no internet route.
+
+The Host header stays the private name, as in AWS (MLflow checks it against MLFLOW_SERVER_ALLOWED_HOSTS,
+which its task definition sets). The exception is a service bound to a process outside the emulator
+(`EcsPlane.bind_external`): that process is configured by whoever started it, not by the task
+definition, so it is sent the address it listens on.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ def proxy_env(url: str) -> dict[str, str]:
 class PrivateDNS:
     """One proxy per embedded AWS; `lookup(host)` gives the base URL a name stands for, or None."""
 
-    def __init__(self, lookup: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, lookup: Callable[[str], str | None], external: Callable[[str], bool] = lambda host: False
+    ) -> None:
         self.lookup = lookup
+        self.external = external
         self.refused: list[str] = []  # names asked for and not found (a test reads it)
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -53,6 +61,12 @@ class PrivateDNS:
             def log_message(self, fmt: str, *args: Any) -> None:
                 return
 
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (its own timeout)
+                    self.close_connection = True
+
             def do_CONNECT(self) -> None:
                 dns.refused.append(self.path)
                 self._reply(502, f"no route to {self.path}: the VPC has no internet access\n".encode())
@@ -68,7 +82,8 @@ class PrivateDNS:
                 upstream = urllib.parse.urlsplit(base)
                 path = urllib.parse.urlunsplit(("", "", target.path or "/", target.query, ""))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"host"}}
-                headers["Host"] = target.netloc
+                external = dns.external(target.hostname or "")
+                headers["Host"] = upstream.netloc if external else target.netloc
                 conn = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=300)
                 try:
                     conn.request(self.command, path, body=body or None, headers=headers)

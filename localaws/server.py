@@ -122,7 +122,7 @@ class LocalAWS:
             lambdas.BUILTIN_HANDLERS[path] = getattr(sys.modules[module], attr)
         self._undo.append(lambdas.install(self.lambda_runtime))
         self.ecs = EcsPlane(self.process_env(), self.workdir, self.health_path)
-        self.dns = PrivateDNS(self.ecs.lookup).start()
+        self.dns = PrivateDNS(self.ecs.lookup, self.ecs.is_external).start()
         self._undo.append(self.dns.stop)
         self.ecs.base_env.update(self.dns.env())  # tasks resolve private names per request
         self.lambda_runtime.base_env["LOCALAWS_PRIVATE_DNS"] = self.dns.url  # ...and so do training jobs

@@ -376,7 +376,8 @@ class WorkflowStack:
                 AlarmName=alarm_name,
                 Namespace="Esteira",
                 Dimensions=dims,
-                Period=alarm_period,
+                # The emulator divides periods by its time scale (alarms.py); this keeps alarm_period real.
+                Period=int(alarm_period * aws.time_scale),
                 TreatMissingData="notBreaching",
                 **spec,
             )

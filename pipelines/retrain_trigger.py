@@ -89,9 +89,9 @@ def parse_alarm(event: Any, prefix: str = ALARM_PREFIX) -> tuple[dict[str, str] 
     }, ""
 
 
-def execution_name(alarm: str, now: float) -> str:
-    """Unique, <= 80 chars, only characters Step Functions accepts."""
-    short = re.sub(r"[^A-Za-z0-9-_]", "-", alarm.removeprefix(ALARM_PREFIX))[:30]
+def execution_name(alarm: str, now: float, prefix: str = ALARM_PREFIX) -> str:
+    """Unique, <= 80 chars, only characters Step Functions accepts; `retrain-<alarm without prefix>-...`."""
+    short = re.sub(r"[^A-Za-z0-9-_]", "-", alarm.removeprefix(prefix))[:30]
     stamp = dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%dT%H%M%S")
     return f"retrain-{short}-{stamp}-{uuid.uuid4().hex[:8]}"
 
@@ -124,7 +124,7 @@ def retrain_trigger(
         if until > now:
             return {"step": "retrain-trigger", "status": "paused", "alarm": alarm["alarm"], "paused_until": until}
 
-    name = execution_name(alarm["alarm"], now)
+    name = execution_name(alarm["alarm"], now, ts.alarm_prefix)
     until = int(now) + ts.cooldown_seconds
     try:
         ddb.put_item(

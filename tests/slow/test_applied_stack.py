@@ -98,6 +98,54 @@ def test_the_applied_state_machine_deploys_a_model_that_the_applied_service_serv
     assert answer.status_code == 200, answer.text
 
 
+def test_drift_in_traffic_starts_retraining_through_the_applied_alarm_and_rule(
+    applied: tuple[LocalAWS, StackApply], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traffic -> capture -> the applied drift-check function -> DriftScore -> the applied alarm (as
+    written: Maximum over 3600 s, notBreaching) -> the applied rule -> the applied retrain trigger ->
+    a retraining execution of the applied state machine. The schedule is the only part stood in for:
+    the function is invoked as the rule's target would be, rather than waiting six hours."""
+    from pipelines.validate_data import load_validated
+
+    aws, apply = applied
+    for key, value in aws.env().items():
+        monkeypatch.setenv(key, value)
+    outputs = apply.outputs
+    url = aws.routers[outputs["serving_url"].split("://", 1)[1]].url
+    test = load_validated("banking77:test")
+    campaign = sorted(set(test.labels))[:4]  # four intents only: a shift no reference profile fits
+    texts = [t for t, label in zip(test.texts, test.labels, strict=True) if label in campaign]
+    with httpx.Client(timeout=10) as http:
+        for text in (texts * 3)[:320]:
+            assert http.post(f"{url}/predict", json={"text": text}).status_code == 200
+    time.sleep(8)  # the service flushes its capture every 5 s (CAPTURE_FLUSH_S default)
+    lam = aws.client("lambda")
+    name = outputs["lambda_function_names"]["drift_check"]
+    answer = lam.invoke(FunctionName=name, Payload=b"{}")
+    result = json.loads(answer["Payload"].read())
+    assert "FunctionError" not in answer, result
+    assert result["status"] == "drift", json.dumps(result, default=str)[:3000]
+    cw, sfn = aws.client("cloudwatch"), aws.client("stepfunctions")
+    alarm = f"{outputs['ecs_cluster_name']}-model-drift"
+    deadline = time.monotonic() + 60
+    while cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] != "ALARM":
+        assert time.monotonic() < deadline, "the applied drift alarm did not fire"
+        time.sleep(1)
+    execution = None
+    while execution is None:
+        assert time.monotonic() < deadline + 60, f"no retraining started; deliveries {aws.deliveries}"  # type: ignore[attr-defined]
+        runs = sfn.list_executions(stateMachineArn=outputs["state_machine_arn"])["executions"]
+        execution = next((e for e in runs if e["name"].startswith("retrain-")), None)
+        time.sleep(1)
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started["trigger"]["alarm"] == alarm
+    deadline = time.monotonic() + 600
+    while (desc := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the retraining did not finish in 10 min"
+        time.sleep(2)
+    assert desc["status"] == "SUCCEEDED", explain(aws, sfn, execution["executionArn"])
+
+
 def test_every_lambda_runs_with_what_terraform_gave_it(applied: tuple[LocalAWS, StackApply]) -> None:
     aws, apply = applied
     state = {r["address"]: r["values"] for r in _resources(apply.state())}

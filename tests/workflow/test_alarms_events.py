@@ -102,8 +102,43 @@ def test_evaluation_honours_datapoints_and_missing_data() -> None:
     def datum(value: float, ago: int) -> MetricDatum:
         return MetricDatum("N", "M", value, dims, now - timedelta(seconds=ago))
 
-    assert evaluate(alarm, [], now) is None  # no data: state unchanged
+    assert evaluate(alarm, [], now)[0] == "INSUFFICIENT_DATA"  # type: ignore[index]  # missing (the default)
     assert evaluate(alarm, [datum(9, 10)], now)[0] == "OK"  # type: ignore[index]  # 1 of 2 needed
     assert evaluate(alarm, [datum(9, 10), datum(7, 70)], now)[0] == "ALARM"  # type: ignore[index]
     assert evaluate(alarm, [datum(9, 10), datum(1, 70), datum(8, 75)], now)[0] == "OK"  # type: ignore[index]
     assert evaluate(alarm, [datum(9, 10), datum(9, 400)], now)[0] == "OK"  # type: ignore[index]  # too old
+
+
+def test_missing_data_treatment_and_time_scale_follow_the_alarm_as_applied() -> None:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from moto.cloudwatch.models import Dimension, MetricDatum
+
+    now = datetime.now(UTC)
+
+    def alarm(treat: str, period: int = 60) -> SimpleNamespace:
+        return SimpleNamespace(
+            metric_data_queries=None, metric_name="DriftScore", namespace="N",
+            comparison_operator="GreaterThanOrEqualToThreshold", dimensions=[Dimension("Service", "s")],
+            period=period, evaluation_periods=3, datapoints_to_alarm=2, statistic="Maximum", threshold=1.0,
+            treat_missing_data=treat,
+        )  # fmt: skip
+
+    one_breach = [MetricDatum("N", "DriftScore", 1.0, [{"Name": "Service", "Value": "s"}], now - timedelta(seconds=5))]
+    assert evaluate(alarm("notBreaching"), [], now)[0] == "OK"  # type: ignore[index]
+    assert evaluate(alarm("breaching"), [], now)[0] == "ALARM"  # type: ignore[index]
+    assert evaluate(alarm("ignore"), [], now) is None
+    assert evaluate(alarm("notBreaching"), one_breach, now)[0] == "OK"  # type: ignore[index]  # 1 of 2
+    assert evaluate(alarm("breaching"), one_breach, now)[0] == "ALARM"  # type: ignore[index]  # + 2 missing
+    hourly = alarm("notBreaching", period=3600)
+
+    def points(*ages: float) -> list[MetricDatum]:
+        dims = [{"Name": "Service", "Value": "s"}]
+        return [MetricDatum("N", "DriftScore", 1.0, dims, now - timedelta(seconds=a)) for a in ages]
+
+    assert evaluate(hourly, points(5, 3700), now)[0] == "ALARM"  # type: ignore[index]  # two hours breach
+    # x1440 (the demo's scale): an hour of the alarm is 2.5 s here, three of them 7.5 s.
+    assert evaluate(hourly, points(5, 3700), now, time_scale=1440)[0] == "OK"  # type: ignore[index]
+    scaled = evaluate(hourly, points(1, 4), now, time_scale=1440)
+    assert scaled is not None and scaled[0] == "ALARM" and "x1440 time" in scaled[1]

@@ -106,3 +106,55 @@ def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
         assert [codes[a] for a in arns] == [0, 3]
         logs = sorted((tmp_path / "logs").glob("*.log"))
         assert logs and all(p.read_text().strip() == "hello" for p in logs)
+
+
+def test_a_task_says_which_container_settings_it_cannot_honour() -> None:
+    from localaws.ecs import unhonoured
+
+    definition = {"name": "serving", "image": "i", "readonlyRootFilesystem": True, "user": "10001", "essential": True}
+    assert unhonoured(definition) == {"readonlyRootFilesystem": True, "user": "10001"}
+    assert unhonoured({"name": "plain", "readonlyRootFilesystem": False}) == {}
+
+
+def test_cloud_map_names_resolve_per_request_through_the_private_dns(tmp_path: Path) -> None:
+    """As Terraform creates them: the namespace is given inside DnsConfig, the service is bound to a
+    process outside the emulator after its task started, and the name resolves on the next request."""
+    import http.server
+    import threading
+    import urllib.request
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    with LocalAWS(workdir=tmp_path / "localaws") as aws:
+        sd, ecs = aws.client("servicediscovery"), aws.client("ecs")
+        op = sd.create_private_dns_namespace(Name="ns.internal", Vpc="vpc-1")["OperationId"]
+        ns = sd.get_operation(OperationId=op)["Operation"]["Targets"]["NAMESPACE"]
+        registry = sd.create_service(
+            Name="mlflow", DnsConfig={"NamespaceId": ns, "DnsRecords": [{"Type": "A", "TTL": 10}]}
+        )["Service"]["Arn"]
+        ecs.create_cluster(clusterName="c")
+        td = ecs.register_task_definition(
+            family="m", containerDefinitions=[{"name": "m", "image": "i", "command": ["true"], "memory": 128}]
+        )["taskDefinition"]["taskDefinitionArn"]
+        proxy = urllib.request.ProxyHandler({"http": aws.dns.url})
+        opener = urllib.request.build_opener(proxy)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open("http://mlflow.ns.internal:5000/health", timeout=10)
+        assert refused.value.code == 502  # not registered yet: the name does not resolve
+        aws.ecs.bind_external("c", "mlflow", f"http://127.0.0.1:{upstream.server_address[1]}")
+        ecs.create_service(
+            cluster="c", serviceName="mlflow", taskDefinition=td, desiredCount=1,
+            serviceRegistries=[{"registryArn": registry}],
+        )  # fmt: skip
+        assert opener.open("http://mlflow.ns.internal:5000/health", timeout=10).read() == b"hello"
+    upstream.shutdown()
