@@ -1,7 +1,7 @@
 """TEST DOUBLE of the serving contract, used only until the `serving` branch (model.serving) is merged.
 
 It is not the product: it exists so the workflow tests can deploy a real model version and ask it
-real questions through the CONTRACTS.md interface (MODEL_URI, PORT; GET /ready, POST /predict
+real questions through the serving interface (docs/serving.md; names in contract.yaml) (MODEL_URI, PORT; GET /ready, POST /predict
 {"text"}; X-Model-Version). It loads the model exactly as the product does (model.pyfunc). When
 `model.serving` is importable the tests run that instead (see conftest.serving_command).
 """

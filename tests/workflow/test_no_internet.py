@@ -124,5 +124,9 @@ def test_a_missing_taxonomy_names_its_uri(aws_like: Settings, monkeypatch: pytes
 
 
 def test_terraform_gives_every_step_the_labels_uri() -> None:
-    main = (Path(__file__).resolve().parents[2] / "infra/terraform/modules/workflow/main.tf").read_text()
-    assert f'ESTEIRA_LABELS_URI = "s3://${{var.bucket_names["data"]}}/{LABELS_KEY}"' in " ".join(main.split())
+    tf = Path(__file__).resolve().parents[2] / "infra/terraform"
+    module = " ".join((tf / "modules/workflow/main.tf").read_text().split())
+    root = " ".join((tf / "main.tf").read_text().split())
+    assert 'ESTEIRA_LABELS_URI = "s3://${var.bucket_names["data"]}/${var.labels_key}"' in module
+    assert "labels_key = local.contract.labels_key" in root  # the same key seed_data writes (LABELS_KEY)
+    assert LABELS_KEY == "labels/categories.json"
