@@ -1,8 +1,8 @@
 """TEST DOUBLE of the serving contract, used only until the `serving` branch (model.serving) is merged.
 
 It is not the product: it exists so the workflow tests can deploy a real model version and ask it
-real questions through the serving interface (docs/serving.md; names in contract.yaml) (MODEL_URI, PORT; GET /ready, POST /predict
-{"text"}; X-Model-Version). It loads the model exactly as the product does (model.pyfunc). When
+real questions through the serving interface of docs/serving.md (MODEL_URI, PORT; GET /ready,
+POST /predict {"text"}; X-Model-Version). It loads the model exactly as the product does (model.pyfunc). When
 `model.serving` is importable the tests run that instead (see conftest.serving_command).
 """
 
