@@ -1,8 +1,8 @@
 """Time the whole loop (`make demo`) and record it in docs/benchmarks.md.
 
 Runs the demo as `make demo` does, in a fresh work folder, then reads its results.json. Goals
-(issue 8): whole loop <= 5 min wall on the 2-core machine, alarm -> new model serving <= 3 min,
-zero failed requests. Usage: python -m benchmarks.loop [--runs N]
+(issue 16): the whole demo (loop and canary act, the apply included) <= 8 min wall on the 2-core
+machine, alarm -> new model serving <= 3 min, zero failed requests. Usage: python -m benchmarks.loop [--runs N]
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="esteira-loop-") as tmp:
             runs.append(run_once(Path(tmp)))
     lines = [
-        "`make demo` end to end. The loop: emulator + `tofu apply` (storage) + MLflow, the launch workflow, "
+        "`make demo` end to end. The loop: emulator + `tofu apply` of infra/terraform (envs/dev.tfvars, the "
+        "whole stack) + MLflow, the launch workflow on what the apply created, "
         "steady and campaign traffic, labelling, the scheduled drift check, the alarm, the alarm-started "
         "retraining and the swap under load, 10 s of traffic on the new model. After the loop the demo runs "
         "the canary act (a healthy and a degraded canary release, issue 10), the comparison and the report.",
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         "Phases of run 1 (s): " + ", ".join(f"{k} {v}" for k, v in runs[0]["phases"].items()) + ".",
         f"Infrastructure: {runs[0]['bootstrap']}.",
         "",
-        f"Goals: whole loop <= 300 s (**{worst:.0f} s**, worst run), alarm -> new model serving <= 180 s "
-        f"(**{worst_alarm:.0f} s**), 0 failed requests (**{sum(int(r['failed']) for r in runs)}**).",
+        f"Goals: whole demo <= 480 s (**{max(float(r['wall']) for r in runs):.0f} s**, worst run; the loop "
+        f"**{worst:.0f} s**), alarm -> new model serving <= 180 s (**{worst_alarm:.0f} s**), 0 failed requests "
+        f"(**{sum(int(r['failed']) for r in runs)}**).",
     ]
     write_section("loop", "\n".join(lines), command=f"python -m benchmarks.loop --runs {args.runs}")
     print("\n".join(lines))
