@@ -107,12 +107,16 @@ def test_state_machine_definitions_are_validated_as_aws_does(aws: LocalAWS) -> N
     assert any("/States/Orphan" in d["location"] for d in answer["diagnostics"]), answer["diagnostics"]
 
 
-def test_state_machine_versions_are_listed(aws: LocalAWS) -> None:
-    iam = aws.client("iam")
+def states_role(aws: LocalAWS, name: str) -> str:
+    """A role Step Functions may assume (CreateStateMachine needs one)."""
     trust = {
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]
     }
-    role = iam.create_role(RoleName="versions", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return str(aws.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+
+
+def test_state_machine_versions_are_listed(aws: LocalAWS) -> None:
+    role = states_role(aws, "versions")
     sfn = aws.client("stepfunctions")
     definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
     arn = sfn.create_state_machine(name="versions", definition=definition, roleArn=role, publish=True)[
@@ -123,11 +127,7 @@ def test_state_machine_versions_are_listed(aws: LocalAWS) -> None:
 
 
 def test_an_invalid_definition_cannot_be_created(aws: LocalAWS) -> None:
-    iam = aws.client("iam")
-    trust = {
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-    }
-    role = iam.create_role(RoleName="invalid", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    role = states_role(aws, "invalid")
     sfn = aws.client("stepfunctions")
     bad = json.dumps({"StartAt": "Missing", "States": {"Done": {"Type": "Succeed"}}})
     with pytest.raises(ClientError) as caught:
