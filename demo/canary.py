@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -141,7 +142,21 @@ def run_release(
         time.sleep(0.5)
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    print(f"{name}: {desc['status']}; seconds per state {state_seconds(events)}", file=sys.stderr)
     return dict(desc), states, events
+
+
+def state_seconds(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds spent in each state (summed over visits, from the history's timestamps): where a release's time goes."""
+    spent: dict[str, float] = {}
+    entered: dict[str, Any] = {}
+    for e in events:
+        if "stateEnteredEventDetails" in e:
+            entered[e["stateEnteredEventDetails"]["name"]] = e["timestamp"]
+        elif "stateExitedEventDetails" in e and (name := e["stateExitedEventDetails"]["name"]) in entered:
+            took = (e["timestamp"] - entered.pop(name)).total_seconds()
+            spent[name] = round(spent.get(name, 0.0) + took, 1)
+    return spent
 
 
 def weights_seen(events: list[dict[str, Any]]) -> list[int]:
