@@ -158,3 +158,22 @@ def test_cloud_map_names_resolve_per_request_through_the_private_dns(tmp_path: P
         )  # fmt: skip
         assert opener.open("http://mlflow.ns.internal:5000/health", timeout=10).read() == b"hello"
     upstream.shutdown()
+
+
+def test_subprocess_lambda_times_init_apart_from_the_handler(tmp_path: Path) -> None:
+    """AWS gives init (the module import) its own 10 s: a slow import within it does not eat the Timeout."""
+    (tmp_path / "slow_init.py").write_text(
+        "import time\ntime.sleep(2.5)\n\n\ndef handler(event, context):\n"
+        "    time.sleep(event['sleep'])\n    return 'ok'\n"
+    )
+    with LocalAWS(workdir=tmp_path / "aws", lambda_mode="subprocess") as aws:
+        role = aws.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = aws.client("lambda")
+        lam.create_function(FunctionName="slow", Runtime="python3.11", Role=role, Handler="slow_init.handler",
+                            Code={"ZipFile": _zip()}, Timeout=2,
+                            Environment={"Variables": {"PYTHONPATH": str(tmp_path)}})  # fmt: skip
+        fast = lam.invoke(FunctionName="slow", Payload=json.dumps({"sleep": 0}).encode())
+        assert "FunctionError" not in fast and json.loads(fast["Payload"].read()) == "ok"
+        slow = lam.invoke(FunctionName="slow", Payload=json.dumps({"sleep": 3}).encode())
+        assert slow["FunctionError"] == "Unhandled"
+        assert json.loads(slow["Payload"].read())["errorType"] == "Sandbox.Timedout"
