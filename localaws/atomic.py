@@ -23,9 +23,15 @@ _MARK = "_localaws_atomic"
 def serialise_dynamodb_writes() -> None:
     """Idempotent: wrap each write of moto's DynamoDBBackend in one lock (the patch stays for the process)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in _WRITES:
-        original: Callable[..., Any] = getattr(DynamoDBBackend, name)
+    # moto's UpdateItem handler also copies the old item (for ReturnValues) before it calls the backend,
+    # unlocked: a concurrent writer can change the item mid-copy ("dictionary changed size during
+    # iteration", seen in CI). DynamoDB reads an item atomically, so the handlers' writes take the lock too.
+    targets: list[tuple[type, str]] = [(DynamoDBBackend, name) for name in _WRITES]
+    targets += [(DynamoHandler, name) for name in ("put_item", "update_item", "delete_item")]
+    for owner, name in targets:
+        original: Callable[..., Any] = getattr(owner, name)
         if getattr(original, _MARK, False):
             continue
 
@@ -35,4 +41,4 @@ def serialise_dynamodb_writes() -> None:
 
         functools.update_wrapper(locked, original)
         setattr(locked, _MARK, True)
-        setattr(DynamoDBBackend, name, locked)
+        setattr(owner, name, locked)
