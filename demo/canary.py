@@ -96,9 +96,17 @@ def fresh_sample(train_data: str | Path, out: Path, frac: float = 0.98, seed: in
     return out
 
 
-def shuffled_labels(train_csv: str | Path, out: Path, seed: int = 7) -> Path:
-    """The degraded training set: the same texts and label set, labels permuted at random."""
+def shuffled_labels(train_csv: str | Path, out: Path, seed: int = 7, per_intent: int | None = None) -> Path:
+    """The degraded training set: the same label set, labels permuted at random.
+
+    `per_intent` keeps that many rows of each intent first. Labels that carry no signal never let the
+    linear models converge: on all 10,003 BANKING77 rows the fit runs to its iteration limits (107 s on
+    an idle 2-core machine, 219 s inside the demo). 15 rows per intent fit in about 5 s and are just as
+    useless: 98 % of the answers fall below the low-confidence bar.
+    """
     frame = _frame(train_csv)
+    if per_intent is not None:
+        frame = frame.groupby("category", sort=False).head(per_intent).reset_index(drop=True)
     frame["category"] = frame["category"].sample(frac=1.0, random_state=seed).to_numpy()
     frame.to_csv(out, index=False)
     return out
@@ -302,7 +310,7 @@ def _two_releases(
         raise RuntimeError(f"healthy canary: {desc['status']}, {_abort(events)}, load {traffic}")
 
     # 2. A degraded candidate that only the live checks can catch.
-    bad_train = shuffled_labels(train_data, workdir / "train-shuffled-labels.csv")
+    bad_train = shuffled_labels(train_data, workdir / "train-shuffled-labels.csv", per_intent=15)
     stack.update_function_env("evaluate", ESTEIRA_GATE_MIN_ACCURACY="0", ESTEIRA_GATE_MIN_MACRO_F1="0")
     before = champion()
     load = LoadGenerator(url, texts).start()
