@@ -17,17 +17,14 @@ import contextvars
 import importlib
 import json
 import os
-import queue
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 _ENV_LOCK = threading.RLock()
-INIT_SECONDS = 10.0  # AWS's limit on a function's init phase, which its Timeout does not include
 # localaws's own handlers (the .sync runners) read their environment from here instead of os.environ, so
 # they run outside the lock: a training task's .sync wait must not hold up every other function.
 _BUILTIN_ENV: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("localaws_env", default=None)
@@ -129,60 +126,32 @@ class LambdaRuntime:
         return json.dumps(result, default=str).encode(), errored
 
     def _subprocess(self, path: str, env: dict[str, str], event: Any, timeout: float = 900) -> tuple[Any, bool]:
+        from localaws.lambda_worker import INIT_SECONDS
+
         full_env = {**os.environ, **env}
         if env.get("LOCALAWS_PRIVATE_DNS"):  # private names resolve per request, as for tasks
             from localaws.private_dns import proxy_env
 
             full_env.update(proxy_env(env["LOCALAWS_PRIVATE_DNS"]))
-        from localaws.lambda_worker import INIT_DONE
-
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "localaws.lambda_worker", path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
-        )  # fmt: skip
-        lines: queue.Queue[str | None] = queue.Queue()
-        errors: list[str] = []
-
-        def pump_stdout() -> None:
-            for line in proc.stdout or ():
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump_stdout, daemon=True).start()
-        drain = threading.Thread(target=lambda: errors.extend(proc.stderr or ()), daemon=True)
-        drain.start()
-
-        def next_line(deadline: float) -> str | None:
-            return lines.get(timeout=max(0.01, deadline - time.monotonic()))
-
-        # AWS times the two phases apart: init (the module import) has its own INIT_SECONDS; when it runs
-        # over, init is repeated inside the invocation, so the overrun counts against the Timeout.
-        started = time.monotonic()
-        output: list[str] = []
         try:
-            while (line := next_line(started + INIT_SECONDS + timeout)) is not None and line.strip() != INIT_DONE:
-                output.append(line)
-            init = time.monotonic() - started
-            if proc.stdin is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.write(json.dumps(event))
-                    proc.stdin.close()
-            deadline = time.monotonic() + timeout - max(0.0, init - INIT_SECONDS)
-            while line is not None and (line := next_line(deadline)) is not None:
-                output.append(line)
-            proc.wait(timeout=max(0.01, deadline - time.monotonic()))
-        except (queue.Empty, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
+            proc = subprocess.run(
+                [sys.executable, "-m", "localaws.lambda_worker", path, str(timeout)],
+                input=json.dumps(event),
+                capture_output=True,
+                text=True,
+                env=full_env,
+                # The worker times init and the handler as AWS does; this only stops a worker that hangs.
+                timeout=INIT_SECONDS + timeout + 5,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
             message = f"Task timed out after {timeout:.2f} seconds"
             return {"errorMessage": message, "errorType": "Sandbox.Timedout", "stackTrace": []}, True
-        drain.join(5)
-        stderr = "".join(errors)
-        sys.stderr.write(stderr[-4000:])
+        sys.stderr.write(proc.stderr[-4000:])
         try:
-            out = json.loads("".join(output).strip().splitlines()[-1])
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
-            return {"errorMessage": stderr[-2000:], "errorType": "Runtime.ExitError", "stackTrace": []}, True
+            return {"errorMessage": proc.stderr[-2000:], "errorType": "Runtime.ExitError", "stackTrace": []}, True
         return out["result"], bool(out["errored"])
 
 
