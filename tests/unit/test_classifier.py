@@ -56,3 +56,24 @@ def test_global_features_and_pickle(fitted: tuple[IntentClassifier, pd.DataFrame
     assert set(top) == set(clf.classes_) and all(len(v) == 5 for v in top.values())
     clone = pickle.loads(pickle.dumps(clf))
     assert np.allclose(clone.predict_proba(test.text.tolist()[:3]), clf.predict_proba(test.text.tolist()[:3]))
+
+
+def test_an_intent_with_fewer_rows_than_folds_keeps_calibration(
+    fitted: tuple[IntentClassifier, pd.DataFrame], slice_files: dict[str, Path]
+) -> None:
+    """A retrain often has a new intent with one or two labelled messages. Calibration used to be
+    skipped then (beta 1.0), and half of a healthy model's answers fell below the low-confidence bar:
+    a canary rolled the healthy candidate back (CI, 2026-12-03)."""
+    clf, test = fitted
+    train = pd.read_csv(slice_files["train"])
+    rare = sorted(train.category.unique())[:2]
+    rows = pd.concat([train[train.category == rare[0]].head(1), train[train.category == rare[1]].head(2)])
+    thin = pd.concat([train[~train.category.isin(rare)], rows])
+    few = IntentClassifier(ModelParams(n_jobs=1)).fit(thin.text.tolist(), thin.category.tolist())
+    assert set(few.classes_) == set(clf.classes_)
+    assert few.beta_ != 1.0, "calibration must not be switched off by one rare intent"
+    assert few.beta_ == pytest.approx(clf.beta_, rel=0.35)
+    texts = test[~test.category.isin(rare)].text.tolist()
+    low_full = np.mean(np.asarray(clf.predict_top1(texts)[1]) < 0.5)
+    low_few = np.mean(np.asarray(few.predict_top1(texts)[1]) < 0.5)
+    assert abs(low_few - low_full) < 0.1, (low_few, low_full)
