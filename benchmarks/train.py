@@ -80,7 +80,7 @@ def main() -> None:
             clf.fit_seconds,
             _rows_per_s(clf.predict_proba, test.texts),
             *_latency_ms(clf.predict_proba, test.texts),
-            f"softmax temperature 1/{clf.beta_:.2f}, fitted on 3-fold out-of-fold scores",
+            f"softmax temperature 1/{clf.beta_:.2f}, fitted on a held-out fold (1 of 3), alongside the full fit",
         )
     )
 

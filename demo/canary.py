@@ -1,9 +1,9 @@
 """Canary releases on the embedded AWS, under load: one that succeeds and one that is rolled back.
 
-`run_canary_demo(aws, stack, ...)` runs on the LocalAWS and WorkflowStack the demo already has (a
-champion serving behind the weighted router). With a load generator sending BANKING77 messages the
-whole time, it starts the real state machine twice with `deployment_strategy: "canary"` in the
-execution input:
+`run_canary_demo(aws, stack, ...)` runs on the LocalAWS and the AppliedStack (localaws/applied.py:
+what `tofu apply` created) the demo already has, a champion serving behind the applied load balancer.
+With a load generator sending BANKING77 messages the whole time, it starts the applied state machine
+twice with `deployment_strategy: "canary"` in the execution input:
 1. a candidate trained on a fresh 98 % sample of the same data: 10 % -> 50 % -> 100 %, every check
    healthy, promoted;
 2. a deliberately degraded candidate (trained on shuffled labels; the offline gate is lowered for
@@ -237,7 +237,7 @@ def run_canary_demo(
 ) -> dict[str, Any]:
     """One successful and one rolled-back canary under load. `train_data`: a CSV (text,category) or data URI.
 
-    Needs the demo's LocalAWS and WorkflowStack (a champion already serving). Returns a summary dict;
+    Needs the demo's LocalAWS and AppliedStack (a champion already serving). Returns a summary dict;
     raises RuntimeError if either release ends differently than expected or any request failed.
     """
     del aws  # the stack carries its LocalAWS; the parameter keeps the demo's call site explicit

@@ -92,6 +92,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 
 # ---------------------------------------------------------------- phases
 def phase_infrastructure(ctx: Context) -> str:
+    from localaws.applied import MLFLOW_CLUSTER, MLFLOW_SERVICE
     from localaws.server import LocalAWS
     from localaws.terraform import StackApply, require_toolchain
 
@@ -118,8 +119,6 @@ def phase_infrastructure(ctx: Context) -> str:
     return f"AWS emulator at {aws.endpoint_url} (time x{TIME_SCALE:g}); MLflow at {uri}; {how}"
 
 
-# The names dev.tfvars gives MLflow's service (modules/mlflow), bound before the apply creates it.
-MLFLOW_CLUSTER, MLFLOW_SERVICE = "esteira-dev", "esteira-mlflow"
 BUCKETS = {role: f'module.storage.aws_s3_bucket.this["{role}"]' for role in ("data", "artifacts", "capture")}
 
 
@@ -372,15 +371,26 @@ def phase_canary(ctx: Context) -> str:
 
     stack, story = ctx.state["stack"], ctx.state["scenario"]
     data = stack.buckets["data"]
-    res = run_canary_demo(
-        ctx.state["aws"],
-        stack,
-        train_data=f"s3://{data}/train/",
-        eval_data=f"s3://{data}/eval/",
-        workdir=ctx.workdir / "canary",
-        load_texts=story.campaign_test.texts[:2000],
-        log=lambda line: None,
-    )
+    # The loop is over: its scheduled drift check is paused for the planned releases (as an operator
+    # would, with `aws events disable-rule`), so that every 15 s it does not take a core from training.
+    events = ctx.state["aws"].client("events")
+    schedules = [r["Name"] for r in events.list_rules(NamePrefix=stack.cluster)["Rules"] if r.get("ScheduleExpression")]
+    for rule in schedules:
+        events.disable_rule(Name=rule)
+    try:
+        res = run_canary_demo(
+            ctx.state["aws"],
+            stack,
+            train_data=f"s3://{data}/train/",
+            eval_data=f"s3://{data}/eval/",
+            workdir=ctx.workdir / "canary",
+            load_texts=story.campaign_test.texts[:2000],
+            log=lambda line: None,
+        )
+    finally:
+        for rule in schedules:
+            events.enable_rule(Name=rule)
+    res["paused_schedules"] = schedules
     ctx.results["canary"] = res
     good, bad = res["good"], res["degraded"]
     return (
@@ -435,8 +445,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     phases = [(n, p) for n, p in PHASES if n != "canary" or (CANARY and not args.no_canary)]
     workdir = Path(args.workdir).resolve()
-    if os.environ.get("ESTEIRA_DATA_DIR"):  # tasks run in their own folders: relative paths would break
-        os.environ["ESTEIRA_DATA_DIR"] = str(Path(os.environ["ESTEIRA_DATA_DIR"]).resolve())
     ctx = Context(workdir, Path(args.reports).resolve())
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "demo.pid").write_text(str(os.getpid()))

@@ -3,17 +3,26 @@
 Nothing here defines a resource: every name and ARN is read from Terraform's outputs or from the
 emulator, and the data planes run what the emulator holds (localaws.terraform says how the apply is
 pointed at it). What this adds is what a person at a terminal would look up: where the load
-balancer answers on this machine, which alarms the stack has, and a way to change one function's
+balancer answers on this machine, which alarms the stack has, the messages on the workflow's topic
+(through an SQS queue subscribed to it, as an operator would), and a way to change one function's
 environment as an operator would with `aws lambda update-function-configuration`.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from localaws.server import LocalAWS
-from localaws.terraform import StackApply
+from localaws.terraform import StackApply, require_toolchain
+
+# The names dev.tfvars gives MLflow's ECS service (modules/mlflow). Bound to this machine's MLflow
+# before the apply creates the service, because its RDS database has no local data plane.
+MLFLOW_CLUSTER, MLFLOW_SERVICE = "esteira-dev", "esteira-mlflow"
 
 
 @dataclass
@@ -25,6 +34,7 @@ class AppliedStack:
     buckets: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)  # the workflow's, as Terraform wrote it
     outputs: dict[str, Any] = field(default_factory=dict)
+    queue_url: str = ""  # an SQS queue subscribed to the workflow's SNS topic
 
     @classmethod
     def from_apply(cls, local: LocalAWS, apply: StackApply) -> AppliedStack:
@@ -40,13 +50,14 @@ class AppliedStack:
         ]
         functions = dict(out["lambda_function_names"])
         lam = local.client("lambda")
-        return cls(
+        env = dict(out["workflow_environment"])
+        stack = cls(
             local=local,
             apply=apply,
             cluster=cluster,
             service=service,
             buckets=dict(out["bucket_names"]),
-            environment=dict(out["workflow_environment"]),
+            environment=env,
             outputs={
                 "state_machine_arn": out["state_machine_arn"],
                 "serving_url": local.routers[host].url,  # the ALB's DNS name, answered on this machine
@@ -56,8 +67,30 @@ class AppliedStack:
                     k: lam.get_function(FunctionName=v)["Configuration"]["FunctionArn"] for k, v in functions.items()
                 },
                 "alarms": alarms,
+                "topic_arn": out["sns_topic_arn"],
+                "lock_table": env["ESTEIRA_LOCK_TABLE"],
+                "listener_arn": env["ESTEIRA_LISTENER_ARN"],
+                "target_groups": {
+                    "stable": env["ESTEIRA_STABLE_TARGET_GROUP_ARN"],
+                    "canary": env["ESTEIRA_CANARY_TARGET_GROUP_ARN"],
+                },
+                "canary_service": env["ESTEIRA_CANARY_SERVICE"],
             },
         )
+        stack.queue_url = stack._subscribe_queue()
+        return stack
+
+    @property
+    def router(self) -> Any:
+        """The load balancer as this machine answers it (requests served per ECS service in `served`)."""
+        return self.local.routers[self.outputs["alb_url"].split("://", 1)[1].rstrip("/")]
+
+    def _subscribe_queue(self) -> str:
+        sqs = self.local.client("sqs")
+        url = sqs.create_queue(QueueName=f"{self.cluster}-notifications-reader")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.local.client("sns").subscribe(TopicArn=self.outputs["topic_arn"], Protocol="sqs", Endpoint=arn)
+        return str(url)
 
     def alarm(self, suffix: str) -> str:
         """An alarm's name as the monitoring module writes it: `<name>-<suffix>`."""
@@ -69,3 +102,36 @@ class AppliedStack:
         name = self.outputs["functions"][fn]
         env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
         lam.update_function_configuration(FunctionName=name, Environment={"Variables": {**env, **changes}})
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages published to the workflow topic since the last call, oldest first."""
+        sqs = self.local.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            msgs = got.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@contextmanager
+def applied_stack(
+    workdir: Path, mlflow_uri: str, *, time_scale: float = 1.0, variables: dict[str, str] | None = None
+) -> Iterator[AppliedStack]:
+    """A fresh embedded AWS with `tofu apply` of infra/terraform + dev.tfvars on it, for a suite.
+
+    `variables` are the user's own `-var` settings (for example `training_backend=sagemaker`), never a
+    switch that exists for the emulator. The emulator, the apply and its routers stop on exit."""
+    tools = require_toolchain()
+    with LocalAWS(workdir=workdir / "localaws", time_scale=time_scale) as aws:
+        assert aws.ecs is not None
+        aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, mlflow_uri)
+        apply = StackApply(aws.endpoint_url, workdir, *tools, variables=dict(variables or {})).start()
+        try:
+            apply.join()
+            yield AppliedStack.from_apply(aws, apply)
+        finally:
+            apply.stop()

@@ -81,8 +81,11 @@ class LocalAWS:
         }
 
     def process_env(self) -> dict[str, str]:
-        """Base environment of local ECS tasks: the emulator's plus what a process needs to start at all."""
-        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "ESTEIRA_DATA_DIR", "VIRTUAL_ENV", "GIT_COMMIT")
+        """Base environment of local ECS tasks: the emulator's plus what a process needs to start at all.
+
+        Nothing of this machine's configuration leaks in (ESTEIRA_DATA_DIR, MLFLOW_*): a task sees what
+        its task definition gives it, as in AWS, so a step that would reach the internet fails here too."""
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "GIT_COMMIT")
         base = {k: os.environ[k] for k in keep if k in os.environ}
         bindir = str(Path(sys.executable).parent)
         base["PATH"] = bindir + os.pathsep + base.get("PATH", "/usr/bin:/bin")

@@ -1,10 +1,11 @@
-"""Shared fixtures: the real BANKING77 files, small slices of them, and a real MLflow server."""
+"""Shared fixtures: the real BANKING77 files, small slices of them, a real MLflow server, and the applied stack."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from demo.mlflow_server import MlflowServer, free_port
+from localaws.applied import AppliedStack
 from model.config import Settings
 from model.data import banking77_dir
 
@@ -75,3 +77,32 @@ def settings(mlflow_server: MlflowServer) -> Settings:
         experiment_name=name,
         min_rows=20,
     )
+
+
+@contextmanager
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **variables: str
+) -> Iterator[tuple[AppliedStack, Settings]]:
+    """A suite's own account: an MLflow server and `tofu apply` of infra/terraform + dev.tfvars on a
+    fresh embedded AWS (`variables` are a user's own `-var`s). Yields the stack and the settings that
+    reach the same registry and model name from this process. Skips where the toolchain is missing."""
+    from localaws.applied import applied_stack
+    from localaws.terraform import toolchain
+
+    if toolchain() is None:
+        pytest.skip("the Terraform toolchain is missing: run `make tools`")
+    work = tmp_path_factory.mktemp(name)
+    mlflow = MlflowServer(work / "mlflow", free_port()).launch()
+    try:
+        uri = mlflow.wait_healthy().uri
+        with applied_stack(work, uri, variables=variables) as stack:
+            settings = replace(
+                Settings.from_env(),
+                mlflow_tracking_uri=uri,
+                registered_model_name=stack.environment["ESTEIRA_MODEL_NAME"],
+                aws_endpoint_url=stack.local.endpoint_url,
+                min_rows=20,
+            )
+            yield stack, settings
+    finally:
+        mlflow.stop()

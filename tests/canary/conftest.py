@@ -1,31 +1,38 @@
-"""One embedded AWS per module with a champion serving behind the weighted router, and a load generator.
+"""One applied stack per module with a champion serving behind its load balancer, and a load generator.
 
-Releases in a module run one after another on the same stack (as they would in an account), so the
-costly parts (emulator, MLflow registry, the champion's serving process) are paid once per module.
-Each test reads the champion before its release and asserts on what changed.
+The stack is `tofu apply` of infra/terraform + dev.tfvars on the embedded AWS (tests/conftest.py
+`deployed`). The champion gets there the way a user's first one does: one execution of the applied
+state machine. Releases in a module then run one after another on the same stack (as they would in
+an account), so the costly parts (the apply, the MLflow registry, the champion's serving process)
+are paid once per module. Each test reads the champion before its release and asserts on what changed.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from demo.canary import LoadGenerator, run_release, shuffled_labels, skewed_labels, weights_seen
+from demo.canary import (
+    LoadGenerator,
+    ensure_metrics_interval,
+    run_release,
+    shuffled_labels,
+    skewed_labels,
+    weights_seen,
+)
 from localaws import LocalAWS
-from localaws.stack import WorkflowStack
-from model.classifier import ModelParams
+from localaws.applied import AppliedStack
 from model.config import Settings
 from pipelines import registry
-from pipelines.promote import promote
-from pipelines.train import train
-from tests.workflow.conftest import serving_command, workflow_env
+from tests.conftest import deployed
 
 # Lenient offline gate: these tests are about what the live checks catch after the gate.
 GATE = {
@@ -44,10 +51,14 @@ OFF = {
 }
 
 
+# The release settings of these tests, in every execution's input (ReleaseDefaults lets the input
+# override Terraform's; dev's bake and shadow times are minutes long).
+TIMES = {"canary_bake_seconds": 3, "shadow_seconds": 4}
+
+
 @dataclass
 class Release:
-    aws: LocalAWS
-    stack: WorkflowStack
+    stack: AppliedStack
     settings: Settings
     slice_files: dict[str, Path]
     texts: list[str]
@@ -55,6 +66,10 @@ class Release:
     skewed: Path
     variants: int = 0
     last_train: Path | None = None
+
+    @property
+    def aws(self) -> LocalAWS:
+        return self.stack.local
 
     def champion(self) -> str | None:
         v = registry.version_by_alias(self.settings, registry.CHAMPION)
@@ -91,6 +106,7 @@ class Release:
             "train_data": str(self.last_train),
             "eval_data": str(self.slice_files["test"]),
             "smoke_data": str(self.slice_files["test"]),
+            **TIMES,
             **inputs,
         }
         execution = f"{name}-{uuid.uuid4().hex[:8]}"
@@ -127,33 +143,42 @@ class Release:
         return dict(ecs.describe_services(cluster=self.stack.cluster, services=[name])["services"][0])
 
 
+def explain(stack: AppliedStack, execution_arn: str) -> str:
+    """Failed events and the local task logs, for assertion messages."""
+    sfn = stack.local.client("stepfunctions")
+    lines = []
+    for e in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
+        for key, val in e.items():
+            if key.endswith("FailedEventDetails"):
+                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
+    for log in sorted((stack.local.workdir / "logs").glob("*.log")):
+        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
+    return "\n".join(lines)
+
+
 @pytest.fixture(scope="module")
-def release(
-    mlflow_server: Any, slice_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Release]:
-    tmp = tmp_path_factory.mktemp("canary")
-    name = f"intent-{uuid.uuid4().hex[:8]}"
-    settings = replace(Settings.from_env(), mlflow_tracking_uri=mlflow_server.uri, registered_model_name=name,
-                       experiment_name=name, min_rows=20)  # fmt: skip
-    trained = train(str(slice_files["train"]), str(slice_files["test"]),
-                    params=ModelParams(estimator="svm", n_jobs=1, calibration_folds=0), settings=settings)  # fmt: skip
-    promote(trained["model_version"], eval_uri=str(slice_files["test"]), settings=settings)
-    aws = LocalAWS(workdir=tmp / "localaws").start()
-    try:
-        env = workflow_env(settings, **GATE, SERVING_METRICS_INTERVAL_S="1", ESTEIRA_CANARY_MIN_REQUESTS="20")
-        stack = WorkflowStack(
-            aws, environment=env, serving_command=serving_command(), canary_bake_seconds=3, shadow_seconds=4
-        ).deploy(registry.model_uri(settings, trained["model_version"]))
-        deadline = time.monotonic() + 120
-        while True:
-            deps = aws.client("ecs").describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
-            if deps["runningCount"] >= 1 and deps["deployments"][0]["rolloutState"] == "COMPLETED":
-                break
-            assert time.monotonic() < deadline, deps
-            time.sleep(0.5)
+def release(slice_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    from pipelines.seed_data import write_labels
+
+    with deployed(tmp_path_factory, "canary") as (stack, settings):
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in stack.local.env().items():
+                mp.setenv(key, value)  # this process's own AWS calls (seeding) go to the emulator
+            write_labels(stack.buckets["data"], settings)  # the data steps read the label set from S3
+        # An operator's configuration: the gate on the function that applies it; on the one that judges the
+        # live checks, a minimum sample small enough for a 3 s bake.
+        stack.update_function_env("evaluate", **GATE)
+        stack.update_function_env("canary_check", ESTEIRA_CANARY_MIN_REQUESTS="20")
+        # The first champion, as a user's first execution makes it (dev deploys it all at once).
+        first = {"train_data": str(slice_files["train"]), "eval_data": str(slice_files["test"]),
+                 "smoke_data": str(slice_files["test"])}  # fmt: skip
+        desc, states, _ = run_release(stack, f"first-champion-{uuid.uuid4().hex[:8]}", first, timeout=400)
+        assert desc["status"] == "SUCCEEDED", f"{states}\n{explain(stack, desc['executionArn'])}"
+        assert "Deploy" in states, states
+        ensure_metrics_interval(stack)  # canary checks need fresh metrics: a 1 s EMF interval
+        stack.notifications()  # drop what the first execution published
+        tmp = tmp_path_factory.mktemp("canary")
         texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()
         shuffled = shuffled_labels(slice_files["train"], tmp / "shuffled.csv")
         skewed = skewed_labels(slice_files["train"], tmp / "skewed.csv")
-        yield Release(aws, stack, settings, slice_files, texts, shuffled, skewed)
-    finally:
-        aws.stop()
+        yield Release(stack, settings, slice_files, texts, shuffled, skewed)

@@ -1,8 +1,9 @@
-"""Canary releases run for real on the embedded AWS: every traffic step, a rollback, and the records.
+"""Canary releases on the stack `tofu apply` created on the embedded AWS: every traffic step, a rollback,
+and the records.
 
-Same ASL, same handlers, real MLflow registry, two real serving processes behind the weighted router
-that follows the ALB listener weights the workflow sets; a load generator runs during every release
-and no request may fail.
+The applied state machine, functions, ECS services and load balancer; a real MLflow registry; two real
+serving processes behind the applied ALB, whose listener weights the workflow sets. A load generator
+runs during every release and no request may fail.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import pytest
 
 from tests.canary.conftest import OFF, Release
+
+pytestmark = pytest.mark.slow  # a tofu apply and a first champion per module
 
 CANARY = ["Promote", "ReleaseDefaults", "ReleaseConfig", "DeploymentStrategy?", "CanaryStart", "CanaryWaitStable",
           "CanaryMode?", "CanaryShift", "CanaryBake", "CanaryCheck", "CanaryHealthy?"]  # fmt: skip
@@ -56,11 +59,11 @@ def test_canary_moves_through_every_step_and_promotes(release: Release) -> None:
     assert r["load"]["failed"] == 0, r["load"]
     assert r["load"]["versions"].get(version, 0) > 0 and r["load"]["versions"].get(r["before"], 0) > 0
     # Every alarm of the candidate is gone once the release is over.
-    alarms = release.aws.client("cloudwatch").describe_alarms(AlarmNamePrefix="esteira-canary-")["MetricAlarms"]
+    prefix = release.stack.environment["ESTEIRA_CANARY_ALARM_PREFIX"]
+    alarms = release.aws.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]
     assert alarms == []
 
 
-@pytest.mark.slow
 def test_releasing_the_champion_again_takes_the_all_at_once_path(release: Release) -> None:
     # The trainer reuses the version trained on identical data and parameters: it is already champion,
     # so a canary has nothing to shift and must not "roll back" the champion to its predecessor.
@@ -117,7 +120,6 @@ def _assert_rolled_back(release: Release, r: dict, kind: str) -> dict:
     return abort
 
 
-@pytest.mark.slow
 def test_skewed_candidate_rolled_back_on_prediction_drift(release: Release) -> None:
     # Shuffled labels keep the intent mix (so drift cannot see them); a skewed prior changes it.
     release.bars(ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE=OFF["ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE"])
@@ -127,7 +129,6 @@ def test_skewed_candidate_rolled_back_on_prediction_drift(release: Release) -> N
     assert abort["metrics"]["prediction_drift"] > 0.2
 
 
-@pytest.mark.slow
 def test_slow_candidate_rolled_back_on_p99_latency(release: Release) -> None:
     # A healthy model judged against a p99 bar it cannot meet: the real latency of the real process breaches.
     release.bars(**{**OFF, "ESTEIRA_CANARY_MAX_P99_MS": "0.01"})
@@ -137,12 +138,12 @@ def test_slow_candidate_rolled_back_on_p99_latency(release: Release) -> None:
     assert abort["metrics"]["latency_p99_ms"] > 0.01
 
 
-@pytest.mark.slow
 def test_failing_candidate_rolled_back_on_5xx_rate(release: Release) -> None:
     """5xx cannot be provoked from a healthy process, so the candidate's error count is published the way its
     EMF would report it (same metric, same dimensions) while it bakes; the decision path is the real one."""
     release.bars(**{**OFF, "ESTEIRA_CANARY_MAX_5XX_RATE": "0.01"})
     stop = threading.Event()
+    env = release.stack.environment  # the namespace and Service dimension the serving tasks emit
 
     def inject(execution_arn: str) -> None:
         def run() -> None:
@@ -154,9 +155,9 @@ def test_failing_candidate_rolled_back_on_5xx_rate(release: Release) -> None:
                     with contextlib.suppress(AssertionError):
                         version = _start_output(events)["model_version"]
                 else:
-                    dims = [{"Name": "Service", "Value": release.stack.service},
+                    dims = [{"Name": "Service", "Value": env["ESTEIRA_METRICS_SERVICE"]},
                             {"Name": "ModelVersion", "Value": version}]  # fmt: skip
-                    cw.put_metric_data(Namespace="Esteira", MetricData=[
+                    cw.put_metric_data(Namespace=env["ESTEIRA_METRICS_NAMESPACE"], MetricData=[
                         {"MetricName": "Http5xx", "Dimensions": dims, "Value": 3.0, "Unit": "Count"}])  # fmt: skip
                 stop.wait(0.5)
 
@@ -170,7 +171,6 @@ def test_failing_candidate_rolled_back_on_5xx_rate(release: Release) -> None:
     assert abort["metrics"]["http_5xx"] > 0
 
 
-@pytest.mark.slow
 def test_shadow_release_reports_agreement_and_serves_nobody(release: Release) -> None:
     release.bars()
     served_before = dict(release.stack.router.served)
@@ -196,7 +196,6 @@ def test_shadow_release_reports_agreement_and_serves_nobody(release: Release) ->
     assert release.service(canary)["desiredCount"] == 0
 
 
-@pytest.mark.slow
 def test_unknown_strategy_is_refused_and_rolled_back(release: Release) -> None:
     release.bars()
     r = release.release("bad-strategy", deployment_strategy="blue-green-please")

@@ -4,13 +4,16 @@ alarm -> EventBridge -> Step Functions path with LocalStack's own alarm evaluati
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from localaws.stack import TEMPLATE, render
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "cdk"))
+from esteira_cdk.asl import render_definition  # templatefile() semantics, as CDK renders it
 
 # Also `slow`: it starts LocalStack (~30 s), so it stays out of the default `make test`.
 pytestmark = [pytest.mark.localstack, pytest.mark.slow]
@@ -64,7 +67,7 @@ def machine(localstack: str) -> dict[str, str]:
         "shadow_seconds": "1800",
     }
     arn = _client(localstack, "stepfunctions").create_state_machine(
-        name=SM_NAME, definition=render(TEMPLATE.read_text(), variables), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+        name=SM_NAME, definition=render_definition(variables), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
     )["stateMachineArn"]
     return {"arn": arn, "queue": queue}
 

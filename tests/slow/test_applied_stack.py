@@ -21,32 +21,17 @@ import httpx
 import pytest
 
 from localaws import LocalAWS
-from localaws.terraform import StackApply, toolchain
+from localaws.terraform import StackApply
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
 
 
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAWS, StackApply]]:
-    from demo.mlflow_server import MlflowServer, free_port
+    from tests.conftest import deployed
 
-    tools = toolchain()
-    if tools is None:
-        pytest.skip("the Terraform toolchain is missing: run `make tools`")
-    work = tmp_path_factory.mktemp("applied")
-    mlflow = MlflowServer(work / "mlflow", free_port()).launch()
-    try:
-        with LocalAWS(workdir=work / "localaws") as aws:
-            aws.ecs.bind_external("esteira-dev", "esteira-mlflow", mlflow.wait_healthy().uri)  # type: ignore[union-attr]
-            apply = StackApply(aws.endpoint_url, work, *tools).start()
-            try:
-                apply.join()
-                aws.expose_load_balancers(apply.outputs["ecs_cluster_name"])
-                yield aws, apply
-            finally:
-                apply.stop()
-    finally:
-        mlflow.stop()
+    with deployed(tmp_path_factory, "applied") as (stack, _):
+        yield stack.local, stack.apply
 
 
 def seed(aws: LocalAWS, bucket: str) -> None:

@@ -1,4 +1,4 @@
-"""localaws pieces on their own: template rendering, the .sync rewrite, Lambda invoke modes, local ECS tasks."""
+"""localaws pieces on their own: the .sync rewrite, Lambda invoke modes, local ECS tasks."""
 
 from __future__ import annotations
 
@@ -13,31 +13,11 @@ import pytest
 
 from localaws import LocalAWS
 from localaws.sfn import REWRITES, rewrite
-from localaws.stack import FUNCTIONS, TEMPLATE, render
-
-
-def _variables() -> dict[str, str]:
-    return {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:1:function:{f}" for f in FUNCTIONS} | {
-        "sns_topic_arn": "arn:aws:sns:us-east-1:1:t", "ecs_cluster_arn": "c", "train_task_definition_arn": "td",
-        "train_container_name": "train", "train_subnets": '["s-1"]', "train_security_groups": '["sg-1"]',
-        "training_backend": "ecs", "sagemaker_role_arn": "r", "training_image_uri": "i", "lock_table_name": "l",
-        "data_bucket": "d", "artifacts_bucket": "a", "deployment_strategy": "all_at_once",
-        "canary_steps": "[10, 50, 100]", "canary_bake_seconds": "600", "shadow_seconds": "1800",
-    }  # fmt: skip
-
-
-def test_template_renders_to_valid_asl_and_rejects_missing_variables() -> None:
-    asl = json.loads(render(TEMPLATE.read_text(), _variables()))
-    tasks = {n: s for n, s in asl["States"].items() if s["Type"] == "Task"}
-    assert all(s.get("Catch") for s in tasks.values()), "every Task needs a Catch"
-    net = tasks["TrainEcs"]["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
-    assert net["Subnets"] == ["s-1"] and net["SecurityGroups"] == ["sg-1"]
-    with pytest.raises(KeyError, match="sns_topic_arn"):
-        render(TEMPLATE.read_text(), {k: v for k, v in _variables().items() if k != "sns_topic_arn"})
+from tests.unit.test_asl_validation import rendered
 
 
 def test_rewrite_touches_only_sync_resources() -> None:
-    original = render(TEMPLATE.read_text(), _variables())
+    original = json.dumps(rendered())  # the template filled as templatefile() would
     out = json.loads(rewrite(original, "123", "eu-west-1"))
     src = json.loads(original)
     for name, state in src["States"].items():
