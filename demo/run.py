@@ -390,13 +390,14 @@ def phase_canary(ctx: Context) -> str:
     finally:
         for rule in schedules:
             events.enable_rule(Name=rule)
-    res["paused_schedules"] = schedules
     ctx.results["canary"] = res
     good, bad = res["good"], res["degraded"]
     return (
         f"healthy candidate {good['status']} through {good['weights']} % (champion {good['champion']['before']} -> "
         f"{good['champion']['after']}); degraded candidate rolled back at {bad['weights']} % on {bad['breaches']} "
-        f"(champion stays {bad['champion']['after']}); failed requests {good['load']['failed'] + bad['load']['failed']}"
+        f"(champion stays {bad['champion']['after']}); "
+        f"failed requests {good['load']['failed'] + bad['load']['failed']}; "
+        f"paused during the act: {', '.join(schedules) or 'no schedule'}"
     )
 
 
