@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 from demo.mlflow_server import MlflowServer, free_port
+from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
 from model.data import banking77_dir
@@ -79,15 +81,30 @@ def settings(mlflow_server: MlflowServer) -> Settings:
     )
 
 
+def explain(aws: LocalAWS, execution_arn: str) -> str:
+    """An execution's failed events and the local task logs, for assertion messages."""
+    sfn = aws.client("stepfunctions")
+    lines = []
+    for e in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
+        for key, val in e.items():
+            if key.endswith("FailedEventDetails"):
+                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
+    for log in sorted((aws.workdir / "logs").glob("*.log")):
+        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
+    return "\n".join(lines)
+
+
 @contextmanager
 def deployed(
     tmp_path_factory: pytest.TempPathFactory, name: str, **variables: str
 ) -> Iterator[tuple[AppliedStack, Settings]]:
     """A suite's own account: an MLflow server and `tofu apply` of infra/terraform + dev.tfvars on a
     fresh embedded AWS (`variables` are a user's own `-var`s). Yields the stack and the settings that
-    reach the same registry and model name from this process. Skips where the toolchain is missing."""
+    reach the same registry and model name from this process. The label set is in the data bucket, as
+    a user's `seed-data` puts it (the data steps read it from S3). Skips where the toolchain is missing."""
     from localaws.applied import applied_stack
     from localaws.terraform import toolchain
+    from pipelines.seed_data import write_labels
 
     if toolchain() is None:
         pytest.skip("the Terraform toolchain is missing: run `make tools`")
@@ -103,6 +120,10 @@ def deployed(
                 aws_endpoint_url=stack.local.endpoint_url,
                 min_rows=20,
             )
+            with pytest.MonkeyPatch.context() as mp:
+                for key, value in stack.local.env().items():
+                    mp.setenv(key, value)  # credentials for this process's own call to the emulator
+                write_labels(stack.buckets["data"], settings)
             yield stack, settings
     finally:
         mlflow.stop()

@@ -9,7 +9,6 @@ are paid once per module. Each test reads the champion before its release and as
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
 from pipelines import registry
-from tests.conftest import deployed
+from tests.conftest import deployed, explain
 
 # Lenient offline gate: these tests are about what the live checks catch after the gate.
 GATE = {
@@ -143,28 +142,9 @@ class Release:
         return dict(ecs.describe_services(cluster=self.stack.cluster, services=[name])["services"][0])
 
 
-def explain(stack: AppliedStack, execution_arn: str) -> str:
-    """Failed events and the local task logs, for assertion messages."""
-    sfn = stack.local.client("stepfunctions")
-    lines = []
-    for e in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
-        for key, val in e.items():
-            if key.endswith("FailedEventDetails"):
-                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
-    for log in sorted((stack.local.workdir / "logs").glob("*.log")):
-        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
-    return "\n".join(lines)
-
-
 @pytest.fixture(scope="module")
 def release(slice_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    from pipelines.seed_data import write_labels
-
     with deployed(tmp_path_factory, "canary") as (stack, settings):
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in stack.local.env().items():
-                mp.setenv(key, value)  # this process's own AWS calls (seeding) go to the emulator
-            write_labels(stack.buckets["data"], settings)  # the data steps read the label set from S3
         # An operator's configuration: the gate on the function that applies it; on the one that judges the
         # live checks, a minimum sample small enough for a 3 s bake.
         stack.update_function_env("evaluate", **GATE)
@@ -173,7 +153,7 @@ def release(slice_files: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
         first = {"train_data": str(slice_files["train"]), "eval_data": str(slice_files["test"]),
                  "smoke_data": str(slice_files["test"])}  # fmt: skip
         desc, states, _ = run_release(stack, f"first-champion-{uuid.uuid4().hex[:8]}", first, timeout=400)
-        assert desc["status"] == "SUCCEEDED", f"{states}\n{explain(stack, desc['executionArn'])}"
+        assert desc["status"] == "SUCCEEDED", f"{states}\n{explain(stack.local, desc['executionArn'])}"
         assert "Deploy" in states, states
         ensure_metrics_interval(stack)  # canary checks need fresh metrics: a 1 s EMF interval
         stack.notifications()  # drop what the first execution published

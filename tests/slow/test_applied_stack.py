@@ -22,13 +22,13 @@ import pytest
 
 from localaws import LocalAWS
 from localaws.terraform import StackApply
+from tests.conftest import deployed, explain
 
 pytestmark = [pytest.mark.slow, pytest.mark.infra]
 
 
 @pytest.fixture(scope="module")
 def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAWS, StackApply]]:
-    from tests.conftest import deployed
 
     with deployed(tmp_path_factory, "applied") as (stack, _):
         yield stack.local, stack.apply
@@ -44,17 +44,6 @@ def seed(aws: LocalAWS, bucket: str) -> None:
     for split, prefix in (("train", "train"), ("test", "eval")):
         data = load_validated(f"banking77:{split}")
         write_labelled_csv(f"s3://{bucket}/{prefix}/seed.csv", data.texts, data.labels, settings)
-
-
-def explain(aws: LocalAWS, sfn: Any, arn: str) -> str:
-    lines = []
-    for e in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]:
-        for key, val in e.items():
-            if key.endswith("FailedEventDetails"):
-                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
-    for log in sorted((aws.workdir / "logs").glob("*.log")):
-        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
-    return "\n".join(lines)
 
 
 def test_the_applied_state_machine_deploys_a_model_that_the_applied_service_serves(
@@ -74,7 +63,7 @@ def test_the_applied_state_machine_deploys_a_model_that_the_applied_service_serv
     while (desc := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the execution did not finish in 10 min"
         time.sleep(1)
-    assert desc["status"] == "SUCCEEDED", explain(aws, sfn, arn)
+    assert desc["status"] == "SUCCEEDED", explain(aws, arn)
     url = aws.routers[outputs["serving_url"].split("://", 1)[1]].url
     ready = httpx.get(f"{url}/ready", timeout=10)
     assert ready.status_code == 200, ready.text
@@ -128,7 +117,7 @@ def test_drift_in_traffic_starts_retraining_through_the_applied_alarm_and_rule(
     while (desc := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the retraining did not finish in 10 min"
         time.sleep(2)
-    assert desc["status"] == "SUCCEEDED", explain(aws, sfn, execution["executionArn"])
+    assert desc["status"] == "SUCCEEDED", explain(aws, execution["executionArn"])
 
 
 def test_every_lambda_runs_with_what_terraform_gave_it(applied: tuple[LocalAWS, StackApply]) -> None:

@@ -101,13 +101,7 @@ class Workflow:
 def applied_workflow(tmp_path_factory: pytest.TempPathFactory, slice_files: dict[str, Path]) -> Iterator[Workflow]:
     """The applied stack with the SageMaker training backend (a user's `-var training_backend=sagemaker`):
     the demo, the canary suite and tests/slow/test_applied_stack.py run dev's default, ECS."""
-    from pipelines.seed_data import write_labels
-
     with deployed(tmp_path_factory, "workflow", training_backend="sagemaker") as (stack, settings):
-        with pytest.MonkeyPatch.context() as mp:
-            for key, value in stack.local.env().items():
-                mp.setenv(key, value)  # this process's own AWS calls (seeding) go to the emulator
-            write_labels(stack.buckets["data"], settings)  # the data steps read the label set from S3
         stack.update_function_env("evaluate", **SLICE_GATE)
         yield Workflow(stack, settings, slice_files)
 
@@ -128,15 +122,3 @@ def local_aws(tmp_path: Path) -> Iterator[LocalAWS]:
         yield aws
     finally:
         aws.stop()
-
-
-def explain(wf: Workflow, execution_arn: str) -> str:
-    """Failed events and the local task logs, for assertion messages."""
-    lines = []
-    for e in wf.history(execution_arn):
-        for key, val in e.items():
-            if key.endswith("FailedEventDetails"):
-                lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")
-    for log in sorted((wf.aws.workdir / "logs").glob("*.log")):
-        lines.append(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}")
-    return "\n".join(lines)

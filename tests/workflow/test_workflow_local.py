@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from localaws.sfn import TaskFailed
-from tests.workflow.conftest import Workflow, explain
+from tests.conftest import explain as explain_execution
+from tests.workflow.conftest import Workflow
 
 pytestmark = pytest.mark.slow  # a tofu apply per module
 
@@ -58,7 +59,7 @@ def _champion_serving(wf: Workflow) -> str:
     """The champion's version, after a first release if this module has none yet (the test runs alone)."""
     if wf.champion() is None:
         done = wf.wait(wf.start(f"first-{int(time.time())}", **wf.inputs()))
-        assert done["status"] == "SUCCEEDED", explain(wf, done["executionArn"])
+        assert done["status"] == "SUCCEEDED", explain_execution(wf.aws, done["executionArn"])
     version = wf.champion()
     assert version is not None
     assert _predict_version(wf.stack.outputs["serving_url"]) == version
@@ -78,7 +79,7 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
 
     second = wf.start("happy-2", **wf.inputs())
     skipped = wf.wait(second, timeout=60)
-    assert skipped["status"] == "SUCCEEDED", explain(wf, second) + explain(wf, first)
+    assert skipped["status"] == "SUCCEEDED", explain_execution(wf.aws, second) + explain_execution(wf.aws, first)
     out = json.loads(skipped["output"])
     assert out["status"] == "skipped" and out["holder"] == first
     assert wf.states(second)[-2:] == ["AlreadyRunning", "Skipped"]
@@ -86,7 +87,7 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
 
     done = wf.wait(first)
     states = wf.states(first)
-    assert done["status"] == "SUCCEEDED", (states, explain(wf, first))
+    assert done["status"] == "SUCCEEDED", (states, explain_execution(wf.aws, first))
     assert _in_order(HAPPY, states), states
     assert "TrainEcs" not in states
     result = json.loads(done["output"])
@@ -113,7 +114,7 @@ def test_gate_rejection_leaves_serving_alone(workflow: Workflow, tmp_path: Path)
     wf.configure("evaluate", ESTEIRA_GATE_MIN_ACCURACY="0.999", ESTEIRA_GATE_MIN_IMPROVEMENT="0.5")
     done = wf.wait(wf.start("rejected", **wf.inputs(train_data=str(_variant(wf, tmp_path, 1)))))
     states = wf.states(done["executionArn"])
-    assert done["status"] == "SUCCEEDED", explain(wf, done["executionArn"])
+    assert done["status"] == "SUCCEEDED", explain_execution(wf.aws, done["executionArn"])
     assert _in_order(["TrainSageMaker", "Evaluate", "Gate?", "NotifyRejected", "ReleaseLock", "Done"], states), states
     assert "Promote" not in states and "Deploy" not in states
     assert wf.champion() == champion
@@ -147,7 +148,7 @@ def test_training_failure_notifies_and_touches_nothing(workflow: Workflow, tmp_p
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED"
     expected = ["ValidateData", "TrainSageMaker", "NotifyFailure", "ReleaseLockAfterFailure", "Failed"]
-    assert _in_order(expected, states), (states, explain(wf, done["executionArn"]))
+    assert _in_order(expected, states), (states, explain_execution(wf.aws, done["executionArn"]))
     assert "Evaluate" not in states
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in wf.history(done["executionArn"])
               if e["type"] == "LambdaFunctionFailed"]  # fmt: skip
@@ -165,7 +166,7 @@ def test_deploy_failure_rolls_back(workflow: Workflow, tmp_path: Path) -> None:
     wf.configure("deploy", ESTEIRA_SERVING_CONTAINER="no-such-container")
     done = wf.wait(wf.start("deploy-fails", **wf.inputs(train_data=str(_variant(wf, tmp_path, 3)))))
     states = wf.states(done["executionArn"])
-    assert done["status"] == "FAILED", explain(wf, done["executionArn"])
+    assert done["status"] == "FAILED", explain_execution(wf.aws, done["executionArn"])
     assert _in_order(["Promote", "Deploy", "Rollback", "WaitRollbackStable", "NotifyRolledBack", "Failed"], states)
     assert "SmokeTest" not in states
     assert wf.champion() == v1, "champion alias must be restored"
