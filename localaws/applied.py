@@ -42,7 +42,6 @@ class AppliedStack:
         out = apply.outputs
         cluster, service = out["ecs_cluster_name"], out["serving_service_name"]
         local.expose_load_balancers(cluster)
-        host = out["serving_url"].split("://", 1)[1].rstrip("/")
         alarms = [
             a["AlarmName"]
             for page in local.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=cluster)
@@ -60,7 +59,7 @@ class AppliedStack:
             environment=env,
             outputs={
                 "state_machine_arn": out["state_machine_arn"],
-                "serving_url": local.routers[host].url,  # the ALB's DNS name, answered on this machine
+                "serving_url": local.routers[_host(out["serving_url"])].url,  # the ALB's name, answered here
                 "alb_url": out["serving_url"],
                 "functions": functions,
                 "function_arns": {
@@ -83,7 +82,7 @@ class AppliedStack:
     @property
     def router(self) -> Any:
         """The load balancer as this machine answers it (requests served per ECS service in `served`)."""
-        return self.local.routers[self.outputs["alb_url"].split("://", 1)[1].rstrip("/")]
+        return self.local.routers[_host(self.outputs["alb_url"])]
 
     def _subscribe_queue(self) -> str:
         sqs = self.local.client("sqs")
@@ -117,16 +116,18 @@ class AppliedStack:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def _host(url: str) -> str:
+    return url.split("://", 1)[1].rstrip("/")
+
+
 @contextmanager
-def applied_stack(
-    workdir: Path, mlflow_uri: str, *, time_scale: float = 1.0, variables: dict[str, str] | None = None
-) -> Iterator[AppliedStack]:
+def applied_stack(workdir: Path, mlflow_uri: str, *, variables: dict[str, str] | None = None) -> Iterator[AppliedStack]:
     """A fresh embedded AWS with `tofu apply` of infra/terraform + dev.tfvars on it, for a suite.
 
     `variables` are the user's own `-var` settings (for example `training_backend=sagemaker`), never a
     switch that exists for the emulator. The emulator, the apply and its routers stop on exit."""
     tools = require_toolchain()
-    with LocalAWS(workdir=workdir / "localaws", time_scale=time_scale) as aws:
+    with LocalAWS(workdir=workdir / "localaws") as aws:
         assert aws.ecs is not None
         aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, mlflow_uri)
         apply = StackApply(aws.endpoint_url, workdir, *tools, variables=dict(variables or {})).start()
