@@ -40,8 +40,10 @@ def test_subprocess_lambda_reports_errors_like_aws(tmp_path: Path) -> None:
     with LocalAWS(workdir=tmp_path, lambda_mode="subprocess") as aws:
         role = aws.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         lam = aws.client("lambda")
+        # Timeout: AWS's default of 3 s is shorter than a first boto3 client in a fresh venv on a busy
+        # machine (CI, 2026-12-04: the handler's ValueError lost to Sandbox.Timedout); this is about errors.
         lam.create_function(FunctionName="lock", Runtime="python3.11", Role=role, Handler="lambdas.lock.handler",
-                            Code={"ZipFile": _zip()})  # fmt: skip
+                            Code={"ZipFile": _zip()}, Timeout=60)  # fmt: skip
         resp = lam.invoke(FunctionName="lock", Payload=json.dumps({"action": "steal", "owner": "x"}).encode())
         assert resp["FunctionError"] == "Unhandled"
         body = json.loads(resp["Payload"].read())
