@@ -41,7 +41,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv from the lock file (seconds when cached)
 
-demo: venv ## the whole loop locally: train, deploy, serve, drift, alarm, retrain (~5 min; report in reports/)
+demo: venv ## the whole loop locally: train, deploy, serve, drift, alarm, retrain (time: docs/benchmarks.md; report in reports/)
 	$(PY) -m demo.run
 
 demo-down: ## stop a running demo and every process it started
