@@ -3,6 +3,9 @@
 #   -> mlflow (RDS + ECS service) -> monitoring (SNS, alarms, dashboard, EventBridge)
 #   -> workflow (Lambdas, training task, Step Functions) -> ci (GitHub OIDC roles)
 
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:Only the first az_count zone names are used (slice); a newly added zone sorts after them and does not change the selection. Pin availability_zones explicitly to freeze it.
   state = "available"
@@ -36,6 +39,111 @@ locals {
   }
   model_uri      = var.pinned_model_version == null ? "models:/${var.model_name}@champion" : "models:/${var.model_name}/${var.pinned_model_version}"
   capture_s3_uri = "s3://${module.storage.bucket_names["capture"]}/${local.contract.capture.prefix}/"
+
+  # The AWS APIs the stack's compute calls from the private subnets, by interface endpoint, and who
+  # calls them. Without a NAT gateway each needs its endpoint (S3 and DynamoDB have gateway
+  # endpoints); modules/network refuses to plan without them. Nothing private calls SNS today.
+  private_aws_apis = {
+    "ecr.api"              = "image pulls of the Fargate tasks (serving, MLflow, training)"
+    "ecr.dkr"              = "image pulls of the Fargate tasks"
+    "logs"                 = "awslogs of the Fargate tasks; SageMaker training logs in VPC mode"
+    "secretsmanager"       = "the MLflow task's database password (ECS secrets)"
+    "ecs"                  = "deploy, service_stable, rollback and canary_check Lambdas"
+    "elasticloadbalancing" = "canary_check Lambda: listener weights and the shadow tag"
+    "monitoring"           = "drift_check and canary_check Lambdas; SageMaker training metrics in VPC mode"
+    "states"               = "retrain_trigger Lambda: StartExecution"
+  }
+}
+
+# ---- one permissions boundary on every role the stack creates
+# The ceiling of what any role of the stack can ever do, whatever its own policies say: the services
+# the stack uses, IAM only on the stack's own roles, never a role without this boundary, and never a
+# change to this policy or to the CI roles. The CI deploy role carries it too.
+locals {
+  iam_arn       = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}"
+  boundary_name = "${local.name}-boundary"
+  # Known at plan time (name and path are configuration) and a reference, so roles wait for the policy.
+  boundary_arn = "${local.iam_arn}:policy${aws_iam_policy.boundary.path}${aws_iam_policy.boundary.name}"
+  stack_services = [
+    "application-autoscaling", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elasticloadbalancing", "events",
+    "kms", "lambda", "logs", "rds", "route53", "s3", "sagemaker", "secretsmanager", "servicediscovery", "sns",
+    "states", "xray",
+  ]
+}
+
+data "aws_iam_policy_document" "boundary" {
+  #checkov:skip=CKV_AWS_355:A permissions boundary grants nothing: it caps what the stack's roles' own (scoped) policies can allow at the services the stack uses.
+  #checkov:skip=CKV_AWS_290:See CKV_AWS_355: a ceiling, not a grant.
+  #checkov:skip=CKV_AWS_289:IAM in the boundary is limited to the stack's own roles and, by explicit denies, never to a role without this boundary, to this policy or to the CI roles.
+  #checkov:skip=CKV_AWS_288:See CKV_AWS_355: S3 and Secrets Manager are services the stack's roles use; their own policies scope them.
+  #checkov:skip=CKV_AWS_287:See CKV_AWS_355.
+  #checkov:skip=CKV_AWS_286:See CKV_AWS_289: PassRole only on the stack's roles, which all carry this boundary.
+  #checkov:skip=CKV_AWS_109:See CKV_AWS_289.
+  #checkov:skip=CKV_AWS_111:See CKV_AWS_355.
+  #checkov:skip=CKV_AWS_356:See CKV_AWS_355.
+  statement {
+    sid       = "StackServices"
+    actions   = [for s in local.stack_services : "${s}:*"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ReadIam"
+    actions   = ["iam:Get*", "iam:List*", "sts:GetCallerIdentity"]
+    resources = ["*"]
+  }
+  statement {
+    sid     = "StackIam"
+    actions = ["iam:*"]
+    resources = [
+      "${local.iam_arn}:role/${local.name}-*",
+      "${local.iam_arn}:policy/${local.name}-*",
+      "${local.iam_arn}:role/aws-service-role/*",
+      "${local.iam_arn}:oidc-provider/token.actions.githubusercontent.com",
+    ]
+  }
+  statement {
+    sid       = "NoRoleWithoutThisBoundary"
+    effect    = "Deny"
+    actions   = ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"]
+    resources = ["*"]
+    condition {
+      test     = "StringNotEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = ["${local.iam_arn}:policy/${local.boundary_name}"]
+    }
+  }
+  statement {
+    sid       = "KeepBoundaries"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary"]
+    resources = ["*"]
+  }
+  statement {
+    sid    = "BoundaryIsFixed"
+    effect = "Deny"
+    actions = [
+      "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+      "iam:TagPolicy", "iam:UntagPolicy",
+    ]
+    resources = ["${local.iam_arn}:policy/${local.boundary_name}"]
+  }
+  statement {
+    sid    = "CiRolesAreFixed"
+    effect = "Deny"
+    actions = [
+      "iam:CreateRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy",
+      "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+      "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
+    ]
+    resources = ["${local.iam_arn}:role/${local.name}-github-*"]
+  }
+}
+
+resource "aws_iam_policy" "boundary" {
+  name        = local.boundary_name
+  description = "Permissions boundary of every role of ${local.name} (see infra/terraform/main.tf)"
+  policy      = data.aws_iam_policy_document.boundary.json
+  tags        = local.tags
 }
 
 module "storage" {
@@ -56,6 +164,9 @@ module "network" {
   kms_key_arn           = module.storage.kms_key_arn
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
+
+  required_interface_endpoints = keys(local.private_aws_apis)
+  permissions_boundary_arn     = local.boundary_arn
 }
 
 module "registry" {
@@ -67,36 +178,37 @@ module "registry" {
 }
 
 module "serving" {
-  source                 = "./modules/serving"
-  name                   = local.name
-  service_name           = local.contract.serving_service_name
-  environment_names      = local.contract.serving_environment
-  metrics_namespace      = local.contract.metrics.namespace
-  vpc_id                 = module.network.vpc_id
-  vpc_cidr_block         = module.network.vpc_cidr_block
-  public_subnet_ids      = module.network.public_subnet_ids
-  private_subnet_ids     = module.network.private_subnet_ids
-  kms_key_arn            = module.storage.kms_key_arn
-  image_uri              = local.images.serving
-  model_uri              = local.model_uri
-  mlflow_tracking_uri    = module.mlflow.tracking_uri
-  capture_s3_uri         = local.capture_s3_uri
-  discovery_namespace    = local.discovery_namespace
-  discovery_namespace_id = module.mlflow.discovery_namespace_id
-  capture_bucket_arn     = module.storage.bucket_arns["capture"]
-  artifacts_bucket_arn   = module.storage.bucket_arns["artifacts"]
-  cpu                    = var.serving_cpu
-  memory                 = var.serving_memory
-  desired_count          = var.serving_min_capacity
-  min_capacity           = var.serving_min_capacity
-  max_capacity           = var.serving_max_capacity
-  use_fargate_spot       = var.use_fargate_spot
-  certificate_arn        = var.certificate_arn
-  allowed_ingress_cidrs  = var.allowed_ingress_cidrs
-  alb_logs_bucket        = module.storage.logs_bucket_name
-  deletion_protection    = var.deletion_protection
-  log_retention_days     = var.log_retention_days
-  tags                   = local.tags
+  source                   = "./modules/serving"
+  name                     = local.name
+  service_name             = local.contract.serving_service_name
+  environment_names        = local.contract.serving_environment
+  metrics_namespace        = local.contract.metrics.namespace
+  vpc_id                   = module.network.vpc_id
+  vpc_cidr_block           = module.network.vpc_cidr_block
+  public_subnet_ids        = module.network.public_subnet_ids
+  private_subnet_ids       = module.network.private_subnet_ids
+  kms_key_arn              = module.storage.kms_key_arn
+  image_uri                = local.images.serving
+  model_uri                = local.model_uri
+  mlflow_tracking_uri      = module.mlflow.tracking_uri
+  capture_s3_uri           = local.capture_s3_uri
+  discovery_namespace      = local.discovery_namespace
+  discovery_namespace_id   = module.mlflow.discovery_namespace_id
+  capture_bucket_arn       = module.storage.bucket_arns["capture"]
+  artifacts_bucket_arn     = module.storage.bucket_arns["artifacts"]
+  cpu                      = var.serving_cpu
+  memory                   = var.serving_memory
+  desired_count            = var.serving_min_capacity
+  min_capacity             = var.serving_min_capacity
+  max_capacity             = var.serving_max_capacity
+  use_fargate_spot         = var.use_fargate_spot
+  certificate_arn          = var.certificate_arn
+  allowed_ingress_cidrs    = var.allowed_ingress_cidrs
+  alb_logs_bucket          = module.storage.logs_bucket_name
+  deletion_protection      = var.deletion_protection
+  log_retention_days       = var.log_retention_days
+  tags                     = local.tags
+  permissions_boundary_arn = local.boundary_arn
 }
 
 module "mlflow" {
@@ -116,6 +228,8 @@ module "mlflow" {
   deletion_protection   = var.deletion_protection
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
+
+  permissions_boundary_arn = local.boundary_arn
 }
 
 module "workflow" {
@@ -162,6 +276,7 @@ module "workflow" {
   deletion_protection      = var.deletion_protection
   log_retention_days       = var.log_retention_days
   tags                     = local.tags
+  permissions_boundary_arn = local.boundary_arn
 }
 
 module "monitoring" {
@@ -202,5 +317,8 @@ module "ci" {
   oidc_provider_arn    = var.oidc_provider_arn
   state_bucket         = var.state_bucket
   state_key_prefix     = "${var.project}/${var.environment}/"
+  kms_key_arn          = module.storage.kms_key_arn
   tags                 = local.tags
+
+  permissions_boundary_arn = local.boundary_arn
 }

@@ -79,9 +79,13 @@ variable "enable_nat_gateway" {
 }
 
 variable "interface_endpoints" {
-  description = "Interface VPC endpoints (service short names) giving private tasks and Lambdas AWS APIs without NAT."
+  description = "Interface VPC endpoints (service short names) giving private tasks and Lambdas AWS APIs without NAT. Without a NAT gateway the plan fails unless it holds every service in main.tf's local.private_aws_apis."
   type        = set(string)
-  default     = ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "states", "monitoring", "sns"]
+  default     = ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "elasticloadbalancing", "states", "monitoring", "sns"]
+  validation {
+    condition     = alltrue([for s in var.interface_endpoints : can(regex("^[a-z0-9.-]+$", s))])
+    error_message = "interface_endpoints are service short names like \"ecr.api\"."
+  }
 }
 
 variable "endpoint_subnet_count" {

@@ -29,10 +29,25 @@ def resolve(value: Any) -> Any:
     return value
 
 
+def boundaries(template: dict[str, Any]) -> set[str]:
+    """Logical ids of the managed policies that are some role's permissions boundary."""
+    return {
+        ref
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Role"
+        and isinstance(ref := resource.get("Properties", {}).get("PermissionsBoundary", {}).get("Ref"), str)
+    }
+
+
 def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every identity-policy statement in the template, with the logical id that holds it."""
+    """Every identity-policy statement in the template, with the logical id that holds it.
+
+    A permissions boundary grants nothing (it caps the roles' own policies), so it is not one."""
     found: list[tuple[str, dict[str, Any]]] = []
+    ceilings = boundaries(template)
     for logical_id, resource in template["Resources"].items():
+        if logical_id in ceilings:
+            continue
         props = resource.get("Properties", {})
         docs = []
         if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):

@@ -37,6 +37,7 @@ TF_TO_CFN: dict[str, str] = {
     "aws_eip": "AWS::EC2::EIP",
     "aws_flow_log": "AWS::EC2::FlowLog",
     "aws_iam_openid_connect_provider": "AWS::IAM::OIDCProvider",
+    "aws_iam_policy": "AWS::IAM::ManagedPolicy",
     "aws_iam_role": "AWS::IAM::Role",
     "aws_iam_role_policy": "AWS::IAM::Policy",
     "aws_internet_gateway": "AWS::EC2::InternetGateway",

@@ -27,6 +27,11 @@ NO_RESOURCE_LEVEL = {
     "ecs:ListTasks",
     "ecs:DescribeTasks",
     "ecr:GetAuthorizationToken",
+    "ec2:DescribeNetworkInterfaces",  # the SageMaker training job's VPC mode
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
@@ -360,3 +365,112 @@ def test_serving_container_is_read_only_with_the_contract_environment(dev: Synth
     assert env["SERVICE_NAME"] == "esteira-serving" and env["PORT"] == "8080"
     assert env["CAPTURE_S3_URI"].startswith("s3://") and env["CAPTURE_S3_URI"].endswith("/capture/")
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.esteira-dev.internal:5000"
+
+
+# ---------------------------------------------------------------- the first real deploy (docs/deploy.md)
+
+
+def _role_actions(template: dict[str, Any], role_id: str) -> set[str]:
+    return {
+        a
+        for holder, s in statements(template)
+        if s.get("Effect", "Allow") == "Allow"
+        and role_id in json.dumps(template["Resources"][holder]["Properties"].get("Roles", []))
+        for a in as_list(s["Action"])
+    }
+
+
+def _role_of(dev: Synth, suffix: str) -> tuple[str, dict[str, Any]]:
+    _, fn = function_by_name(dev, suffix)
+    role_id = resolve(fn["Properties"]["Role"]).removeprefix("<GetAtt:").removesuffix(".Arn>")
+    return role_id, dev.template["Resources"][role_id]
+
+
+def test_every_role_carries_the_stack_boundary(dev: Synth) -> None:
+    (boundary_id,) = [
+        k
+        for k, r in dev.resources("AWS::IAM::ManagedPolicy").items()
+        if r["Properties"].get("ManagedPolicyName") == "esteira-dev-boundary"
+    ]
+    roles = dev.resources("AWS::IAM::Role")
+    assert len(roles) >= 24  # 11 Lambdas, 6 task roles, state machine, flow logs, 3 CI, 2 custom-resource providers
+    unbounded = [k for k, r in roles.items() if r["Properties"].get("PermissionsBoundary") != {"Ref": boundary_id}]
+    assert not unbounded, f"roles without the boundary: {unbounded}"
+    denies = dev.template["Resources"][boundary_id]["Properties"]["PolicyDocument"]["Statement"]
+    sids = {s["Sid"] for s in denies if s["Effect"] == "Deny"}
+    assert sids == {"NoRoleWithoutThisBoundary", "KeepBoundaries", "BoundaryIsFixed", "CiRolesAreFixed"}
+
+
+def test_each_function_has_a_role_of_its_own_with_what_its_code_calls(dev: Synth) -> None:
+    functions = [f["Properties"].get("FunctionName") for f in dev.resources("AWS::Lambda::Function").values()]
+    functions = [f for f in functions if isinstance(f, str)]  # not the custom-resource providers
+    assert len(functions) == 11
+    roles = {}
+    for name in functions:
+        role_id, role = _role_of(dev, name.removeprefix("esteira-dev-"))
+        assert role["Properties"]["RoleName"] == name
+        roles[name] = role_id
+    assert len(set(roles.values())) == len(functions), "functions share a role"
+    vpc_policy = "service-role/AWSLambdaVPCAccessExecutionRole"
+    smoke_id, smoke = _role_of(dev, "smoke-test")
+    assert vpc_policy not in json.dumps(smoke["Properties"].get("ManagedPolicyArns", []))
+    smoke_actions = _role_actions(dev.template, smoke_id)
+    for action in ("ecs:UpdateService", "elasticloadbalancing:ModifyListener", "states:StartExecution"):
+        assert action not in smoke_actions, action
+    for name, role_id in roles.items():
+        if name != "esteira-dev-smoke-test":
+            assert vpc_policy in json.dumps(dev.template["Resources"][role_id]["Properties"]["ManagedPolicyArns"])
+    # Only the canary moves traffic, only the trigger starts the workflow.
+    movers = {n for n, r in roles.items() if "elasticloadbalancing:ModifyListener" in _role_actions(dev.template, r)}
+    starters = {n for n, r in roles.items() if "states:StartExecution" in _role_actions(dev.template, r)}
+    assert movers == {"esteira-dev-canary-check"} and starters == {"esteira-dev-retrain-trigger"}
+
+
+def test_tagging_create_calls_may_tag(dev: Synth) -> None:
+    for suffix in ("deploy", "canary-check"):
+        role_id, _ = _role_of(dev, suffix)
+        tags = [
+            s
+            for holder, s in statements(dev.template)
+            if role_id in json.dumps(dev.template["Resources"][holder]["Properties"].get("Roles", []))
+            and "ecs:TagResource" in as_list(s["Action"])
+        ]
+        assert tags and tags[0]["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
+    canary_id, _ = _role_of(dev, "canary-check")
+    assert {"cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"} <= _role_actions(dev.template, canary_id)
+
+
+def test_private_subnets_reach_every_api_they_call(dev: Synth) -> None:
+    services = [resolve(e["Properties"]["ServiceName"]) for e in dev.resources("AWS::EC2::VPCEndpoint").values()]
+    assert any(str(s).endswith(".elasticloadbalancing") for s in services), services
+    (s3,) = [
+        e
+        for e in dev.resources("AWS::EC2::VPCEndpoint").values()
+        if str(resolve(e["Properties"]["ServiceName"])).endswith("s3")
+    ]
+    layers = [st for st in s3["Properties"]["PolicyDocument"]["Statement"] if "starport" in json.dumps(st)]
+    assert len(layers) == 1 and layers[0]["Action"] == "s3:GetObject" and layers[0]["Principal"] in ("*", {"AWS": "*"})
+
+
+def test_the_sagemaker_job_runs_in_the_vpc(tmp_path_factory: Any) -> None:
+    from .conftest import synthesise
+
+    sagemaker = synthesise(tmp_path_factory.mktemp("cdk-sagemaker"), "dev", {"training_backend": "sagemaker"})
+    (machine,) = sagemaker.resources("AWS::StepFunctions::StateMachine").values()
+    document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
+    (job,) = [s for s in document["States"].values() if "createTrainingJob" in str(s.get("Resource", ""))]
+    assert (
+        len(job["Parameters"]["VpcConfig"]["Subnets"]) == 2
+        and len(job["Parameters"]["VpcConfig"]["SecurityGroupIds"]) == 1
+    )
+    (role_id,) = [
+        k
+        for k, r in sagemaker.resources("AWS::IAM::Role").items()
+        if r["Properties"].get("RoleName") == "esteira-dev-sagemaker-train"
+    ]
+    actions = _role_actions(sagemaker.template, role_id)
+    assert {
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+    } <= actions

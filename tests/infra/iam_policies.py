@@ -9,6 +9,7 @@ documents whose values are still unknown at plan time - the configuration itself
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,3 +119,145 @@ def violations(document: dict[str, Any]) -> list[str]:
     bad += [f"{a}: {arn}" for a, arn in managed_policy_arns(document).items() if arn.endswith(FORBIDDEN_MANAGED)]
     bad += configured_allow_all(document)
     return bad
+
+
+# ---- evaluation: would these policies allow one request? (enough of IAM's logic for the escalation checks)
+def _glob(pattern: str, value: str, *, case: bool) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+
+
+def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[str, str]) -> bool:
+    if_exists = operator.endswith("IfExists")
+    op = operator.removesuffix("IfExists")
+    if op == "Null":
+        return (key not in context) == (str(wanted[0]).lower() == "true")
+    negated = op.startswith(("StringNot", "ArnNot"))
+    if key not in context:  # AWS: a missing key fails a condition, except a negated or ...IfExists one
+        return if_exists or negated
+    actual = context[key]
+    if op in ("StringEquals", "ArnEquals", "StringNotEquals", "ArnNotEquals"):
+        hit = actual in wanted
+    elif op in ("StringLike", "ArnLike", "StringNotLike", "ArnNotLike"):
+        hit = any(_glob(w, actual, case=True) for w in wanted)
+    elif op in ("StringEqualsIgnoreCase", "Bool"):
+        hit = actual.lower() in (w.lower() for w in wanted)
+    else:
+        raise ValueError(f"condition operator {operator} is not modelled")
+    return not hit if negated else hit
+
+
+def statement_applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    """Does the statement (whatever its effect) match this action, resource and request context?"""
+    if "Action" in statement:
+        if not any(_glob(a, action, case=False) for a in _as_list(statement["Action"])):
+            return False
+    elif any(_glob(a, action, case=False) for a in _as_list(statement.get("NotAction"))):
+        return False
+    if "Resource" in statement:
+        if not any(_glob(r, resource, case=True) for r in _as_list(statement["Resource"])):
+            return False
+    elif any(_glob(r, resource, case=True) for r in _as_list(statement.get("NotResource"))):
+        return False
+    for operator, pairs in (statement.get("Condition") or {}).items():
+        for key, wanted in pairs.items():
+            if not _condition_holds(operator, key, [str(w) for w in _as_list(wanted)], context):
+                return False
+    return True
+
+
+def decision(documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, str] | None = None) -> str:
+    """'Deny' (explicit), 'Allow' or 'Neutral' (implicitly denied) under these policy documents."""
+    allowed = False
+    for document in documents:
+        for statement in _as_list(document.get("Statement")):
+            if statement_applies(statement, action, resource, context or {}):
+                if statement.get("Effect", "Allow") == "Deny":
+                    return "Deny"
+                allowed = True
+    return "Allow" if allowed else "Neutral"
+
+
+def allows(
+    identity: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+    boundary: dict[str, Any] | None = None,
+) -> bool:
+    """Allowed by the identity policies and, when the role has one, by its permissions boundary."""
+    if decision(identity, action, resource, context) != "Allow":
+        return False
+    return boundary is None or decision([boundary], action, resource, context) == "Allow"
+
+
+# Every IAM action that creates a role or makes a role able to do more: each must carry the boundary.
+ROLE_GROWTH = ("iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary")
+# Everything that changes a role in any way (the CI roles must not change from inside the stack).
+ROLE_CHANGES = (
+    *ROLE_GROWTH,
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:TagRole",
+    "iam:PassRole",
+)
+POLICY_CHANGES = (
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+)
+# Identities outside any role's boundary: a user or an access key is a way around every boundary.
+UNBOUNDED_IDENTITIES = ("iam:CreateUser", "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:CreateGroup")
+
+
+def escalations(
+    identity: list[dict[str, Any]],
+    boundary: dict[str, Any] | None,
+    *,
+    boundary_arn: str,
+    stack_role: str,
+    ci_roles: list[str],
+    other_policy: str,
+) -> list[str]:
+    """Ways this principal (identity policies capped by its boundary) could get past the boundary:
+    create or widen a role without it, remove a boundary, rewrite the boundary, touch the CI roles,
+    or create an identity no boundary applies to. `stack_role`: the ARN of a role of the stack
+    (existing or new); `other_policy`: the ARN of some other managed policy."""
+    found = []
+    for action in ROLE_GROWTH:
+        for context, what in (({}, "no boundary"), ({"iam:PermissionsBoundary": other_policy}, "another boundary")):
+            if allows(identity, action, stack_role, context, boundary):
+                found.append(f"{action} on {stack_role} with {what}")
+    if allows(identity, "iam:DeleteRolePermissionsBoundary", stack_role, {}, boundary):
+        found.append(f"iam:DeleteRolePermissionsBoundary on {stack_role}")
+    for action in POLICY_CHANGES:
+        if allows(identity, action, boundary_arn, {}, boundary):
+            found.append(f"{action} on the boundary {boundary_arn}")
+    for role in ci_roles:
+        for action in ROLE_CHANGES:
+            if allows(identity, action, role, {"iam:PermissionsBoundary": boundary_arn}, boundary):
+                found.append(f"{action} on the CI role {role}")
+    account = boundary_arn.split(":")[4]
+    for action in UNBOUNDED_IDENTITIES:
+        if allows(identity, action, f"arn:aws:iam::{account}:user/someone", {}, boundary):
+            found.append(f"{action}: an identity outside every boundary")
+    return found
+
+
+_ROLE_ADDRESS = re.compile(r"(^|\.)aws_iam_role\.[\w-]+(\[[^\]]*\])?$")
+
+
+def roles_without_boundary(document: dict[str, Any], boundary_arn: str) -> list[str]:
+    """Every aws_iam_role of a plan or state whose permissions boundary is not `boundary_arn`."""
+    return sorted(
+        {
+            f"{address} ({values.get('name')}): {values.get('permissions_boundary')!r}"
+            for address, values in _resources(document)
+            if _ROLE_ADDRESS.search(address) and values.get("permissions_boundary") != boundary_arn
+        }
+    )

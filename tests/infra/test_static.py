@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from .conftest import ASL, BIN, CONTRACT, REPO, TF_DIR, Tofu, require, tofu_env
-from .iam_policies import is_allow_all, violations
+from .iam_policies import allows, decision, escalations, is_allow_all, roles_without_boundary, violations
 
 pytestmark = pytest.mark.infra
 
@@ -171,6 +171,23 @@ def test_state_machine_template_renders_to_valid_asl() -> None:
     assert "arn:aws:states:::ecs:runTask.sync" in resources, "training must run as an ECS task"
 
 
+def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
+    """In VPC mode, with the training task's subnets and security group, or it cannot reach MLflow."""
+    definition = render_asl(
+        TEMPLATE_VARS | {"training_backend": "sagemaker", "sagemaker_role_arn": "arn:aws:iam::1:role/x"}
+    )
+    (job,) = [s for s in definition["States"].values() if "sagemaker:createTrainingJob" in s.get("Resource", "")]
+    (task,) = [
+        s for s in definition["States"].values() if s.get("Resource", "").startswith("arn:aws:states:::ecs:runTask")
+    ]
+    network = task["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert job["Parameters"]["VpcConfig"] == {
+        "Subnets": network["Subnets"],
+        "SecurityGroupIds": network["SecurityGroups"],
+    }
+    assert job["Parameters"]["VpcConfig"] == {"Subnets": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
+
+
 def test_asl_checker_catches_a_dangling_transition() -> None:
     broken = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "C": {"Type": "Succeed"}}}
     assert asl_problems(broken) == ["A -> B: no such state", "C: unreachable"]
@@ -204,3 +221,93 @@ def test_iam_checker_flags_allow_all_and_ignores_scoped_or_deny() -> None:
         }
     }
     assert violations(doc) and violations(doc)[0].startswith("module.x.aws_iam_role_policy.p.policy")
+
+
+# ---- the IAM evaluator behind tests/infra/test_escalation.py and test_first_apply.py
+ACCOUNT = "123456789012"
+BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/esteira-dev-boundary"
+
+
+def test_iam_evaluator_follows_conditions_denies_and_boundaries() -> None:
+    grant = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iam:CreateRole",
+                "Resource": f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-*",
+                "Condition": {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY}},
+            },
+            {"Effect": "Deny", "Action": "iam:*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-github-*"},
+        ]
+    }
+    role = f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-x"
+    assert allows([grant], "iam:CreateRole", role, {"iam:PermissionsBoundary": BOUNDARY})
+    assert not allows([grant], "iam:CreateRole", role, {})  # a missing key fails StringEquals
+    assert not allows(
+        [grant], "iam:createrole", f"arn:aws:iam::{ACCOUNT}:role/other", {"iam:PermissionsBoundary": BOUNDARY}
+    )
+    ci_role = f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-github-deploy"
+    assert decision([grant], "iam:CreateRole", ci_role, {"iam:PermissionsBoundary": BOUNDARY}) == "Deny"
+    ceiling = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "iam:*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "iam:CreateRole",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": BOUNDARY}},
+            },
+        ]
+    }
+    everything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    assert not allows(everything, "iam:CreateRole", role, {}, ceiling)  # a missing key holds StringNotEquals
+    assert allows(everything, "iam:CreateRole", role, {"iam:PermissionsBoundary": BOUNDARY}, ceiling)
+    assert not allows(everything, "s3:GetObject", "arn:aws:s3:::b/k", {}, ceiling)  # outside the boundary
+    shut = {"Statement": [{"Effect": "Deny", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::state/*"}]}
+    assert decision([shut], "s3:GetObject", "arn:aws:s3:::data/k") == "Deny"
+    assert decision([shut], "s3:GetObject", "arn:aws:s3:::state/k") == "Neutral"
+
+
+def test_escalation_check_catches_the_old_deploy_role() -> None:
+    """modules/ci's deploy role as it was (iam:* on the stack's roles and policies) fails on every count."""
+    old = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:*"],
+                "Resource": [
+                    f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-*",
+                    f"arn:aws:iam::{ACCOUNT}:policy/esteira-dev-*",
+                ],
+            }
+        ]
+    }
+    problems = escalations(
+        [old],
+        None,
+        boundary_arn=BOUNDARY,
+        stack_role=f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-anything",
+        ci_roles=[f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-github-deploy"],
+        other_policy="arn:aws:iam::aws:policy/AdministratorAccess",
+    )
+    assert any(p.startswith("iam:CreateRole") and "no boundary" in p for p in problems)
+    assert any(p.startswith("iam:AttachRolePolicy") and "another boundary" in p for p in problems)
+    assert any(p.startswith("iam:DeleteRolePermissionsBoundary") for p in problems)
+    assert any("on the boundary" in p for p in problems)
+    assert any("on the CI role" in p for p in problems)
+
+
+def test_roles_without_the_boundary_are_found() -> None:
+    plan = {
+        "resource_changes": [
+            {
+                "address": 'module.workflow.aws_iam_role.lambda["lock"]',
+                "change": {"after": {"name": "esteira-dev-lock", "permissions_boundary": BOUNDARY}},
+            },
+            {"address": "module.network.aws_iam_role.flow", "change": {"after": {"name": "esteira-dev-vpc-flow-logs"}}},
+            {"address": "module.x.aws_iam_role_policy.flow", "change": {"after": {"name": "not-a-role"}}},
+        ]
+    }
+    assert roles_without_boundary(plan, BOUNDARY) == [
+        "module.network.aws_iam_role.flow (esteira-dev-vpc-flow-logs): None"
+    ]

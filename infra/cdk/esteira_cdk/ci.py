@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .common import inline_policy
@@ -34,6 +35,7 @@ class Ci(Construct):
         create_oidc_provider: bool,
         oidc_provider_arn: str | None,
         state_machine_name: str,
+        key: kms.IKey,
         github_main_ref: str = "refs/heads/main",
         bootstrap_qualifier: str = DEFAULT_QUALIFIER,
         max_session_duration: int = 3600,
@@ -109,7 +111,33 @@ class Ci(Construct):
                     sid="AssumeLookupRole",
                     actions=["sts:AssumeRole", "sts:TagSession"],
                     resources=[bootstrap_role("lookup")],
-                )
+                ),
+                # ReadOnlyAccess (and the boundary) let it describe every resource; a diff never needs
+                # the data inside them (modules/ci's plan role has the same denies).
+                iam.PolicyStatement(
+                    sid="NoDataReads",
+                    effect=iam.Effect.DENY,
+                    actions=[
+                        "s3:GetObject",
+                        "s3:GetObjectVersion",
+                        "dynamodb:GetItem",
+                        "dynamodb:BatchGetItem",
+                        "dynamodb:Query",
+                        "dynamodb:Scan",
+                        "dynamodb:GetRecords",
+                        "secretsmanager:GetSecretValue",
+                        "logs:GetLogEvents",
+                        "logs:FilterLogEvents",
+                        "logs:StartQuery",
+                        "logs:GetQueryResults",
+                        "logs:StartLiveTail",
+                        "states:GetExecutionHistory",
+                        "states:DescribeExecution",
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                    ],
+                    resources=["*"],
+                ),
             ],
         )
 
@@ -152,6 +180,13 @@ class Ci(Construct):
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     ],
+                ),
+                # The state machine is encrypted with the stack's key: StartExecution encrypts the input,
+                # DescribeExecution decrypts input and output, both as the caller.
+                iam.PolicyStatement(
+                    sid="EncryptedStateMachine",
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[key.key_arn],
                 ),
             ],
         )

@@ -27,6 +27,19 @@ TERRAFORM_ONLY_VARIABLES = {
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
+# The AWS APIs the stack's compute calls from the private subnets, by interface endpoint, and who calls
+# them (infra/terraform/main.tf local.private_aws_apis). Without a NAT gateway each needs its endpoint.
+PRIVATE_AWS_APIS: dict[str, str] = {
+    "ecr.api": "image pulls of the Fargate tasks (serving, MLflow, training)",
+    "ecr.dkr": "image pulls of the Fargate tasks",
+    "logs": "awslogs of the Fargate tasks; SageMaker training logs in VPC mode",
+    "secretsmanager": "the MLflow task's database password (ECS secrets)",
+    "ecs": "deploy, service_stable, rollback and canary_check Lambdas",
+    "elasticloadbalancing": "canary_check Lambda: listener weights and the shadow tag",
+    "monitoring": "drift_check and canary_check Lambdas; SageMaker training metrics in VPC mode",
+    "states": "retrain_trigger Lambda: StartExecution",
+}
+
 
 class ConfigError(ValueError):
     """A setting is invalid; raised at synth time with the setting's name."""
@@ -46,7 +59,17 @@ class EsteiraConfig:
     az_count: int = 2
     enable_nat_gateway: bool = False
     interface_endpoints: list[str] = field(
-        default_factory=lambda: ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "states", "monitoring", "sns"]
+        default_factory=lambda: [
+            "ecr.api",
+            "ecr.dkr",
+            "logs",
+            "secretsmanager",
+            "ecs",
+            "elasticloadbalancing",
+            "states",
+            "monitoring",
+            "sns",
+        ]
     )
     endpoint_subnet_count: int = 2
     # images
@@ -133,6 +156,17 @@ class EsteiraConfig:
             "more than 2 AZs needs explicit availability_zones (the stack is account-agnostic, so CDK sees 2)",
         )
         check(1 <= self.endpoint_subnet_count <= 4, "endpoint_subnet_count", "between 1 and 4")
+        check(
+            all(re.fullmatch(r"[a-z0-9.-]+", e) for e in self.interface_endpoints),
+            "interface_endpoints",
+            'service short names like "ecr.api"',
+        )
+        missing = sorted(set(PRIVATE_AWS_APIS) - set(self.interface_endpoints))
+        check(
+            self.enable_nat_gateway or not missing,
+            "interface_endpoints",
+            f"without a NAT gateway the private tasks and Lambdas need endpoints for {', '.join(missing)}",
+        )
         check(bool(_IMAGE_TAG.fullmatch(self.image_tag)), "image_tag", "a valid image tag")
         check(
             bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name)), "model_name", "letters, digits, . - _"

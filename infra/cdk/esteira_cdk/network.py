@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from aws_cdk import Tags
+from aws_cdk import Aws, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +14,8 @@ from .common import log_group
 
 PRIVATE = "private"
 PUBLIC = "public"
+# IAM action prefix of an endpoint's service where it differs from the endpoint's name.
+ACTION_PREFIX = {"ecr.api": "ecr", "ecr.dkr": "ecr", "monitoring": "cloudwatch", "sagemaker.api": "sagemaker"}
 
 
 def subnet_cidrs(vpc_cidr: str, count: int) -> tuple[list[str], list[str]]:
@@ -77,14 +79,36 @@ class Network(Construct):
         self.public_subnets = ec2.SubnetSelection(subnet_group_name=PUBLIC)
         private = self.vpc.select_subnets(subnet_group_name=PRIVATE).subnets
 
+        # Endpoints admit only this account's principals, and only the endpoint's own service.
+        def this_account_only(service: str) -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                sid="ThisAccountOnly",
+                actions=[f"{ACTION_PREFIX.get(service, service.split('.')[0])}:*"],
+                resources=["*"],
+                principals=[iam.AnyPrincipal()],
+                conditions={"StringEquals": {"aws:PrincipalAccount": Aws.ACCOUNT_ID}},
+            )
+
         # Gateway endpoints are free: S3 (data, artifacts, capture, ECR layers) and DynamoDB (lock).
         for service, endpoint in (
             ("s3", ec2.GatewayVpcEndpointAwsService.S3),
             ("dynamodb", ec2.GatewayVpcEndpointAwsService.DYNAMODB),
         ):
-            self.vpc.add_gateway_endpoint(
+            gateway = self.vpc.add_gateway_endpoint(
                 f"{service.capitalize()}Endpoint", service=endpoint, subnets=[self.private_subnets]
             )
+            gateway.add_to_policy(this_account_only(service))
+            if service == "s3":
+                # ECR serves image layers from an AWS-owned bucket through URLs it pre-signs (not as
+                # this account's principal): the minimum AWS documents, or no image pull works.
+                gateway.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="EcrImageLayers",
+                        actions=["s3:GetObject"],
+                        resources=[f"arn:{Aws.PARTITION}:s3:::prod-{Aws.REGION}-starport-layer-bucket/*"],
+                        principals=[iam.AnyPrincipal()],
+                    )
+                )
 
         self.endpoints_sg = ec2.SecurityGroup(
             self,
@@ -99,7 +123,7 @@ class Network(Construct):
         )
         endpoint_subnets = ec2.SubnetSelection(subnets=private[: min(endpoint_subnet_count, len(private))])
         for service in sorted(interface_endpoints):
-            self.vpc.add_interface_endpoint(
+            interface = self.vpc.add_interface_endpoint(
                 "Endpoint" + "".join(part.capitalize() for part in service.split(".")),
                 service=ec2.InterfaceVpcEndpointAwsService(service),
                 private_dns_enabled=True,
@@ -107,6 +131,7 @@ class Network(Construct):
                 security_groups=[self.endpoints_sg],
                 open=False,
             )
+            interface.add_to_policy(this_account_only(service))
 
         # VPC flow logs (accepted and rejected traffic) into an encrypted log group.
         flow_group = log_group(

@@ -7,7 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnParameter, Environment, Stack, Tags
 from constructs import Construct
 
-from .ci import Ci
+from .boundary import apply_boundary
+from .ci import DEFAULT_QUALIFIER, Ci
 from .common import container_image
 from .config import EsteiraConfig
 from .contract import contract
@@ -55,6 +56,9 @@ class EsteiraStack(Stack):
             allowed_pattern=IMAGE_TAG_PATTERN,
             description="Tag of the serving, training, lambdas and mlflow images in this stack's ECR repositories",
         ).value_as_string
+
+        # One permissions boundary on every role the app creates (Terraform: aws_iam_policy.boundary).
+        apply_boundary(self, self, name=name, bootstrap_qualifier=DEFAULT_QUALIFIER)
 
         storage = Storage(self, "Storage", name=name, force_destroy=cfg.force_destroy)
         registry = Registry(self, "Registry", name=name, key=storage.key, force_delete=cfg.force_destroy)
@@ -199,6 +203,7 @@ class EsteiraStack(Stack):
                 create_oidc_provider=cfg.create_oidc_provider,
                 oidc_provider_arn=cfg.oidc_provider_arn,
                 state_machine_name=workflow.state_machine_name,
+                key=storage.key,
             )
 
         # ---- outputs (Terraform's outputs.tf)

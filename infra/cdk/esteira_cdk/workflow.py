@@ -67,6 +67,38 @@ FUNCTION_SETTINGS: dict[str, FunctionSpec] = {
 require_same("FUNCTION_SETTINGS keys", FUNCTION_SETTINGS, contract().lambda_functions)
 FUNCTIONS: dict[str, FunctionSpec] = {key: FUNCTION_SETTINGS[key] for key in contract().lambda_functions}
 
+# What each function's code calls, as named grants (modules/workflow local.function_grants, the same
+# names): lambdas/<key>.py and the pipelines/ and model/ code it runs, plus the permissions AWS checks
+# implicitly (KMS for the SSE-KMS buckets, the lock table and the state machine; ecs:TagResource and
+# iam:PassRole for RegisterTaskDefinition; cloudwatch:TagResource for PutMetricAlarm with Tags).
+# MLflow is HTTP inside the VPC (the server proxies artifacts): no AWS permission. Every role also
+# gets its own log group, X-Ray (Tracing.ACTIVE) and its environment's key; one role per function.
+FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
+    "validate_data": ("read_data", "decrypt"),
+    "evaluate": ("read_data", "decrypt"),
+    "promote": (),
+    "deploy": ("serving_service", "revisions", "tag_revisions", "pass_serving"),
+    "service_stable": ("describe_serving",),
+    "smoke_test": ("read_data", "decrypt"),
+    "rollback": ("serving_service",),
+    "drift_check": ("read_capture", "write_drift_reports", "decrypt", "encrypt", "publish_metrics"),
+    "retrain_trigger": ("lock_items", "decrypt", "start_workflow", "encrypt"),
+    "lock": ("lock_items", "decrypt"),
+    "canary_check": (
+        "serving_service",
+        "canary_service",
+        "revisions",
+        "tag_revisions",
+        "pass_serving",
+        "shift_traffic",
+        "mark_shadow",
+        "canary_alarms",
+        "read_metrics",
+        "publish_metrics",
+    ),
+}
+require_same("FUNCTION_GRANTS keys", FUNCTION_GRANTS, contract().lambda_functions)
+
 _ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
 )
@@ -173,12 +205,6 @@ class Workflow(Construct):
             resource_name=self.state_machine_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        executions_arn = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{self.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
         serving_service_arn = stack.format_arn(
             service="ecs", resource="service", resource_name=f"{cluster.cluster_name}/{serving_service_name}"
         )
@@ -264,17 +290,7 @@ class Workflow(Construct):
             removal_policy=RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY,
         )
 
-        # ---- Lambdas: one image, one handler module per function, one shared role
-        self.lambda_role = iam.Role(
-            self,
-            "LambdaRole",
-            role_name=f"{name}-workflow-lambda",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("AWSXRayDaemonWriteAccess"),
-            ],
-        )
+        # ---- Lambdas: one image, one handler module per function, one role per function
         log_groups = {
             key_: log_group(
                 self,
@@ -285,108 +301,135 @@ class Workflow(Construct):
             )
             for key_ in FUNCTIONS
         }
-        lambda_policy = inline_policy(
-            self,
-            "LambdaPolicy",
-            "workflow",
-            self.lambda_role,
-            [
-                iam.PolicyStatement(
-                    sid="WriteOwnLogs",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[g.log_group_arn for g in log_groups.values()],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadData",
-                    actions=["s3:GetObject", "s3:ListBucket"],
-                    resources=[
-                        buckets["data"].bucket_arn,
-                        buckets["data"].arn_for_objects("*"),
-                        buckets["capture"].bucket_arn,
-                        buckets["capture"].arn_for_objects("*"),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadWriteArtifacts",
-                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-                    resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
-                ),
-                iam.PolicyStatement(
-                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="DeployServing",
-                    actions=["ecs:DescribeServices", "ecs:UpdateService"],
-                    resources=[serving_service_arn, canary_service_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="ShiftTraffic", actions=["elasticloadbalancing:ModifyListener"], resources=[listener_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="MarkShadowTargetGroup",
-                    actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                    resources=[canary_target_group_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="CanaryAlarms",
-                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
-                    resources=[canary_alarms_arn],
-                ),
-                # RegisterTaskDefinition/ListTaskDefinitions/ListTasks have no resource-level permissions.
-                iam.PolicyStatement(
-                    sid="ServingRevisions",
-                    actions=[
-                        "ecs:RegisterTaskDefinition",
-                        "ecs:DescribeTaskDefinition",
-                        "ecs:ListTaskDefinitions",
-                        "ecs:ListTasks",
-                        "ecs:DescribeTasks",
-                    ],
-                    resources=["*"],
-                ),
-                iam.PolicyStatement(
-                    sid="PassServingRoles",
-                    actions=["iam:PassRole"],
-                    resources=[role.role_arn for role in serving_roles],
-                    conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-                ),
-                iam.PolicyStatement(
-                    sid="StartWorkflow",
-                    actions=["states:StartExecution", "states:ListExecutions"],
-                    resources=[state_machine_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadExecutions", actions=["states:DescribeExecution"], resources=[executions_arn]
-                ),
-                iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
-                iam.PolicyStatement(
-                    sid="Lock",
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    resources=[self.lock_table.table_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="PublishMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": names.metrics_namespace}},
-                ),
-                iam.PolicyStatement(
-                    sid="ReadMetricsAndAlarms",
-                    actions=["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "cloudwatch:ListMetrics"],
-                    resources=["*"],
-                ),
-            ],
-        )
+        namespace = {"StringEquals": {"cloudwatch:namespace": names.metrics_namespace}}
+        grants: dict[str, iam.PolicyStatement] = {
+            "read_data": iam.PolicyStatement(
+                sid="ReadData",
+                actions=["s3:GetObject", "s3:ListBucket"],
+                resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
+            ),
+            "read_capture": iam.PolicyStatement(
+                sid="ReadCapture",
+                actions=["s3:GetObject", "s3:ListBucket"],
+                resources=[buckets["capture"].bucket_arn, buckets["capture"].arn_for_objects("*")],
+            ),
+            "write_drift_reports": iam.PolicyStatement(
+                sid="WriteDriftReports",
+                actions=["s3:PutObject"],
+                resources=[buckets["artifacts"].arn_for_objects("drift-reports/*")],
+            ),
+            "decrypt": iam.PolicyStatement(sid="DecryptWithDataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
+            "encrypt": iam.PolicyStatement(
+                sid="EncryptWithDataKey", actions=["kms:GenerateDataKey"], resources=[key.key_arn]
+            ),
+            "describe_serving": iam.PolicyStatement(
+                sid="DescribeServing", actions=["ecs:DescribeServices"], resources=[serving_service_arn]
+            ),
+            "serving_service": iam.PolicyStatement(
+                sid="DeployServing",
+                actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                resources=[serving_service_arn],
+            ),
+            "canary_service": iam.PolicyStatement(
+                sid="RunCanary", actions=["ecs:DescribeServices", "ecs:UpdateService"], resources=[canary_service_arn]
+            ),
+            # Neither action has resource-level permissions.
+            "revisions": iam.PolicyStatement(
+                sid="ServingRevisions",
+                actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+                resources=["*"],
+            ),
+            "tag_revisions": iam.PolicyStatement(
+                sid="TagNewRevisions",
+                actions=["ecs:TagResource"],
+                resources=[
+                    stack.format_arn(
+                        service="ecs", resource="task-definition", resource_name=f"{serving_task_family}:*"
+                    )
+                ],
+                conditions={"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+            ),
+            "pass_serving": iam.PolicyStatement(
+                sid="PassServingRoles",
+                actions=["iam:PassRole"],
+                resources=[role.role_arn for role in serving_roles],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            ),
+            "shift_traffic": iam.PolicyStatement(
+                sid="ShiftTraffic", actions=["elasticloadbalancing:ModifyListener"], resources=[listener_arn]
+            ),
+            "mark_shadow": iam.PolicyStatement(
+                sid="MarkShadowTargetGroup",
+                actions=["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                resources=[canary_target_group_arn],
+            ),
+            "canary_alarms": iam.PolicyStatement(
+                sid="CanaryAlarms",
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
+                resources=[canary_alarms_arn],
+            ),
+            "read_metrics": iam.PolicyStatement(
+                sid="ReadMetricsAndAlarms",
+                actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarms"],
+                resources=["*"],
+            ),
+            "publish_metrics": iam.PolicyStatement(
+                sid="PublishMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"], conditions=namespace
+            ),
+            "lock_items": iam.PolicyStatement(
+                sid="LockItems",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                resources=[self.lock_table.table_arn],
+            ),
+            "start_workflow": iam.PolicyStatement(
+                sid="StartWorkflow", actions=["states:StartExecution"], resources=[state_machine_arn]
+            ),
+        }
         self.functions: dict[str, lambda_.DockerImageFunction] = {}
+        self.lambda_roles: dict[str, iam.Role] = {}
         for key_, spec in FUNCTIONS.items():
+            function_name = f"{name}-{key_.replace('_', '-')}"
             # The smoke test only calls the internet-facing ALB, unreachable from private subnets without NAT.
             in_vpc = key_ not in outside_vpc
+            role = iam.Role(
+                self,
+                f"{_pascal(key_)}Role",
+                role_name=function_name,
+                description=f"Lambda {function_name}: what lambdas/{key_}.py calls",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                managed_policies=[
+                    iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+                ]
+                if in_vpc
+                else None,
+            )
+            policy = inline_policy(
+                self,
+                f"{_pascal(key_)}Policy",
+                "function",
+                role,
+                [
+                    iam.PolicyStatement(
+                        sid="WriteOwnLogs",
+                        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                        resources=[log_groups[key_].log_group_arn],
+                    ),
+                    # Lambda decrypts the function's environment (the stack's key) as the execution role.
+                    iam.PolicyStatement(
+                        sid="DecryptOwnEnvironment",
+                        actions=["kms:Decrypt"],
+                        resources=[key.key_arn],
+                        conditions={"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": function_name}},
+                    ),
+                    *(grants[g] for g in FUNCTION_GRANTS[key_]),
+                ],
+            )
             function = lambda_.DockerImageFunction(
                 self,
                 _pascal(key_),
-                function_name=f"{name}-{key_.replace('_', '-')}",
+                function_name=function_name,
                 description=spec.description,
-                role=self.lambda_role,
+                role=role,
                 code=lambda_code(
                     self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset, f"lambdas.{key_}.handler"
                 ),
@@ -398,12 +441,14 @@ class Workflow(Construct):
                 vpc=vpc if in_vpc else None,
                 vpc_subnets=private_subnets if in_vpc else None,
                 security_groups=[self.security_group] if in_vpc else None,
+                # Adds xray:PutTraceSegments/PutTelemetryRecords to the role (Terraform: the Tracing statement).
                 tracing=lambda_.Tracing.ACTIVE,
                 logging_format=lambda_.LoggingFormat.JSON,
                 log_group=log_groups[key_],
             )
-            function.node.add_dependency(lambda_policy)
+            function.node.add_dependency(policy)
             self.functions[key_] = function
+            self.lambda_roles[key_] = role
 
         # ---- training task (ECS Fargate in private subnets)
         self.train_execution_role = ecs_tasks_role(self, "TrainExecutionRole", f"{name}-train-exec", execution=True)
@@ -453,6 +498,8 @@ class Workflow(Construct):
         train_container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
 
         # ---- optional SageMaker training backend
+        private_subnet_ids = vpc.select_subnets(subnet_group_name=private_subnets.subnet_group_name).subnet_ids
+        network_interfaces = stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
         self.sagemaker_role: iam.Role | None = None
         if training_backend == "sagemaker":
             self.sagemaker_role = iam.Role(
@@ -488,7 +535,12 @@ class Workflow(Construct):
                     ),
                     iam.PolicyStatement(
                         sid="Logs",
-                        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        actions=[
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
+                        ],
                         resources=[
                             stack.format_arn(
                                 service="logs",
@@ -497,6 +549,55 @@ class Workflow(Construct):
                                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
                             )
                         ],
+                    ),
+                    iam.PolicyStatement(
+                        sid="Metrics",
+                        actions=["cloudwatch:PutMetricData"],
+                        resources=["*"],
+                        conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}},
+                    ),
+                    # VPC mode (VpcConfig: private subnets, workflow security group, to reach MLflow):
+                    # SageMaker creates and deletes the job's network interfaces with this role.
+                    iam.PolicyStatement(
+                        sid="DescribeNetwork",
+                        actions=[
+                            "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeVpcs",
+                            "ec2:DescribeDhcpOptions",
+                            "ec2:DescribeSubnets",
+                            "ec2:DescribeSecurityGroups",
+                        ],
+                        resources=["*"],
+                    ),
+                    iam.PolicyStatement(
+                        sid="CreateTrainingEnis",
+                        actions=["ec2:CreateNetworkInterface"],
+                        resources=[
+                            *(
+                                stack.format_arn(service="ec2", resource="subnet", resource_name=subnet_id)
+                                for subnet_id in private_subnet_ids
+                            ),
+                            stack.format_arn(
+                                service="ec2",
+                                resource="security-group",
+                                resource_name=self.security_group.security_group_id,
+                            ),
+                            network_interfaces,
+                        ],
+                    ),
+                    iam.PolicyStatement(
+                        sid="ManageTrainingEnis",
+                        actions=[
+                            "ec2:CreateNetworkInterfacePermission",
+                            "ec2:DeleteNetworkInterface",
+                            "ec2:DeleteNetworkInterfacePermission",
+                        ],
+                        resources=[network_interfaces],
+                        conditions={
+                            "ArnEquals": {
+                                "ec2:Vpc": stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)
+                            }
+                        },
                     ),
                 ],
             )
@@ -579,7 +680,6 @@ class Workflow(Construct):
                 ),
             ],
         )
-        private_subnet_ids = vpc.select_subnets(subnet_group_name=private_subnets.subnet_group_name).subnet_ids
         variables = {
             **{f"{k}_function_arn": f.function_arn for k, f in self.functions.items()},
             "sns_topic_arn": sns_topic_arn,

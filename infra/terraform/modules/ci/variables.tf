@@ -44,6 +44,11 @@ variable "state_machine_arn" {
   }
 }
 
+variable "kms_key_arn" {
+  description = "The stack's KMS key: the state machine is encrypted with it, so starting and following an execution uses it."
+  type        = string
+}
+
 variable "create_oidc_provider" {
   description = "Create the token.actions.githubusercontent.com OIDC provider (only one may exist per account; set false and pass oidc_provider_arn when it already does)."
   type        = bool
@@ -85,4 +90,13 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of every role this module creates (the stack's <name>-boundary policy)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
 }

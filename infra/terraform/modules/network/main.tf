@@ -1,5 +1,6 @@
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   az_count            = length(var.availability_zones)
@@ -28,6 +29,21 @@ data "aws_iam_policy_document" "endpoint" {
       values   = [data.aws_caller_identity.current.account_id]
     }
   }
+  # ECR serves image layers from an AWS-owned bucket through URLs it pre-signs (not as this
+  # account's principal): without this every image pull from the private subnets fails. The
+  # minimum AWS documents for the S3 gateway endpoint (ECR "Interface VPC endpoints").
+  dynamic "statement" {
+    for_each = each.key == "s3" ? [1] : []
+    content {
+      sid       = "EcrImageLayers"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${data.aws_partition.current.partition}:s3:::prod-${data.aws_region.current.region}-starport-layer-bucket/*"]
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+    }
+  }
 }
 
 resource "aws_vpc" "this" {
@@ -35,6 +51,13 @@ resource "aws_vpc" "this" {
   enable_dns_support   = true
   enable_dns_hostnames = true
   tags                 = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    precondition {
+      condition     = var.enable_nat_gateway || length(setsubtract(var.required_interface_endpoints, var.interface_endpoints)) == 0
+      error_message = "Without a NAT gateway the private tasks and Lambdas reach AWS APIs only through interface endpoints; interface_endpoints lacks ${join(", ", sort(setsubtract(var.required_interface_endpoints, var.interface_endpoints)))}."
+    }
+  }
 }
 
 # Nothing may use the default security group: it allows all traffic between its members.
@@ -173,9 +196,10 @@ data "aws_iam_policy_document" "flow_assume" {
 }
 
 resource "aws_iam_role" "flow" {
-  name               = "${var.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-vpc-flow-logs"
+  assume_role_policy   = data.aws_iam_policy_document.flow_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 data "aws_iam_policy_document" "flow" {

@@ -41,11 +41,17 @@ variable "single_nat_gateway" {
 variable "interface_endpoints" {
   description = "AWS services reached through interface VPC endpoints (short names such as ecr.api, logs). S3 and DynamoDB always get free gateway endpoints."
   type        = set(string)
-  default     = ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "states", "monitoring", "sns"]
+  default     = ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "elasticloadbalancing", "states", "monitoring", "sns"]
   validation {
     condition     = alltrue([for s in var.interface_endpoints : can(regex("^[a-z0-9.-]+$", s))])
     error_message = "interface_endpoints are service short names like \"ecr.api\"."
   }
+}
+
+variable "required_interface_endpoints" {
+  description = "Interface endpoints the stack's private tasks and Lambdas cannot work without when there is no NAT gateway (the root module lists who calls what); a plan fails if interface_endpoints lacks one."
+  type        = set(string)
+  default     = []
 }
 
 variable "endpoint_subnet_count" {
@@ -77,4 +83,13 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of every role this module creates (the stack's <name>-boundary policy)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
 }

@@ -121,7 +121,7 @@ resource "aws_dynamodb_table" "lock" {
   tags = var.tags
 }
 
-# ---- Lambdas: one image, one handler module per function
+# ---- Lambdas: one image, one handler module per function, one role per function
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -132,126 +132,204 @@ data "aws_iam_policy_document" "lambda_assume" {
   }
 }
 
-resource "aws_iam_role" "lambda" {
-  name               = "${var.name}-workflow-lambda"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = var.tags
+locals {
+  function_names = { for k in var.function_keys : k => "${var.name}-${replace(k, "_", "-")}" }
+  in_vpc         = [for k in var.function_keys : k if !contains(var.functions_outside_vpc, k)]
+
+  # What each function's code calls: lambdas/<key>.py and the pipelines/ and model/ code it runs,
+  # each boto3 method as its IAM action, plus the permissions AWS checks implicitly (KMS for objects
+  # in the SSE-KMS buckets, the DynamoDB table and the state machine under the stack's key;
+  # ecs:TagResource for RegisterTaskDefinition with tags; iam:PassRole for the task definition's
+  # roles; cloudwatch:TagResource for PutMetricAlarm with Tags). MLflow is HTTP inside the VPC and
+  # the server proxies its artifacts, so the registry needs no AWS permission. Every role also gets
+  # its own log group, X-Ray and its environment's key (data.aws_iam_policy_document.lambda below);
+  # in-VPC roles get AWSLambdaVPCAccessExecutionRole. No two functions share a role (validate_data and
+  # evaluate need the same today, but what they call will diverge and a role is free).
+  # docs/deploy.md has this table in prose; tests/infra/test_first_apply.py pins it.
+  function_grants = {
+    validate_data   = ["read_data", "decrypt"]                                          # read_raw/list_data_files/known_labels
+    evaluate        = ["read_data", "decrypt"]                                          # the evaluation set and labels; models via MLflow
+    promote         = []                                                                # MLflow only
+    deploy          = ["serving_service", "revisions", "tag_revisions", "pass_serving"] # pipelines/deploy.py
+    service_stable  = ["describe_serving"]                                              # pipelines/service_stable.py
+    smoke_test      = ["read_data", "decrypt"]                                          # optional smoke_data s3:// rows and labels; HTTP to the ALB
+    rollback        = ["serving_service"]                                               # pipelines/rollback.py; the alias via MLflow
+    drift_check     = ["read_capture", "write_drift_reports", "decrypt", "encrypt", "publish_metrics"]
+    retrain_trigger = ["lock_items", "decrypt", "start_workflow", "encrypt"] # DynamoDB and the state machine under the CMK
+    lock            = ["lock_items", "decrypt"]
+    canary_check = [
+      "serving_service", "canary_service", "revisions", "tag_revisions", "pass_serving",
+      "shift_traffic", "mark_shadow", "canary_alarms", "read_metrics", "publish_metrics",
+    ]
+  }
+
+  # The grants, each one statement: sid, actions, resources and conditions ([test, variable, values]).
+  grants = {
+    read_data = {
+      sid       = "ReadData"
+      actions   = ["s3:GetObject", "s3:ListBucket"]
+      resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*"]
+    }
+    read_capture = {
+      sid       = "ReadCapture"
+      actions   = ["s3:GetObject", "s3:ListBucket"]
+      resources = [var.bucket_arns["capture"], "${var.bucket_arns["capture"]}/*"]
+    }
+    write_drift_reports = {
+      sid       = "WriteDriftReports"
+      actions   = ["s3:PutObject"]
+      resources = ["${var.bucket_arns["artifacts"]}/drift-reports/*"]
+    }
+    decrypt = {
+      sid       = "DecryptWithDataKey"
+      actions   = ["kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }
+    encrypt = {
+      sid       = "EncryptWithDataKey"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+    describe_serving = {
+      sid       = "DescribeServing"
+      actions   = ["ecs:DescribeServices"]
+      resources = [local.serving_service_arn]
+    }
+    serving_service = {
+      sid       = "DeployServing"
+      actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
+      resources = [local.serving_service_arn]
+    }
+    canary_service = {
+      sid       = "RunCanary"
+      actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
+      resources = [local.canary_service_arn]
+    }
+    revisions = {
+      sid       = "ServingRevisions"
+      actions   = ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"]
+      resources = ["*"] # neither action has resource-level permissions
+    }
+    tag_revisions = {
+      sid        = "TagNewRevisions"
+      actions    = ["ecs:TagResource"]
+      resources  = ["arn:${format(local.arn_prefix, "ecs")}:task-definition/${var.serving_task_family}:*"]
+      conditions = [["StringEquals", "ecs:CreateAction", ["RegisterTaskDefinition"]]]
+    }
+    pass_serving = {
+      sid        = "PassServingRoles"
+      actions    = ["iam:PassRole"]
+      resources  = var.serving_role_arns
+      conditions = [["StringEquals", "iam:PassedToService", ["ecs-tasks.amazonaws.com"]]]
+    }
+    shift_traffic = {
+      sid       = "ShiftTraffic"
+      actions   = ["elasticloadbalancing:ModifyListener"]
+      resources = [var.listener_arn]
+    }
+    mark_shadow = {
+      sid       = "MarkShadowTargetGroup"
+      actions   = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
+      resources = [var.canary_target_group_arn]
+    }
+    canary_alarms = {
+      sid       = "CanaryAlarms"
+      actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"]
+      resources = ["arn:${format(local.arn_prefix, "cloudwatch")}:alarm:${local.canary_alarm_prefix}-*"]
+    }
+    read_metrics = {
+      sid       = "ReadMetricsAndAlarms"
+      actions   = ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics", "cloudwatch:DescribeAlarms"]
+      resources = ["*"] # read-only; GetMetricData and ListMetrics have no resource-level permissions
+    }
+    publish_metrics = {
+      sid        = "PublishMetrics"
+      actions    = ["cloudwatch:PutMetricData"]
+      resources  = ["*"] # no resource-level permissions; the namespace condition scopes it
+      conditions = [["StringEquals", "cloudwatch:namespace", [var.metrics_namespace]]]
+    }
+    lock_items = {
+      sid       = "LockItems"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+      resources = [aws_dynamodb_table.lock.arn]
+    }
+    start_workflow = {
+      sid       = "StartWorkflow"
+      actions   = ["states:StartExecution"]
+      resources = [local.state_machine_arn]
+    }
+  }
 }
 
+resource "aws_iam_role" "lambda" {
+  for_each             = local.functions
+  name                 = local.function_names[each.key]
+  description          = "Lambda ${local.function_names[each.key]}: what lambdas/${each.key}.py calls"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+# ENI management, only for the functions that run in the private subnets.
 resource "aws_iam_role_policy_attachment" "lambda_vpc" {
-  role       = aws_iam_role.lambda.name
+  for_each   = toset(local.in_vpc)
+  role       = aws_iam_role.lambda[each.key].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }
 
-resource "aws_iam_role_policy_attachment" "lambda_xray" {
-  role       = aws_iam_role.lambda.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
-}
-
 data "aws_iam_policy_document" "lambda" {
-  #checkov:skip=CKV_AWS_356:ecs:RegisterTaskDefinition/DescribeTaskDefinition and cloudwatch:PutMetricData/GetMetricData/DescribeAlarms have no resource-level permissions; PutMetricData is limited to the Esteira namespace.
-  #checkov:skip=CKV_AWS_111:See CKV_AWS_356: the write actions on "*" (RegisterTaskDefinition, PutMetricData) do not support resource ARNs.
+  #checkov:skip=CKV_AWS_356:Only actions without resource-level permissions use "*": ecs:RegisterTaskDefinition/DescribeTaskDefinition, cloudwatch:PutMetricData (namespace condition), GetMetricData, ListMetrics, DescribeAlarms, xray:Put*.
+  #checkov:skip=CKV_AWS_111:See CKV_AWS_356: RegisterTaskDefinition and PutMetricData do not support resource ARNs; PutMetricData is limited to the Esteira namespace.
+  for_each = local.functions
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = [for g in aws_cloudwatch_log_group.lambda : "${g.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.lambda[each.key].arn}:*"]
   }
   statement {
-    sid       = "ReadData"
-    actions   = ["s3:GetObject", "s3:ListBucket"]
-    resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*", var.bucket_arns["capture"], "${var.bucket_arns["capture"]}/*"]
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions
   }
+  # Lambda decrypts the function's environment (encrypted with the stack's key) as the execution role.
   statement {
-    sid       = "ReadWriteArtifacts"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
-    resources = [var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
-  }
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    sid       = "DecryptOwnEnvironment"
+    actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
-  }
-  statement {
-    sid       = "DeployServing"
-    actions   = ["ecs:DescribeServices", "ecs:UpdateService"]
-    resources = [local.serving_service_arn, local.canary_service_arn]
-  }
-  statement {
-    sid       = "ShiftTraffic"
-    actions   = ["elasticloadbalancing:ModifyListener"]
-    resources = [var.listener_arn]
-  }
-  statement {
-    sid       = "MarkShadowTargetGroup"
-    actions   = ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"]
-    resources = [var.canary_target_group_arn]
-  }
-  statement {
-    sid       = "CanaryAlarms"
-    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"]
-    resources = ["arn:${format(local.arn_prefix, "cloudwatch")}:alarm:${local.canary_alarm_prefix}-*"]
-  }
-  statement {
-    sid       = "ServingRevisions"
-    actions   = ["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTasks", "ecs:DescribeTasks"]
-    resources = ["*"]
-  }
-  statement {
-    sid       = "PassServingRoles"
-    actions   = ["iam:PassRole"]
-    resources = var.serving_role_arns
     condition {
       test     = "StringEquals"
-      variable = "iam:PassedToService"
-      values   = ["ecs-tasks.amazonaws.com"]
+      variable = "kms:EncryptionContext:LambdaFunctionName"
+      values   = [local.function_names[each.key]]
     }
   }
-  statement {
-    sid       = "StartWorkflow"
-    actions   = ["states:StartExecution", "states:ListExecutions"]
-    resources = [local.state_machine_arn]
-  }
-  statement {
-    sid       = "ReadExecutions"
-    actions   = ["states:DescribeExecution"]
-    resources = ["arn:${format(local.arn_prefix, "states")}:execution:${local.state_machine_name}:*"]
-  }
-  statement {
-    sid       = "Notify"
-    actions   = ["sns:Publish"]
-    resources = [var.sns_topic_arn]
-  }
-  statement {
-    sid       = "Lock"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [aws_dynamodb_table.lock.arn]
-  }
-  statement {
-    sid       = "PublishMetrics"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metrics_namespace]
+  dynamic "statement" {
+    for_each = [for g in lookup(local.function_grants, each.key, []) : local.grants[g]]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      dynamic "condition" {
+        for_each = lookup(statement.value, "conditions", [])
+        content {
+          test     = condition.value[0]
+          variable = condition.value[1]
+          values   = condition.value[2]
+        }
+      }
     }
-  }
-  statement {
-    sid       = "ReadMetricsAndAlarms"
-    actions   = ["cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "cloudwatch:ListMetrics"]
-    resources = ["*"]
   }
 }
 
 resource "aws_iam_role_policy" "lambda" {
-  name   = "workflow"
-  role   = aws_iam_role.lambda.id
-  policy = data.aws_iam_policy_document.lambda.json
+  for_each = local.functions
+  name     = "function"
+  role     = aws_iam_role.lambda[each.key].id
+  policy   = data.aws_iam_policy_document.lambda[each.key].json
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
   for_each          = local.functions
-  name              = "/aws/lambda/${var.name}-${replace(each.key, "_", "-")}"
+  name              = "/aws/lambda/${local.function_names[each.key]}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
@@ -263,9 +341,9 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_272:Code signing applies to zip packages; these functions run a container image from an immutable-tag, scan-on-push ECR repository.
   #checkov:skip=CKV_AWS_117:All functions but those in functions_outside_vpc (default: smoke_test, which only calls the internet-facing ALB) run in the private subnets.
   for_each      = local.functions
-  function_name = "${var.name}-${replace(each.key, "_", "-")}"
+  function_name = local.function_names[each.key]
   description   = each.value.description
-  role          = aws_iam_role.lambda.arn
+  role          = aws_iam_role.lambda[each.key].arn
   package_type  = "Image"
   image_uri     = var.lambda_image_uri
   timeout       = each.value.timeout
@@ -305,6 +383,10 @@ resource "aws_lambda_function" "this" {
       condition     = each.value != null
       error_message = "contract.yaml names the Lambda ${each.key}, which var.functions gives no description, timeout or memory."
     }
+    precondition {
+      condition     = contains(keys(local.function_grants), each.key)
+      error_message = "modules/workflow local.function_grants says nothing about what the Lambda ${each.key} may call."
+    }
   }
 
   depends_on = [aws_iam_role_policy.lambda, aws_iam_role_policy_attachment.lambda_vpc]
@@ -323,9 +405,10 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 }
 
 resource "aws_iam_role" "train_execution" {
-  name               = "${var.name}-train-exec"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-train-exec"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 resource "aws_iam_role_policy_attachment" "train_execution" {
@@ -334,9 +417,10 @@ resource "aws_iam_role_policy_attachment" "train_execution" {
 }
 
 resource "aws_iam_role" "train_task" {
-  name               = "${var.name}-train-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-train-task"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 data "aws_iam_policy_document" "train_task" {
@@ -425,14 +509,16 @@ data "aws_iam_policy_document" "sagemaker_assume" {
 }
 
 resource "aws_iam_role" "sagemaker" {
-  count              = var.training_backend == "sagemaker" ? 1 : 0
-  name               = "${var.name}-sagemaker-train"
-  assume_role_policy = data.aws_iam_policy_document.sagemaker_assume.json
-  tags               = var.tags
+  count                = var.training_backend == "sagemaker" ? 1 : 0
+  name                 = "${var.name}-sagemaker-train"
+  assume_role_policy   = data.aws_iam_policy_document.sagemaker_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 data "aws_iam_policy_document" "sagemaker" {
-  #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken has no resource-level permissions.
+  #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken, cloudwatch:PutMetricData (namespace condition) and ec2:Describe* have no resource-level permissions.
+  #checkov:skip=CKV_AWS_111:The ENI actions are limited to the private subnets, the workflow security group and network interfaces in this VPC; PutMetricData to SageMaker's namespace.
   statement {
     sid       = "Data"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
@@ -455,8 +541,48 @@ data "aws_iam_policy_document" "sagemaker" {
   }
   statement {
     sid       = "Logs"
-    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = ["arn:${format(local.arn_prefix, "logs")}:log-group:/aws/sagemaker/TrainingJobs*"]
+  }
+  statement {
+    sid       = "Metrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["/aws/sagemaker/TrainingJobs"]
+    }
+  }
+  # VPC mode (the job's VpcConfig: private subnets, workflow security group, to reach MLflow):
+  # SageMaker creates and deletes the job's network interfaces with this role.
+  statement {
+    sid = "DescribeNetwork"
+    actions = [
+      "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+      "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+    ]
+    resources = ["*"] # Describe* have no resource-level permissions
+  }
+  statement {
+    sid     = "CreateTrainingEnis"
+    actions = ["ec2:CreateNetworkInterface"]
+    resources = concat(
+      [for id in var.private_subnet_ids : "arn:${format(local.arn_prefix, "ec2")}:subnet/${id}"],
+      [aws_security_group.workflow.arn, "arn:${format(local.arn_prefix, "ec2")}:network-interface/*"],
+    )
+  }
+  statement {
+    sid = "ManageTrainingEnis"
+    actions = [
+      "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+    ]
+    resources = ["arn:${format(local.arn_prefix, "ec2")}:network-interface/*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:Vpc"
+      values   = ["arn:${format(local.arn_prefix, "ec2")}:vpc/${var.vpc_id}"]
+    }
   }
 }
 
@@ -491,9 +617,10 @@ data "aws_iam_policy_document" "sfn_assume" {
 }
 
 resource "aws_iam_role" "sfn" {
-  name               = "${var.name}-workflow-sfn"
-  assume_role_policy = data.aws_iam_policy_document.sfn_assume.json
-  tags               = var.tags
+  name                 = "${var.name}-workflow-sfn"
+  assume_role_policy   = data.aws_iam_policy_document.sfn_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 data "aws_iam_policy_document" "sfn" {

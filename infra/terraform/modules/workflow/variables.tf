@@ -374,3 +374,12 @@ variable "functions_outside_vpc" {
     error_message = "Only smoke_test talks to nothing but the service URL; the other functions need the VPC endpoints or MLflow."
   }
 }
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of every role this module creates (the stack's <name>-boundary policy)."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:iam::[0-9]{12}:policy/.+$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN."
+  }
+}
