@@ -101,7 +101,8 @@ def phase_infrastructure(ctx: Context) -> str:
     if not os.environ.get("MLFLOW_TRACKING_URI"):  # boots while the emulator and tofu start
         server = MlflowServer(ctx.workdir / "mlflow", free_port()).launch()
         ctx.cleanups.append(server.stop)
-    aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE).start()
+    # IAM enforced as in AWS: each Lambda, task and training job calls with its own role (localaws.iam).
+    aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE, enforce_iam=True).start()
     ctx.cleanups.append(aws.stop)
     ctx.state["aws"] = aws
     apply = StackApply(aws.endpoint_url, ctx.workdir, *tools).start()
@@ -472,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         failed = f"interrupted ({exc or 'Ctrl-C'})"
     finally:
         status.stop()
+        if "aws" in ctx.state:  # any AccessDenied fails the demo: it would have failed in AWS
+            from localaws.applied import record_iam_usage
+
+            try:
+                record_iam_usage(ctx.state["aws"], "demo")
+            except AssertionError as exc:
+                failed = failed or str(exc)
         for cleanup in reversed(ctx.cleanups):
             try:
                 cleanup()

@@ -11,6 +11,7 @@ environment as an operator would with `aws lambda update-function-configuration`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -127,7 +128,9 @@ def applied_stack(workdir: Path, mlflow_uri: str, *, variables: dict[str, str] |
     `variables` are the user's own `-var` settings (for example `training_backend=sagemaker`), never a
     switch that exists for the emulator. The emulator, the apply and its routers stop on exit."""
     tools = require_toolchain()
-    with LocalAWS(workdir=workdir / "localaws") as aws:
+    # IAM is enforced as in AWS: the apply and the suite's driver use administrator keys, everything the
+    # stack runs uses its own role (localaws.iam).
+    with LocalAWS(workdir=workdir / "localaws", enforce_iam=True) as aws:
         assert aws.ecs is not None
         aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, mlflow_uri)
         apply = StackApply(aws.endpoint_url, workdir, *tools, variables=dict(variables or {})).start()
@@ -136,3 +139,16 @@ def applied_stack(workdir: Path, mlflow_uri: str, *, variables: dict[str, str] |
             yield AppliedStack.from_apply(aws, apply)
         finally:
             apply.stop()
+            record_iam_usage(aws, f"{workdir.name}-{os.getpid()}")
+
+
+def record_iam_usage(aws: LocalAWS, run: str) -> None:
+    """Keep what each role was allowed and refused (docs/security.md is built from these records) and
+    fail the run on any AccessDenied: in AWS it would have failed the same way."""
+    report = aws.iam_report()
+    out = Path(os.environ.get("ESTEIRA_IAM_USAGE_DIR", "reports/iam-usage"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{run}.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+    denied = {role: r["denied"] for role, r in report.items() if r["denied"]}
+    if denied:
+        raise AssertionError(f"AccessDenied during the run (as AWS would refuse): {json.dumps(denied, indent=1)}")

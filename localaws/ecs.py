@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,8 @@ class EcsPlane:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backend: Any = None
+        # With IAM enforced (localaws.iam): the task role's credentials, after the execution role's pulls.
+        self.identity: Callable[[Any, dict[str, Any]], dict[str, str]] | None = None
         # Seconds a replaced task keeps serving requests already routed to it (ALB deregistration delay).
         self.deregistration_delay = float(os.environ.get("LOCALAWS_DEREGISTRATION_DELAY", "2"))
 
@@ -172,6 +175,7 @@ class EcsPlane:
         task_id = task_arn.rsplit("/", 1)[-1]
         cwd = self.workdir / "tasks" / task_id
         cwd.mkdir(parents=True, exist_ok=True)
+        identity = self.identity(td, overrides) if self.identity is not None else {}
         containers = []
         for definition in td.container_definitions:
             name = definition["name"]
@@ -182,6 +186,7 @@ class EcsPlane:
                 **_env_list(definition.get("environment")),
                 **_env_list(override.get("environment")),
                 **secrets(definition.get("secrets"), td.arn),
+                **identity,
             }
             for container_port, local in ports.items():
                 if env.get("PORT") == str(container_port):

@@ -24,6 +24,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
+
 _ENV_LOCK = threading.RLock()
 # localaws's own handlers (the .sync runners) read their environment from here instead of os.environ, so
 # they run outside the lock: a training task's .sync wait must not hold up every other function.
@@ -94,6 +96,10 @@ class LambdaRuntime:
         self.invocations: list[dict[str, Any]] = []
         # Private DNS names in the function's environment -> local URLs (LocalAWS sets the ECS plane's).
         self.resolve: Callable[[dict[str, str]], dict[str, str]] = dict
+        # With IAM enforced (localaws.iam): a function's credentials from its execution role, and the
+        # state machine role's for the .sync runners, which stand in for Step Functions itself.
+        self.identity: Callable[[Any], dict[str, str]] | None = None
+        self.builtin_identity: Callable[[], dict[str, str]] | None = None
 
     def invoke(self, fn: Any, payload: Any, asynchronous: bool = False) -> tuple[bytes, bool]:
         """Run one invocation; returns (payload bytes, errored).
@@ -105,6 +111,14 @@ class LambdaRuntime:
         env = self.resolve({**self.base_env, **(getattr(fn, "environment_vars", None) or {})})
         env["AWS_LAMBDA_FUNCTION_NAME"] = fn.function_name
         event = payload if not isinstance(payload, str) else json.loads(payload or "{}")
+        try:
+            if path in BUILTIN_HANDLERS and self.builtin_identity is not None:
+                env.update(self.builtin_identity())
+            elif path not in BUILTIN_HANDLERS and self.identity is not None:
+                env.update(self.identity(fn))
+        except Exception as exc:  # the role is missing or does not trust Lambda: the function cannot run
+            self.invocations.append({"function": fn.function_name, "handler": path, "errored": True})
+            return json.dumps(_error(exc)).encode(), True
         if path in BUILTIN_HANDLERS:
             token = _BUILTIN_ENV.set(env)
             try:
@@ -118,10 +132,15 @@ class LambdaRuntime:
             result, errored = self._subprocess(path, env, event, timeout)
         else:
             with patched_environ(env):
+                # boto3's default session keeps the first credentials it resolved: each invocation
+                # must sign with its own function's role.
+                boto3.DEFAULT_SESSION = None
                 try:
                     result, errored = _resolve(path)(event, None), False
                 except Exception as exc:
                     result, errored = _error(exc), True
+                finally:
+                    boto3.DEFAULT_SESSION = None
         self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
         return json.dumps(result, default=str).encode(), errored
 

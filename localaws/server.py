@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from localaws import alarms, lambdas, missing_apis, s3policy, sfn
+from localaws import alarms, iam, lambdas, missing_apis, s3policy, sfn
 from localaws.atomic import serialise_dynamodb_writes
 from localaws.cbor import CborBridge
 from localaws.ecs import EcsPlane, free_port
@@ -50,6 +50,7 @@ class LocalAWS:
         lambda_mode: str = "inprocess",
         health_path: str = "/ready",
         time_scale: float | None = None,
+        enforce_iam: bool = False,
     ) -> None:
         self.region = region
         # Schedule rules fire time_scale times faster than written (schedule.py); env LOCALAWS_TIME_SCALE.
@@ -69,6 +70,9 @@ class LocalAWS:
         self.lambda_runtime: lambdas.LambdaRuntime | None = None
         self._fn_lock = threading.Lock()
         self.routers: dict[str, Any] = {}  # load balancer DNS name -> its WeightedRouter
+        # IAM as AWS enforces it (localaws.iam): every unit calls with its own role's credentials.
+        self.enforce_iam = enforce_iam
+        self.iam: iam.Enforcer | None = None
 
     # ---- lifecycle
     def env(self) -> dict[str, str]:
@@ -135,6 +139,8 @@ class LocalAWS:
         self._undo.append(alarms.install(self))
         self._undo.append(s3policy.install())
         self._undo.append(missing_apis.install())
+        if self.enforce_iam:
+            self._enforce_iam()
         self.scheduler = Scheduler(self, self.time_scale).start()
         self._undo.append(self.scheduler.stop)
         self.emf = EmfShipper(self, self.workdir / "logs").start()
@@ -163,6 +169,28 @@ class LocalAWS:
             _ACTIVE.remove(self)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _enforce_iam(self) -> None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        assert self.lambda_runtime is not None and self.ecs is not None
+        enforcer = self.iam = iam.Enforcer(DEFAULT_ACCOUNT_ID, self.region)
+        self._undo.append(iam.install(enforcer))
+        self.lambda_runtime.identity = enforcer.function_environment
+        self.lambda_runtime.builtin_identity = lambda: enforcer.credentials(
+            enforcer.state_machine_role(), "states.amazonaws.com", "states"
+        )
+        self.ecs.identity = enforcer.task_environment
+        sfn.training_identity = enforcer.training_environment
+
+        def undo() -> None:
+            sfn.training_identity = None
+
+        self._undo.append(undo)
+
+    def iam_report(self) -> dict[str, Any]:
+        """Per role, the actions the stack's units were allowed and refused (empty without enforcement)."""
+        return self.iam.report() if self.iam is not None else {}
 
     def __enter__(self) -> LocalAWS:
         return self.start()

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ HANDLERS = {
     "localaws-ecs-runtask-sync": "localaws.sfn.ecs_run_task_sync",
     "localaws-sagemaker-training-sync": "localaws.sfn.sagemaker_training_sync",
 }
+
+
+# With IAM enforced (localaws.iam): authorises a training job as AWS would and returns the credentials
+# of its role, which the job's process runs with.
+training_identity: Callable[[dict[str, Any]], dict[str, str]] | None = None
 
 
 class TaskFailed(RuntimeError):
@@ -63,10 +69,16 @@ def _pascal(value: Any) -> Any:
 
 
 def _client(service: str) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
+    make: Any = boto3.client
+    return make(
+        service,
         endpoint_url=lambdas.getenv("AWS_ENDPOINT_URL"),
         region_name=lambdas.getenv("AWS_DEFAULT_REGION", "us-east-1"),
+        # The invoking function's credentials (the state machine's role under IAM enforcement), not
+        # this process's: a builtin handler's environment is not os.environ.
+        aws_access_key_id=lambdas.getenv("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=lambdas.getenv("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=lambdas.getenv("AWS_SESSION_TOKEN"),
     )
 
 
@@ -105,6 +117,11 @@ def sagemaker_training_sync(event: dict[str, Any], context: Any = None) -> dict[
     workdir = Path(lambdas.getenv("LOCALAWS_WORKDIR", "/tmp") or "/tmp") / "sagemaker" / name
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**lambdas.environment(), **(event.get("Environment") or {})}
+    if training_identity is not None:
+        try:
+            env.update(training_identity(event))
+        except Exception as exc:  # AccessDenied on CreateTrainingJob, PassRole or the job's own setup
+            raise TaskFailed(f"{type(exc).__name__}: {exc}") from exc
     if dns := lambdas.getenv("LOCALAWS_PRIVATE_DNS"):  # private names resolve per request, as in the VPC
         env.update(proxy_env(dns))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "/usr/bin:/bin")
