@@ -100,6 +100,7 @@ class LambdaRuntime:
         # state machine role's for the .sync runners, which stand in for Step Functions itself.
         self.identity: Callable[[Any], dict[str, str]] | None = None
         self.builtin_identity: Callable[[], dict[str, str]] | None = None
+        self._sessions: dict[str, boto3.Session] = {}
 
     def invoke(self, fn: Any, payload: Any, asynchronous: bool = False) -> tuple[bytes, bool]:
         """Run one invocation; returns (payload bytes, errored).
@@ -133,14 +134,17 @@ class LambdaRuntime:
         else:
             with patched_environ(env):
                 # boto3's default session keeps the first credentials it resolved: each invocation
-                # must sign with its own function's role.
-                boto3.DEFAULT_SESSION = None
+                # signs with its own function's role, through a session kept per credentials (a new
+                # session per call would reload botocore's models: CPU the serving tasks need).
+                saved = boto3.DEFAULT_SESSION
+                key = env.get("AWS_ACCESS_KEY_ID", "")
+                boto3.DEFAULT_SESSION = self._sessions.get(key) or self._sessions.setdefault(key, boto3.Session())
                 try:
                     result, errored = _resolve(path)(event, None), False
                 except Exception as exc:
                     result, errored = _error(exc), True
                 finally:
-                    boto3.DEFAULT_SESSION = None
+                    boto3.DEFAULT_SESSION = saved
         self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
         return json.dumps(result, default=str).encode(), errored
 

@@ -99,10 +99,22 @@ def derived_calls(state: dict[str, Any]) -> dict[str, set[str]]:
     return out
 
 
+RECORDED = Path(__file__).resolve().parents[2] / "infra" / "iam-recorded-calls.json"
+
+
 def calls_for_state(state: dict[str, Any]) -> dict[str, set[str]]:
-    """The emulator's recorded calls (ESTEIRA_REACHABILITY_CALLS), else the map derived from the code."""
+    """The map derived from the code, plus every call the embedded AWS recorded for each unit's role in
+    the demo and the slow suites (infra/iam-recorded-calls.json, written by scripts/security_report.py),
+    or only a calls file that ESTEIRA_REACHABILITY_CALLS names."""
     path = os.environ.get("ESTEIRA_REACHABILITY_CALLS")
-    return r.load_calls(path) if path else derived_calls(state)
+    if path:
+        return r.load_calls(path)
+    calls = derived_calls(state)
+    if RECORDED.exists():
+        by_role = r.calls_from(json.loads(RECORDED.read_text()))
+        for unit in r.units(state):
+            calls[unit.key] = calls.get(unit.key, set()) | by_role.get(unit.role_name, set())
+    return calls
 
 
 # ---- hand-written state fragments ---------------------------------------------------------------------

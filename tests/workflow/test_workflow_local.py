@@ -199,3 +199,35 @@ def test_smoke_failure_rolls_back_revision_and_alias(workflow: Workflow, tmp_pat
     assert svc["taskDefinition"] == before and svc["deployments"][0]["taskDefinition"] == before
     assert _predict_version(wf.stack.outputs["serving_url"]) == v1
     assert any("rolled back" in s for s in _subjects(wf))
+
+
+def test_a_missing_statement_fails_the_deploy_with_access_denied(workflow: Workflow, tmp_path: Path) -> None:
+    """IAM is enforced as in AWS: without the statement that lets deploy tag the revisions it registers
+    (issue 17's first finding), Deploy fails with AccessDenied naming ecs:TagResource and the release
+    rolls back; with the statement back, the role works again."""
+    wf = workflow
+    v1 = _champion_serving(wf)
+    iam = wf.aws.client("iam")
+    role = wf.stack.outputs["functions"]["deploy"]  # each function's role is named after it
+    names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert len(names) == 1, names
+    original = iam.get_role_policy(RoleName=role, PolicyName=names[0])["PolicyDocument"]
+    document = original if isinstance(original, dict) else json.loads(original)
+    kept = [s for s in document["Statement"] if "ecs:TagResource" not in json.dumps(s.get("Action"))]
+    assert len(kept) == len(document["Statement"]) - 1, "the deploy role grants ecs:TagResource in one statement"
+    iam.put_role_policy(RoleName=role, PolicyName=names[0], PolicyDocument=json.dumps({**document, "Statement": kept}))
+    try:
+        done = wf.wait(wf.start("deploy-denied", **wf.inputs(train_data=str(_variant(wf, tmp_path, 5)))))
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=names[0], PolicyDocument=json.dumps(document))
+    assert done["status"] == "FAILED"
+    causes = [e["lambdaFunctionFailedEventDetails"].get("cause", "") for e in wf.history(done["executionArn"])
+              if e["type"] == "LambdaFunctionFailed"]  # fmt: skip
+    assert any("AccessDenied" in c and "ecs:TagResource" in c for c in causes), causes
+    assert _in_order(["Deploy", "Rollback", "NotifyRolledBack", "Failed"], wf.states(done["executionArn"]))
+    assert wf.champion() == v1
+    assert _predict_version(wf.stack.outputs["serving_url"]) == v1
+    # The refusal was the point of this test: the suite's "no AccessDenied" check covers the others.
+    assert wf.aws.iam is not None
+    assert set(wf.aws.iam.usage[role].denied) == {"ecs:TagResource"}
+    wf.aws.iam.usage[role].denied.clear()
