@@ -195,7 +195,6 @@ module "serving" {
   discovery_namespace      = local.discovery_namespace
   discovery_namespace_id   = module.mlflow.discovery_namespace_id
   capture_bucket_arn       = module.storage.bucket_arns["capture"]
-  artifacts_bucket_arn     = module.storage.bucket_arns["artifacts"]
   cpu                      = var.serving_cpu
   memory                   = var.serving_memory
   desired_count            = var.serving_min_capacity

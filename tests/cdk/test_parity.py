@@ -15,11 +15,6 @@ it cannot evaluate count/for_each, so it checks type presence only and never rep
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +52,7 @@ def exceptions() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`tofu show -json` of the dev plan against a moto server, staged exactly as tests/infra does."""
-    from tests.infra.conftest import BIN, TOOLS_DIR, Moto, Tofu, free_port, require, stage_tree, tofu_env
+    from tests.infra.conftest import BIN, TOOLS_DIR, Tofu, moto_server, require, stage_tree, tofu_env
     from tests.infra.test_emulator import var_args
 
     tofu_bin = require(BIN / "tf", "Terraform engine (bin/tf)")
@@ -66,40 +61,10 @@ def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     tofu = Tofu(tofu_bin, stage_tree(workdir), tofu_env())
     tofu.run("init", "-no-color", timeout=600)
 
-    port = free_port()
-    log = workdir / "moto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=tofu_env(),
-        )
-    moto = Moto(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{moto.url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
+    with moto_server(workdir / "moto.log") as moto:
         plan_file = workdir / "plan.bin"
-        # Plan what a real account gets: the emulator-only switches (which turn off what moto cannot
-        # *create*) stay at their defaults, since planning creates nothing.
-        real_account_args = [a for a in var_args(moto) if not a.startswith("-var=enable_")]
-        tofu.run("plan", "-no-color", "-lock=false", f"-out={plan_file}", *real_account_args, timeout=900)
+        tofu.run("plan", "-no-color", "-lock=false", f"-out={plan_file}", *var_args(moto), timeout=900)
         yield tofu.show_json(str(plan_file))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir / "infra" / "terraform" / ".terraform", ignore_errors=True)
 
 
 def report(problems: list[str], terraform: Counter[str], cloudformation: Counter[str]) -> str:

@@ -12,7 +12,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +138,39 @@ class Moto:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+
+@contextmanager
+def moto_server(log: Path) -> Iterator[Moto]:
+    """A plain moto server in its own process on a free port, for plans (a plan creates nothing, so
+    none of localaws's data planes is needed)."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=tofu_env(),
+        )
+    moto = Moto(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{moto.url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield moto
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass

@@ -8,16 +8,12 @@ provider's reads (caller identity, availability zones); every value derived from
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import BIN, TOOLS_DIR, Tofu, free_port, require, stage_tree, tofu_env
+from .conftest import BIN, TOOLS_DIR, Tofu, moto_server, require, stage_tree, tofu_env
 
 PLAN_VARS = ("-var-file=envs/dev.tfvars", "-var=training_backend=sagemaker")
 _PLANS: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -36,37 +32,11 @@ def _plan(workdir: Path, var_args: tuple[str, ...]) -> dict[str, Any]:
     require(TOOLS_DIR / "tofurc", "tofu CLI config (tofurc)")
     tofu = Tofu(tofu_bin, stage_tree(workdir), tofu_env())
     tofu.run("init", "-no-color", timeout=600)
-    port = free_port()
-    log = workdir / "moto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=tofu_env(),
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
+    with moto_server(workdir / "moto.log") as moto:
         out_file = workdir / "plan.bin"
-        endpoint = f"-var=aws_endpoint_url={url}"
+        endpoint = f"-var=aws_endpoint_url={moto.url}"
         tofu.run("plan", "-no-color", "-lock=false", f"-out={out_file}", *var_args, endpoint, timeout=900)
         return tofu.show_json(str(out_file))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---- reading the plan

@@ -9,10 +9,6 @@ difference. (The plan of the real contract is tests/infra/test_emulator.py and t
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CONTRACT, Tofu, free_port, stage_tree, tofu_env
+from .conftest import CONTRACT, Tofu, moto_server, stage_tree, tofu_env
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -35,30 +31,8 @@ def staged(tmp_path_factory: pytest.TempPathFactory, tofu_bin: Path, provider_mi
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=tofu_env(),
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as moto:
+        yield moto.url
 
 
 def _append(key: str, value: str) -> Callable[[dict[str, Any]], None]:

@@ -38,7 +38,6 @@ class Serving(Construct):
         mlflow_tracking_uri: str,
         capture_s3_uri: str,
         capture_bucket: s3.IBucket,
-        artifacts_bucket: s3.IBucket,
         logs_bucket: s3.IBucket,
         cpu: int,
         memory: int,
@@ -94,21 +93,8 @@ class Serving(Construct):
                 iam.PolicyStatement(
                     sid="CaptureInference", actions=["s3:PutObject"], resources=[capture_bucket.arn_for_objects("*")]
                 ),
-                iam.PolicyStatement(
-                    sid="ReadModelArtifacts",
-                    actions=["s3:GetObject", "s3:ListBucket"],
-                    resources=[artifacts_bucket.bucket_arn, artifacts_bucket.arn_for_objects("*")],
-                ),
-                iam.PolicyStatement(
-                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-                ),
-                # PutMetricData has no resource-level permissions; the namespace condition scopes it.
-                iam.PolicyStatement(
-                    sid="PublishMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-                ),
+                # The model comes from MLflow over HTTP (the server proxies its artifact store): no S3 read.
+                iam.PolicyStatement(sid="UseDataKey", actions=["kms:GenerateDataKey"], resources=[key.key_arn]),
             ],
         )
 

@@ -108,7 +108,6 @@ class EsteiraStack(Stack):
             mlflow_tracking_uri=mlflow_tracking_uri,
             capture_s3_uri=capture_s3_uri,
             capture_bucket=storage.buckets["capture"],
-            artifacts_bucket=storage.buckets["artifacts"],
             logs_bucket=storage.logs_bucket,
             cpu=cfg.serving_cpu,
             memory=cfg.serving_memory,

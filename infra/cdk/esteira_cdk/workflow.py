@@ -464,14 +464,8 @@ class Workflow(Construct):
                     actions=["s3:GetObject", "s3:ListBucket"],
                     resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
                 ),
-                iam.PolicyStatement(
-                    sid="WriteArtifacts",
-                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-                    resources=[buckets["artifacts"].bucket_arn, buckets["artifacts"].arn_for_objects("*")],
-                ),
-                iam.PolicyStatement(
-                    sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-                ),
+                # Runs, metrics and the model go to MLflow over HTTP (the server proxies its artifact store).
+                iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
             ],
         )
         train_logs = log_group(self, "TrainLogs", name=f"/esteira/{name}/train", key=key, days=log_retention_days)
@@ -663,7 +657,6 @@ class Workflow(Construct):
                         "sagemaker:CreateTrainingJob",
                         "sagemaker:DescribeTrainingJob",
                         "sagemaker:StopTrainingJob",
-                        "sagemaker:AddTags",
                     ],
                     resources=[
                         stack.format_arn(service="sagemaker", resource="training-job", resource_name="esteira-*")
@@ -672,11 +665,6 @@ class Workflow(Construct):
                 iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
                 iam.PolicyStatement(
                     sid="EncryptedTopic", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="Lock",
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    resources=[self.lock_table.table_arn],
                 ),
             ],
         )

@@ -99,25 +99,11 @@ data "aws_iam_policy_document" "task" {
     actions   = ["s3:PutObject"]
     resources = ["${var.capture_bucket_arn}/*"]
   }
-  statement {
-    sid       = "ReadModelArtifacts"
-    actions   = ["s3:GetObject", "s3:ListBucket"]
-    resources = [var.artifacts_bucket_arn, "${var.artifacts_bucket_arn}/*"]
-  }
+  # The model comes from MLflow over HTTP (the server proxies its artifact store): no S3 read here.
   statement {
     sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
-  }
-  statement {
-    sid       = "PublishMetrics"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"] # PutMetricData has no resource-level permissions; the condition scopes it.
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metrics_namespace]
-    }
   }
 }
 

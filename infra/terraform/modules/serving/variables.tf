@@ -104,11 +104,6 @@ variable "capture_bucket_arn" {
   type        = string
 }
 
-variable "artifacts_bucket_arn" {
-  description = "ARN of the model artifacts bucket (the task may read it)."
-  type        = string
-}
-
 variable "extra_environment" {
   description = "Additional container environment variables for the serving task."
   type        = map(string)

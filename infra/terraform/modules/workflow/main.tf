@@ -429,14 +429,10 @@ data "aws_iam_policy_document" "train_task" {
     actions   = ["s3:GetObject", "s3:ListBucket"]
     resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*"]
   }
-  statement {
-    sid       = "WriteArtifacts"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
-    resources = [var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
-  }
+  # Runs, metrics and the model go to MLflow over HTTP (the server proxies its artifact store).
   statement {
     sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
   }
 }
@@ -661,7 +657,7 @@ data "aws_iam_policy_document" "sfn" {
   }
   statement {
     sid       = "SageMakerTraining"
-    actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags"]
+    actions   = ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"]
     resources = ["arn:${format(local.arn_prefix, "sagemaker")}:training-job/esteira-*"]
   }
   statement {
@@ -673,11 +669,6 @@ data "aws_iam_policy_document" "sfn" {
     sid       = "EncryptedTopic"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
-  }
-  statement {
-    sid       = "Lock"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [aws_dynamodb_table.lock.arn]
   }
   statement {
     sid = "LogDelivery"
