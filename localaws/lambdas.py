@@ -47,6 +47,42 @@ def environment() -> dict[str, str]:
 BUILTIN_HANDLERS: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
 
 
+class _ThreadSession:
+    """boto3's default session, per thread. In-process functions run in the emulator's request threads
+    while the driver (the demo, a test) calls the same product code from its own threads: each must
+    sign with its own credentials, so the default session is chosen per thread, and the process's
+    own session (credentials resolved when this is installed, from the driver's environment) is the
+    fallback."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._process: boto3.Session | None = None
+
+    def install(self) -> None:
+        if boto3.DEFAULT_SESSION is self:
+            return
+        self._process = boto3.DEFAULT_SESSION or boto3.Session()
+        self._process.get_credentials()  # resolved now, not inside a function's patched environment
+        boto3.DEFAULT_SESSION = self  # type: ignore[assignment]
+
+    @contextlib.contextmanager
+    def use(self, session: boto3.Session) -> Iterator[None]:
+        self.install()
+        saved = getattr(self._local, "session", None)
+        self._local.session = session
+        try:
+            yield
+        finally:
+            self._local.session = saved
+
+    def __getattr__(self, name: str) -> Any:
+        session = getattr(self._local, "session", None) or self._process or boto3.Session()
+        return getattr(session, name)
+
+
+_THREAD_SESSION = _ThreadSession()
+
+
 def handler_path(fn: Any) -> str:
     command = getattr(getattr(fn, "image_config", None), "cmd", None)
     if command:
@@ -133,18 +169,16 @@ class LambdaRuntime:
             result, errored = self._subprocess(path, env, event, timeout)
         else:
             with patched_environ(env):
-                # boto3's default session keeps the first credentials it resolved: each invocation
-                # signs with its own function's role, through a session kept per credentials (a new
-                # session per call would reload botocore's models: CPU the serving tasks need).
-                saved = boto3.DEFAULT_SESSION
+                # boto3's default session keeps the first credentials it resolved: the function signs
+                # with its own role through a session kept per credentials, for this thread only (the
+                # driver's threads keep theirs; a new session per call would reload botocore's models).
                 key = env.get("AWS_ACCESS_KEY_ID", "")
-                boto3.DEFAULT_SESSION = self._sessions.get(key) or self._sessions.setdefault(key, boto3.Session())
-                try:
-                    result, errored = _resolve(path)(event, None), False
-                except Exception as exc:
-                    result, errored = _error(exc), True
-                finally:
-                    boto3.DEFAULT_SESSION = saved
+                session = self._sessions.get(key) or self._sessions.setdefault(key, boto3.Session())
+                with _THREAD_SESSION.use(session):
+                    try:
+                        result, errored = _resolve(path)(event, None), False
+                    except Exception as exc:
+                        result, errored = _error(exc), True
         self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
         return json.dumps(result, default=str).encode(), errored
 
