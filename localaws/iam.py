@@ -642,7 +642,6 @@ def _key_arn(key_id: str, account: str, region: str) -> str:
 
 
 # ---- installation -------------------------------------------------------------------------------
-_ACTIVE: list[Enforcer] = []
 
 
 def _access_key(headers: Any) -> tuple[str, str] | None:
@@ -697,15 +696,8 @@ def install(enforcer: Enforcer) -> Callable[[], None]:
             raise error from None
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize  # type: ignore[method-assign]
-    _ACTIVE.append(enforcer)
 
     def undo() -> None:
         ActionAuthenticatorMixin._authenticate_and_authorize_action = original  # type: ignore[method-assign]
-        if enforcer in _ACTIVE:
-            _ACTIVE.remove(enforcer)
 
     return undo
-
-
-def active() -> Enforcer | None:
-    return _ACTIVE[-1] if _ACTIVE else None

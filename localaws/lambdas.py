@@ -75,6 +75,10 @@ class _ThreadSession:
         finally:
             self._local.session = saved
 
+    def uninstall(self) -> None:
+        if boto3.DEFAULT_SESSION is self:
+            boto3.DEFAULT_SESSION = self._process
+
     def __getattr__(self, name: str) -> Any:
         session = getattr(self._local, "session", None) or self._process or boto3.Session()
         return getattr(session, name)
@@ -168,19 +172,24 @@ class LambdaRuntime:
             timeout = float(getattr(fn, "timeout", None) or 900)
             result, errored = self._subprocess(path, env, event, timeout)
         else:
-            with patched_environ(env):
-                # boto3's default session keeps the first credentials it resolved: the function signs
-                # with its own role through a session kept per credentials, for this thread only (the
-                # driver's threads keep theirs; a new session per call would reload botocore's models).
-                key = env.get("AWS_ACCESS_KEY_ID", "")
-                session = self._sessions.get(key) or self._sessions.setdefault(key, boto3.Session())
-                with _THREAD_SESSION.use(session):
-                    try:
-                        result, errored = _resolve(path)(event, None), False
-                    except Exception as exc:
-                        result, errored = _error(exc), True
+            # boto3's default session keeps the first credentials it resolved: the function signs
+            # with its own role through a session kept per credentials, for this thread only (the
+            # driver's threads keep theirs; a new session per call would reload botocore's models).
+            with patched_environ(env), self._own_session(env):
+                try:
+                    result, errored = _resolve(path)(event, None), False
+                except Exception as exc:
+                    result, errored = _error(exc), True
         self.invocations.append({"function": fn.function_name, "handler": path, "errored": errored})
         return json.dumps(result, default=str).encode(), errored
+
+    def _own_session(self, env: dict[str, str]) -> contextlib.AbstractContextManager[None]:
+        """With per-function credentials (IAM enforced), this thread's boto3 session for them."""
+        if self.identity is None:
+            return contextlib.nullcontext()
+        key = env.get("AWS_ACCESS_KEY_ID", "")
+        session = self._sessions.get(key) or self._sessions.setdefault(key, boto3.Session())
+        return _THREAD_SESSION.use(session)
 
     def _subprocess(self, path: str, env: dict[str, str], event: Any, timeout: float = 900) -> tuple[Any, bool]:
         from localaws.lambda_worker import INIT_SECONDS
@@ -239,5 +248,6 @@ def install(runtime: LambdaRuntime) -> Callable[[], None]:
     def undo() -> None:
         LambdaBackend.invoke = original  # type: ignore[method-assign]
         LambdaSimpleBackend.invoke = original_simple  # type: ignore[method-assign]
+        _THREAD_SESSION.uninstall()
 
     return undo
