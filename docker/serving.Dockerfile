@@ -1,30 +1,22 @@
 # syntax=docker/dockerfile:1
 # The inference service image for ECS Fargate. Build from the repository root:
-#   docker build -f docker/serving.Dockerfile -t esteira-serving .
+#   docker build -f docker/serving.Dockerfile -t esteira-serving .      (or: python -m oci.build serving)
+# Its build context rules: docker/serving.Dockerfile.dockerignore.
 # Base: an exact Python patch release of the slim Debian image, plus its digest once resolved.
-# PYTHON_DIGEST (sha256:<64 hex>) is written by scripts/pin-base-images.sh, which runs
-# `docker buildx imagetools inspect` and so needs registry access; it is empty until then (this
-# repository's build machines cannot reach a registry, and a digest must never be guessed). With it set,
-# FROM is `tag@digest`: the tag documents, the digest decides. --build-arg PYTHON_DIGEST=... overrides.
+# PYTHON_DIGEST (sha256:<64 hex>) is written by scripts/pin-base-images.sh, which needs registry access;
+# it is empty until then (a digest must never be guessed). With it set, FROM is `tag@digest`: the tag
+# documents, the digest decides. Where no registry is reachable, oci.build passes a stand-in with the
+# same contract as PYTHON_IMAGE (docker/standin/python.Dockerfile; docs/images.md says what differs).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG PYTHON_DIGEST=
 
-# ---- build: resolve and install only the serving dependencies ------------------------------------------
+# ---- build: the serving dependencies at the versions the tests ran (requirements/runtime.lock) ---------
 FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    UV_NO_CACHE=1 \
-    UV_PYTHON_DOWNLOADS=never
-WORKDIR /src
-RUN pip install --no-cache-dir uv==0.13.9
-COPY pyproject.toml ./
-COPY requirements/dev.lock requirements/dev.lock
-# The serving set is the project's core dependencies (no extras: no MLflow server, no test or CDK tools),
-# resolved at exactly the versions the dev lock pins, so the image runs what the tests ran.
-RUN uv pip compile pyproject.toml --constraint requirements/dev.lock --no-header --output-file /tmp/serving.txt \
-    && python -m venv /opt/venv \
-    && uv pip sync --python /opt/venv/bin/python /tmp/serving.txt \
-    && cp /tmp/serving.txt /opt/venv/serving-requirements.txt
+    PIP_NO_CACHE_DIR=1
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-deps --requirement /tmp/runtime.lock
 COPY model/ /src/model/
 # The names Terraform, CDK and Python share (model/contract.py reads this copy inside the package).
 COPY contract.yaml /src/model/contract.yaml
@@ -52,4 +44,8 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/ready', timeout=2)"]
 STOPSIGNAL SIGTERM
+# Provenance last, so a new commit rebuilds one small layer: the commit the image was built from.
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 ENTRYPOINT ["python", "-m", "model.serving"]

@@ -1,34 +1,47 @@
+# syntax=docker/dockerfile:1
 # The training image: `esteira train` as an ECS Fargate task or a SageMaker training job
 # (both backends run the same entrypoint; Step Functions passes the data URIs as arguments).
 # Build from the repository root:  docker build -f docker/training.Dockerfile -t esteira-training .
-# Base: an exact Python patch release (the serving image's), plus its digest (sha256:<64 hex>) once
-# resolved by scripts/pin-base-images.sh (needs registry access; empty until then, never guessed).
+# Its build context rules: docker/training.Dockerfile.dockerignore.
+# Base: the serving image's (see docker/serving.Dockerfile for the digest and the stand-in).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG PYTHON_DIGEST=
-FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST}
 
-RUN groupadd --system --gid 10001 esteira && useradd --system --uid 10001 --gid esteira --home /app esteira
-WORKDIR /app
-
-COPY requirements/dev.lock /tmp/dev.lock
-RUN grep -E '^(mlflow-skinny|scikit-learn|numpy|scipy|pandas|pyarrow|boto3|botocore|joblib|threadpoolctl|cloudpickle|requests|urllib3|certifi|charset-normalizer|idna|packaging|protobuf|pyyaml|python-dateutil|pytz|tzdata|six|jmespath|s3transfer|click|sqlparse|cachetools|databricks-sdk|google-auth|opentelemetry-api|opentelemetry-sdk|opentelemetry-semantic-conventions|opentelemetry-proto|importlib-metadata|zipp|typing-extensions|pydantic|pydantic-core|annotated-types|typing-inspection|deprecated|wrapt|gitpython|gitdb|smmap|rsa|pyasn1|pyasn1-modules|matplotlib|contourpy|cycler|fonttools|kiwisolver|pillow|pyparsing)==' /tmp/dev.lock \
-        > /tmp/runtime.txt \
-    && pip install --no-cache-dir --no-deps -r /tmp/runtime.txt \
-    && rm /tmp/dev.lock /tmp/runtime.txt
-
+# ---- build: dependencies (requirements/training.lock) and the esteira package with its console script ---
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+COPY requirements/training.lock /tmp/training.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-deps --requirement /tmp/training.lock
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model/ model/
-# The names Terraform, CDK and Python share: inside the package, so `pip install .` ships it as package data.
+# The names Terraform, CDK and Python share: inside the package, so the wheel ships it as package data.
 COPY contract.yaml model/contract.yaml
 COPY pipelines/ pipelines/
-RUN pip install --no-cache-dir --no-deps . && chown -R esteira:esteira /app
+RUN /opt/venv/bin/pip install --no-deps --no-compile . \
+    && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/model \
+       /opt/venv/lib/python3.11/site-packages/pipelines
 
-ARG GIT_COMMIT=unknown
-ENV GIT_COMMIT=${GIT_COMMIT} \
+# ---- runtime -------------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS runtime
+LABEL org.opencontainers.image.title="esteira-training" \
+      org.opencontainers.image.description="esteira train: fit, evaluate and register the intent classifier" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 esteira \
+    && useradd --system --uid 10001 --gid esteira --home-dir /app --no-create-home --shell /usr/sbin/nologin esteira
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
     MPLBACKEND=Agg \
-    PYTHONUNBUFFERED=1
-USER 10001
-
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+WORKDIR /app
+USER 10001:10001
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 # No ENTRYPOINT: ECS overrides the command with `esteira train --train-data ... --eval-data ...`
 # and SageMaker sets ContainerEntrypoint to the same.
 CMD ["esteira", "train"]

@@ -1,10 +1,15 @@
 """ECS data plane: task definitions really run, as local processes.
 
-- RunTask starts every container of the task definition as a process: its command (entryPoint +
-  command, with RunTask overrides), its environment (container definition + overrides, plus the
-  emulator endpoint and credentials), a working directory and a log file of its own. A container
-  port is mapped to a free local port; if the container's PORT variable names that container port it
-  is rewritten to the local one (containers on one host cannot share a port).
+- RunTask starts every container of the task definition. When the image the definition names is in
+  this machine's OCI storage (oci.build built it and it was tagged with the ECR reference, as a push
+  would), it runs as a container with podman (oci.run): the image's own ENTRYPOINT and CMD, user,
+  working directory, read-only root, volumes and a network namespace of its own, as Fargate runs it.
+  Otherwise it runs as a process from this checkout: its command (entryPoint + command, the image's
+  Dockerfile filling in), a working directory and a log file of its own, and the settings a process
+  cannot take are named in its log. Either way: RunTask overrides, the definition's environment and
+  secrets, the emulator endpoint and the task role's credentials. A container port is mapped to a free
+  local port; a process's PORT variable naming that container port is rewritten to the local one
+  (processes on one host cannot share a port; containers can, each in its own namespace).
 - A task stops when an essential container exits; DescribeTasks then shows STOPPED with exit codes.
 - Services keep `desiredCount` tasks of their current task definition running. UpdateService starts
   a rolling deployment: new tasks start, become healthy (their first port answers `health_path` with
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws.images import image_config
+from oci import run as oci_run
 
 FAILURE_THRESHOLD = 3
 DRAIN_SECONDS = 3.0  # scale-in: how long a surplus task keeps answering before it stops (deregistration delay)
@@ -55,6 +61,7 @@ class LocalContainer:
     log_path: Path
     ports: dict[int, int]  # container port -> local port
     exit_code: int | None = None
+    container: str = ""  # the podman container's name when it runs from its image, else ""
 
 
 @dataclass
@@ -97,7 +104,7 @@ def _command(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
     return argv
 
 
-# Container settings a local process cannot take (docs/infra-notes.md says why; issue 18's OCI runs do).
+# Container settings a local process cannot take (docs/infra-notes.md says why); containers take them all.
 UNHONOURED = ("user", "workingDirectory", "readonlyRootFilesystem", "linuxParameters", "ulimits", "healthCheck")
 
 
@@ -167,6 +174,9 @@ class EcsPlane:
         self.identity: Callable[[Any, dict[str, Any]], dict[str, str]] | None = None
         # Seconds a replaced task keeps serving requests already routed to it (ALB deregistration delay).
         self.deregistration_delay = float(os.environ.get("LOCALAWS_DEREGISTRATION_DELAY", "2"))
+        # image -> how its tasks ran ("container" or "process"): what the demo reports.
+        self.modes: dict[str, str] = {}
+        self.label = f"localaws.ecs={os.getpid()}-{id(self)}"
 
     # ---- processes
     def start_task(self, task_arn: str, td: Any, overrides: dict[str, Any] | None, service: Any = None) -> LocalTask:
@@ -188,12 +198,18 @@ class EcsPlane:
                 **secrets(definition.get("secrets"), td.arn),
                 **identity,
             }
+            env["ESTEIRA_LOCAL_TASK_ARN"] = task_arn
+            log_path = self.workdir / "logs" / f"{task_id}-{name}.log"
+            image = str(definition.get("image") or "")
+            if local_image(image):
+                self.modes[image] = "container"
+                containers.append(self._start_container(task_id, td, definition, override, env, ports, log_path))
+                continue
+            self.modes[image] = "process"
             for container_port, local in ports.items():
                 if env.get("PORT") == str(container_port):
                     env["PORT"] = str(local)
             env.setdefault("ECS_CONTAINER_METADATA_URI_V4", "")
-            env["ESTEIRA_LOCAL_TASK_ARN"] = task_arn
-            log_path = self.workdir / "logs" / f"{task_id}-{name}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as log:
                 skipped = unhonoured(definition)
@@ -215,15 +231,47 @@ class EcsPlane:
             self.tasks[task_arn] = task
         return task
 
+    def _start_container(
+        self,
+        task_id: str,
+        td: Any,
+        definition: dict[str, Any],
+        override: dict[str, Any],
+        env: dict[str, str],
+        ports: dict[int, int],
+        log_path: Path,
+    ) -> LocalContainer:
+        """Run one container definition from its image (oci.run), in a network namespace of its own."""
+        env = {k: v for k, v in env.items() if k not in PROCESS_ONLY}
+        for key in ("NO_PROXY", "no_proxy"):  # the emulator, seen from the container, is reached directly
+            if key in env:
+                env[key] = f"{env[key]},{oci_run.HOST_FROM_CONTAINER}"
+        memory = int(td.memory) if str(getattr(td, "memory", "") or "").isdigit() else None
+        run = oci_run.from_definition(
+            definition,
+            name=f"localaws-{task_id[:12]}-{definition['name']}",
+            env=env,
+            ports=ports,
+            command=override.get("command"),
+            memory_mb=memory,
+            labels={self.label.split("=")[0]: self.label.split("=")[1]},
+        )
+        proc = oci_run.start(run, log_path)
+        essential = bool(definition.get("essential", True))
+        return LocalContainer(definition["name"], essential, proc, log_path, ports, container=run.name)
+
     def stop_task(self, task: LocalTask, reason: str, grace: float = 5.0) -> None:
         for c in task.containers:
+            if c.container and c.proc.poll() is None:  # SIGTERM in the container, SIGKILL after the grace
+                threading.Thread(target=oci_run.stop, args=(c.container, int(max(1, grace))), daemon=True).start()
+                continue
             if c.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(c.proc.pid, 15)
         deadline = time.monotonic() + grace
         for c in task.containers:
-            try:
-                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            try:  # a container also gets podman's own SIGKILL and removal after the grace
+                c.proc.wait(max(0.1, deadline - time.monotonic()) + (10 if c.container else 0))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(c.proc.pid, 9)
@@ -660,3 +708,5 @@ class EcsPlane:
                 server.shutdown()
                 server.server_close()
             self.proxies.clear()
+        if oci_run.available():
+            oci_run.remove_labelled(self.label)
