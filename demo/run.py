@@ -92,7 +92,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 
 # ---------------------------------------------------------------- phases
 def phase_infrastructure(ctx: Context) -> str:
-    from localaws.applied import MLFLOW_CLUSTER, MLFLOW_SERVICE
+    from localaws.applied import MLFLOW_CLUSTER, MLFLOW_SERVICE, image_variables
     from localaws.server import LocalAWS
     from localaws.terraform import StackApply, require_toolchain
 
@@ -105,7 +105,9 @@ def phase_infrastructure(ctx: Context) -> str:
     aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE, enforce_iam=True).start()
     ctx.cleanups.append(aws.stop)
     ctx.state["aws"] = aws
-    apply = StackApply(aws.endpoint_url, ctx.workdir, *tools).start()
+    # The serving image built here (oci.build), "pushed" and pinned by digest as deploy.yml passes it.
+    images = image_variables()
+    apply = StackApply(aws.endpoint_url, ctx.workdir, *tools, variables=images).start()
     ctx.cleanups.append(apply.stop)
     ctx.state["tofu"] = apply
     if server is not None:
@@ -116,6 +118,13 @@ def phase_infrastructure(ctx: Context) -> str:
     aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, uri)
     os.environ.update(aws.env())  # this process (seeding, labelling, comparing) talks to the emulator
     how = f"tofu apply of infra/terraform (envs/dev.tfvars) started against the emulator ({tools[0]})"
+    serving = images.get("serving_image_uri")
+    tasks = (
+        f"serving tasks run from image {serving}"
+        if serving
+        else ("serving tasks run as local processes (no OCI tools: apt-get install buildah podman runc mmdebstrap)")
+    )
+    how += f"; {tasks}"
     ctx.results["infrastructure"] = {"endpoint": aws.endpoint_url, "mlflow": uri, "bootstrap": how}
     return f"AWS emulator at {aws.endpoint_url} (time x{TIME_SCALE:g}); MLflow at {uri}; {how}"
 

@@ -24,6 +24,30 @@ from localaws.terraform import StackApply, require_toolchain
 # The names dev.tfvars gives MLflow's ECS service (modules/mlflow). Bound to this machine's MLflow
 # before the apply creates the service, because its RDS database has no local data plane.
 MLFLOW_CLUSTER, MLFLOW_SERVICE = "esteira-dev", "esteira-mlflow"
+# dev.tfvars' region; the emulated account is moto's.
+REGION = "us-east-1"
+# Terraform variable of each image the local runs deploy from a built image (the others run as processes).
+IMAGE_VARIABLES = {"serving": "serving_image_uri"}
+
+
+def image_variables(names: tuple[str, ...] = tuple(IMAGE_VARIABLES)) -> dict[str, str]:
+    """The `-var`s deploy.yml would pass for images built here: each one built (or reused) by oci.build,
+    "pushed" to the emulated account's ECR repository and pinned by digest. Empty without OCI tools, and
+    then the embedded ECS runs those tasks as processes (EcsPlane.modes says which way each ran)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from oci import build
+
+    if build.missing_tools():
+        return {}
+    out = {}
+    for name in names:
+        build.ensure(name)
+        repository = f"{DEFAULT_ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{MLFLOW_CLUSTER}/{name}"
+        ref = build.publish_local(name, repository)
+        if ref:
+            out[IMAGE_VARIABLES[name]] = ref
+    return out
 
 
 @dataclass

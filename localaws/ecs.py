@@ -152,6 +152,17 @@ def _secret_value(ref: str) -> str:
     return str(_json.loads(text)[key]) if key else text
 
 
+# What a local process needs from this machine, which a container gets from its image instead.
+PROCESS_ONLY = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "GIT_COMMIT", "HOST", "LOCALAWS_WORKDIR")
+
+
+def local_image(image: str) -> bool:
+    """The image is in this machine's OCI storage under the name the task definition gives it."""
+    if not image or not oci_run.available():
+        return False
+    return subprocess.run(["podman", "image", "exists", image], capture_output=True).returncode == 0
+
+
 class EcsPlane:
     def __init__(self, base_env: dict[str, str], workdir: Path, health_path: str = "/ready") -> None:
         self.base_env = base_env

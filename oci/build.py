@@ -80,7 +80,7 @@ class BuildError(RuntimeError):
     """A build failed: the message names the image, the Dockerfile and the step's output."""
 
 
-def available() -> list[str]:
+def missing_tools() -> list[str]:
     """The OCI tools missing on this machine (empty: images can be built and run here)."""
     return [tool for tool in ("buildah", "podman", "runc", "mmdebstrap") if shutil.which(tool) is None]
 
@@ -88,7 +88,8 @@ def available() -> list[str]:
 def git_commit() -> str:
     """HEAD's commit, with `-dirty` when the tree has changes the commit does not hold."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True)
+    status = ["git", "status", "--porcelain", "--untracked-files=no"]
+    dirty = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
@@ -164,8 +165,12 @@ def standin(ref: str) -> None:
     standin_dir = ROOT / "docker" / "standin"
     if ref == STANDIN_PYTHON:
         buildah_bud(
-            standin_dir / "python.Dockerfile", ref, args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
-            context=standin_dir, ignorefile=None, what="stand-in python base",
+            standin_dir / "python.Dockerfile",
+            ref,
+            args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
+            context=standin_dir,
+            ignorefile=None,
+            what="stand-in python base",
         )
     elif ref == STANDIN_LAMBDA:
         context = CACHE / "images" / "lambda-standin"
@@ -175,8 +180,12 @@ def standin(ref: str) -> None:
         for name in ("lambda-entrypoint.sh", "bootstrap"):
             shutil.copy2(standin_dir / name, context / name)
         buildah_bud(
-            standin_dir / "lambda-python.Dockerfile", ref, args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
-            context=context, ignorefile=None, what="stand-in Lambda Python base",
+            standin_dir / "lambda-python.Dockerfile",
+            ref,
+            args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
+            context=context,
+            ignorefile=None,
+            what="stand-in Lambda Python base",
         )
     else:
         raise BuildError(f"no stand-in is defined for {ref}")
@@ -214,7 +223,11 @@ def build(name: str, *, commit: str | None = None, base: str = "auto") -> BuiltI
     started = time.monotonic()
     dockerfile = ROOT / spec.dockerfile
     buildah_bud(
-        dockerfile, tag, args=args, context=ROOT, ignorefile=ROOT / f"{spec.dockerfile}.dockerignore",
+        dockerfile,
+        tag,
+        args=args,
+        context=ROOT,
+        ignorefile=ROOT / f"{spec.dockerfile}.dockerignore",
         what=f"image {name} ({spec.dockerfile})",
     )
     seconds = time.monotonic() - started
@@ -250,6 +263,28 @@ def built(name: str, path: Path = RESULTS) -> BuiltImage | None:
     return BuiltImage(**data)
 
 
+def publish_local(name: str, repository_url: str) -> str | None:
+    """`docker push` for the emulated account: tag the image built here under its ECR repository (this
+    machine's OCI storage is the registry the embedded ECS pulls from) and return the reference pinned by
+    digest, as deploy.yml passes images to Terraform. None when no image of `name` was built here."""
+    image = built(name)
+    if image is None or not image.digest:
+        return None
+    _run(["podman", "tag", image.ref, f"{repository_url}:{image.commit}"], f"podman tag {name}")
+    return f"{repository_url}@{image.digest}"
+
+
+def ensure(name: str) -> BuiltImage:
+    """The image for the code as it is now: built (layers cached) unless this commit's is already here."""
+    commit = git_commit()
+    image = built(name)
+    if image is not None and image.commit == commit and not commit.endswith("-dirty"):
+        return image
+    image = build(name, commit=commit)
+    record([image])
+    return image
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", help=f"images to build, of {', '.join(IMAGES)} (default: all)")
@@ -258,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.images) - set(IMAGES))
     if unknown:
         parser.error(f"unknown image(s) {', '.join(unknown)}; known: {', '.join(IMAGES)}")
-    missing = available()
+    missing = missing_tools()
     if missing:
         print(f"cannot build images: {', '.join(missing)} not installed (apt-get install {' '.join(missing)})")
         return 2

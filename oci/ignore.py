@@ -92,5 +92,5 @@ def copy_violations(dockerfile: Path, ignorefile: Path, context: Path) -> list[s
         elif where.is_dir():
             files = [p for p in where.rglob("*") if p.is_file()]
             if files and not any(is_sent(str(p.relative_to(context)), rules) for p in files):
-                problems.append(f"{dockerfile.name}: COPY {source}: every file under it is excluded by {ignorefile.name}")
+                problems.append(f"{dockerfile.name}: COPY {source}: {ignorefile.name} excludes every file under it")
     return problems

@@ -124,7 +124,7 @@ def start(run: ContainerRun, log: Path) -> subprocess.Popen[bytes]:
     """Start the container attached (the process ends when the container does; its output goes to `log`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        out.write(f"oci.run: {' '.join(run.argv()[:-len(run.command or []) or None])}\n".encode())
+        out.write(f"oci.run: {' '.join(run.argv()[: -len(run.command or []) or None])}\n".encode())
         out.flush()
         return subprocess.Popen(run.argv(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

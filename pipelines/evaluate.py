@@ -14,7 +14,7 @@ import mlflow
 from model.config import Settings
 from model.metrics import evaluate_classifier
 from model.pyfunc import load_classifier
-from pipelines import registry
+from pipelines import provenance, registry
 from pipelines.gate import decide
 from pipelines.validate_data import load_validated
 
@@ -56,6 +56,7 @@ def evaluate(
     with mlflow.start_run(experiment_id=registry.experiment_id(settings), run_name=f"evaluate v{model_version}"):
         mlflow.set_tags(
             {
+                **provenance.tags(),
                 "step": "evaluate",
                 "challenger_version": model_version,
                 "champion_version": champ_version or "none",

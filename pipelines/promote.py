@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 
 from model.config import Settings
-from pipelines import registry
+from pipelines import provenance, registry
 from pipelines.evaluate import evaluate
 
 
@@ -49,6 +49,7 @@ def promote(
     with mlflow.start_run(experiment_id=registry.experiment_id(settings), run_name=f"promote v{model_version}"):
         mlflow.set_tags(
             {
+                **provenance.tags(),
                 "step": "promote",
                 "champion_version": model_version,
                 "previous_champion": previous or "none",

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-from functools import lru_cache
-
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -45,22 +41,3 @@ def version_by_alias(settings: Settings, alias: str) -> ModelVersion | None:
 
 def model_uri(settings: Settings, version: str | int) -> str:
     return f"models:/{settings.registered_model_name}/{version}"
-
-
-@lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The commit the code runs from: GIT_COMMIT (set in images and CI) or `git rev-parse`."""
-    env = os.environ.get("GIT_COMMIT")
-    if env:
-        return env
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

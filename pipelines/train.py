@@ -1,7 +1,8 @@
 """Step: train a classifier on validated data, track it in MLflow and register it as `challenger`.
 
-Idempotent: a model version already trained from the same data version, parameters and code commit is
-returned instead of training again, so a retried Step Functions task never registers duplicates.
+Idempotent: a model version already trained from the same data, parameters, code and libraries
+(pipelines/provenance.py: the training key) is returned instead of training again, so a retried Step
+Functions task never registers duplicates, and changed code always trains anew.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from model.metrics import confusion_png, evaluate_classifier
 from model.profile import build_profile
 from model.pyfunc import IntentPyfunc
 from model.validate import ValidatedData
-from pipelines import registry
+from pipelines import provenance, registry
 from pipelines.validate_data import load_validated
 
 
@@ -78,12 +79,10 @@ def _search(data: ValidatedData, base: ModelParams, experiment_id: str) -> Model
     return best
 
 
-def _existing_version(settings: Settings, data_hash: str, p_hash: str, commit: str) -> Any | None:
+def _existing_version(settings: Settings, key: str) -> Any | None:
+    """A registered version trained from the same data, parameters, code and libraries (provenance)."""
     client = registry.client(settings)
-    query = (
-        f"name='{settings.registered_model_name}' and tags.dataset_hash='{data_hash}' "
-        f"and tags.params_hash='{p_hash}' and tags.git_commit='{commit}'"
-    )
+    query = f"name='{settings.registered_model_name}' and tags.training_key='{key}'"
     try:
         found = client.search_model_versions(query)
     except Exception:  # the registered model does not exist yet
@@ -105,10 +104,11 @@ def train(
     params = params or ModelParams()
     data = load_validated(train_uri, new_labels=new_labels, settings=settings)
     eval_data = load_validated(eval_uri, new_labels=new_labels, settings=settings)
-    commit = registry.git_commit()
+    origin = provenance.tags()
 
     if not search:
-        existing = _existing_version(settings, data.dataset_hash, params_hash(params), commit)
+        key = provenance.training_key(data.dataset_hash, eval_data.dataset_hash, params_hash(params))
+        existing = _existing_version(settings, key)
         if existing is not None:
             registry.client(settings).set_registered_model_alias(
                 settings.registered_model_name, registry.CHALLENGER, existing.version
@@ -131,7 +131,7 @@ def train(
             {
                 "dataset_hash": data.dataset_hash,
                 "eval_dataset_hash": eval_data.dataset_hash,
-                "git_commit": commit,
+                **origin,
                 "step": "train",
                 "train_uri": train_uri,
             }
@@ -199,7 +199,8 @@ def train(
                 "dataset_hash": data.dataset_hash,
                 "eval_dataset_hash": eval_data.dataset_hash,
                 "params_hash": p_hash,
-                "git_commit": commit,
+                **origin,
+                "training_key": provenance.training_key(data.dataset_hash, eval_data.dataset_hash, p_hash),
                 "run_id": run.info.run_id,
             },
         )

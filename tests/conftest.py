@@ -102,7 +102,7 @@ def deployed(
     fresh embedded AWS (`variables` are a user's own `-var`s). Yields the stack and the settings that
     reach the same registry and model name from this process. The label set is in the data bucket, as
     a user's `seed-data` puts it (the data steps read it from S3). Skips where the toolchain is missing."""
-    from localaws.applied import applied_stack
+    from localaws.applied import applied_stack, image_variables
     from localaws.terraform import toolchain
     from pipelines.seed_data import write_labels
 
@@ -112,7 +112,8 @@ def deployed(
     mlflow = MlflowServer(work / "mlflow", free_port()).launch()
     try:
         uri = mlflow.wait_healthy().uri
-        with applied_stack(work, uri, variables=variables) as stack:
+        # The serving tasks run from the serving image built here, as deploy.yml deploys it (pinned by digest).
+        with applied_stack(work, uri, variables={**image_variables(), **variables}) as stack:
             settings = replace(
                 Settings.from_env(),
                 mlflow_tracking_uri=uri,

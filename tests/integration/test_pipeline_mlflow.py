@@ -12,7 +12,7 @@ import pytest
 from model.classifier import ModelParams
 from model.config import Settings
 from model.validate import DataValidationError
-from pipelines import registry
+from pipelines import provenance, registry
 from pipelines.cli import main as cli_main
 from pipelines.evaluate import evaluate
 from pipelines.promote import promote
@@ -35,12 +35,19 @@ def test_train_logs_everything_and_registers_challenger(settings: Settings, slic
     assert "evaluation/confusion_matrix.png" in artifacts
     version = client.get_model_version(settings.registered_model_name, "1")
     assert version.tags["dataset_hash"] == res["dataset_hash"]
+    assert version.tags["git_commit"] == run.data.tags["git_commit"]
+    assert version.tags["code_digest"].startswith("sha256:") and version.tags["training_key"].startswith("sha256:")
     assert registry.version_by_alias(settings, registry.CHALLENGER).version == "1"
     logged = mlflow.models.get_model_info(res["model_uri"])
     assert logged.signature is not None and logged.saved_input_example_info is not None
-    # The same data, params and commit again: the existing version is reused, not duplicated.
+    # The same data, params, code and libraries again: the existing version is reused, not duplicated.
     again = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, settings=settings)
     assert again["status"] == "reused" and again["model_version"] == "1"
+    # Changed training code (whatever the commit says) trains a new version.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(provenance, "code_digest", lambda: "sha256:" + "0" * 64)
+        changed = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, settings=settings)
+    assert changed["status"] == "trained" and changed["model_version"] == "2"
     # A pyfunc consumer (what `mlflow models serve` runs) gets intent + confidence.
     out = mlflow.pyfunc.load_model(res["model_uri"]).predict(pd.DataFrame({"text": ["my card was stolen"]}))
     assert list(out.columns) == ["intent", "confidence"]
