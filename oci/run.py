@@ -59,6 +59,7 @@ class ContainerRun:
     memory_mb: int | None = None
     stop_timeout: int = 30
     labels: dict[str, str] = field(default_factory=dict)
+    mounts: dict[str, str] = field(default_factory=dict)  # host path -> container path, read-only
 
     def argv(self) -> list[str]:
         argv = ["podman", *RUNTIME, "run", "--rm", "--name", self.name, "--network", NETWORK, *ULIMITS]
@@ -69,6 +70,8 @@ class ContainerRun:
             argv += ["--read-only", "--read-only-tmpfs=false"]
         for path in self.writable:
             argv += ["--tmpfs", f"{path}:rw,mode=1777,exec"]
+        for host, path in sorted(self.mounts.items()):
+            argv += ["--volume", f"{host}:{path}:ro"]
         if self.user:
             argv += ["--user", self.user]
         if self.workdir:
