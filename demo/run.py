@@ -118,12 +118,10 @@ def phase_infrastructure(ctx: Context) -> str:
     aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, uri)
     os.environ.update(aws.env())  # this process (seeding, labelling, comparing) talks to the emulator
     how = f"tofu apply of infra/terraform (envs/dev.tfvars) started against the emulator ({tools[0]})"
-    serving = images.get("serving_image_uri")
-    tasks = (
-        f"serving tasks run from image {serving}"
-        if serving
-        else ("serving tasks run as local processes (no OCI tools: apt-get install buildah podman runc mmdebstrap)")
-    )
+    if images:
+        tasks = "; ".join(f"{var.removesuffix('_image_uri')} tasks run from image {ref}" for var, ref in images.items())
+    else:
+        tasks = "ECS tasks run as local processes (no OCI tools: apt-get install buildah podman runc mmdebstrap)"
     how += f"; {tasks}"
     ctx.results["infrastructure"] = {"endpoint": aws.endpoint_url, "mlflow": uri, "bootstrap": how}
     return f"AWS emulator at {aws.endpoint_url} (time x{TIME_SCALE:g}); MLflow at {uri}; {how}"

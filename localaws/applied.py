@@ -26,8 +26,10 @@ from localaws.terraform import StackApply, require_toolchain
 MLFLOW_CLUSTER, MLFLOW_SERVICE = "esteira-dev", "esteira-mlflow"
 # dev.tfvars' region; the emulated account is moto's.
 REGION = "us-east-1"
-# Terraform variable of each image the local runs deploy from a built image (the others run as processes).
-IMAGE_VARIABLES = {"serving": "serving_image_uri"}
+# Terraform variable of each image the local runs deploy from a built image: the serving and training
+# tasks run from their images. Functions run in the emulator's own Lambda runtime (localaws.lambdas;
+# tests/images runs the Lambda image through the runtime interface), MLflow outside the emulator.
+IMAGE_VARIABLES = {"serving": "serving_image_uri", "training": "training_image_uri"}
 
 
 def image_variables(names: tuple[str, ...] = tuple(IMAGE_VARIABLES)) -> dict[str, str]:
