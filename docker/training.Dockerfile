@@ -39,7 +39,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 WORKDIR /app
 USER 10001:10001
+# The RUN reads the argument so that the layer cache is keyed on its value: buildah --layers (1.28,
+# measured) keys ENV and LABEL on their unexpanded text and would keep the previous commit's layers.
 ARG GIT_COMMIT=unknown
+RUN test -n "${GIT_COMMIT}"
 ENV GIT_COMMIT=${GIT_COMMIT}
 LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 # No ENTRYPOINT: ECS overrides the command with `esteira train --train-data ... --eval-data ...`

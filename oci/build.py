@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("ESTEIRA_CACHE", Path.home() / ".cache" / "esteira"))
@@ -115,7 +116,7 @@ def exists(ref: str) -> bool:
     return subprocess.run(["podman", "image", "exists", ref], capture_output=True).returncode == 0
 
 
-def inspect(ref: str) -> dict[str, object]:
+def inspect(ref: str) -> dict[str, Any]:
     data = json.loads(_run(["podman", "image", "inspect", ref], f"inspect {ref}"))
     return dict(data[0])
 
@@ -232,6 +233,9 @@ def build(name: str, *, commit: str | None = None, base: str = "auto") -> BuiltI
     )
     seconds = time.monotonic() - started
     info = inspect(tag)
+    recorded = [e for e in (info.get("Config") or {}).get("Env", []) if e.startswith("GIT_COMMIT=")]
+    if recorded != [f"GIT_COMMIT={commit}"]:  # a stale cached layer would misstate every run's provenance
+        raise BuildError(f"image {name} ({spec.dockerfile}) records {recorded or 'no GIT_COMMIT'}, built from {commit}")
     return BuiltImage(
         name=name,
         ref=tag,

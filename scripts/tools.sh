@@ -10,10 +10,14 @@
 #                     cut to the service packages infra/ uses (scripts/provider_services.py), into
 #                     a filesystem mirror.
 #   tflint, actionlint, checkov   pinned, built (Go) or installed (checkov: its own venv).
+#   aws-lambda-rie    the Lambda Runtime Interface Emulator at a pinned commit, built (Go, static):
+#                     the stand-in Lambda base image (docker/standin/lambda-python.Dockerfile) runs
+#                     it in front of the runtime when no Lambda Runtime API is present.
 #
 #   ${ESTEIRA_TOOLS_DIR:-$HOME/.cache/esteira/tools}/
 #     bin/tf                                 the Terraform engine (a link to the PATH binary or bin/tofu)
 #     bin/{tofu,tflint,actionlint,checkov}   pinned binaries (tofu only when built; checkov a wrapper)
+#     bin/aws-lambda-rie                     the Lambda RIE (oci/build.py copies it into the stand-in base)
 #     go/cache, go/mod                       GOCACHE and GOMODCACHE (rebuilds after a change are cheap)
 #     src/terraform-provider-aws             the provider's source with its service registry cut
 #     mirror/<host>/hashicorp/aws/<ver>/linux_amd64/terraform-provider-aws_v<ver>
@@ -27,6 +31,7 @@
 #                                  .ci/run call tools.sh, which waits on the same lock and then finds
 #                                  everything built
 #   scripts/tools.sh --status      print the background build's progress and whether it is ready
+#   scripts/tools.sh --rie         build only aws-lambda-rie (about 20 s cold; what oci/build.py needs)
 #
 # Idempotent: a tool whose stamp matches its pinned version (and, for the provider, the list of
 # service packages infra/ needs) is not rebuilt, so a warm run takes about a second.
@@ -47,6 +52,10 @@ AWS_PROVIDER_MODULE_VERSION="v1.60.1-0.20260602190131-5f2286d6d836"
 AWS_PROVIDER_COMMIT="5f2286d6d836"
 AWS_PROVIDER_VERSION="6.47.1"
 CHECKOV_VERSION="3.3.30"
+# aws-lambda-runtime-interface-emulator publishes no semver tags the proxy serves as modules: this is the
+# pseudo-version of commit bef5c4ba774d (2026-10-30). Built as its Makefile compiles it: CGO off, ./cmd/aws-lambda-rie.
+RIE_MODULE="github.com/aws/aws-lambda-runtime-interface-emulator"
+RIE_VERSION="v0.0.0-20261030222936-bef5c4ba774d"
 # Oldest engines the configuration accepts (infra/terraform/versions.tf; Terraform needs use_lockfile).
 MIN_TOFU="1.8.0"
 MIN_TERRAFORM="1.10.0"
@@ -67,22 +76,40 @@ START=$SECONDS
 log() { printf '[tools %s] %s\n' "$(elapsed $((SECONDS - START)))" "$*" >&2; }
 elapsed() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
 
+fresh() { # fresh NAME WANT FILE -> 0 when FILE exists and the stamp says WANT
+  [[ "$FORCE" != 1 && -x "$3" && -f "$TOOLS_DIR/stamps/$1" && "$(cat "$TOOLS_DIR/stamps/$1")" == "$2" ]]
+}
+stamp() { printf '%s' "$2" >"$TOOLS_DIR/stamps/$1"; }
+
+MODE=all
 case "${1:-}" in
   --background)
     nohup "$0" >"$LOG_FILE" 2>&1 </dev/null &
     echo "toolchain build started in the background (pid $!); log: $LOG_FILE; progress: $0 --status"
     exit 0 ;;
-  --status) # a running build holds the lock (and has removed the ready stamp)
+  --status) # a running build holds the lock and says in `building` what it builds (a full one removed `ready`)
     if ! flock -n "$TOOLS_DIR/.lock" true 2>/dev/null; then
-      echo "building: $(grep '^\[tools' "$LOG_FILE" 2>/dev/null | tail -1)"
+      line="$(cat "$TOOLS_DIR/building" 2>/dev/null || true)"
+      # build.log is a background build's log: stale for a foreground or --rie build started after it.
+      if [[ -f "$LOG_FILE" && ! "$LOG_FILE" -ot "$TOOLS_DIR/building" ]]; then
+        line="$line: $(grep '^\[tools' "$LOG_FILE" 2>/dev/null | tail -1)"
+      fi
+      echo "building ${line:-(no progress recorded)}"
     elif [[ -f "$TOOLS_DIR/ready" ]]; then
       echo "ready: $(cat "$TOOLS_DIR/ready")"
     else
       echo "not built (no build running): run $0"
     fi
+    # A `ready` stamp from before the RIE was part of the toolchain, or a cache the RIE was removed from.
+    if ! fresh rie "$RIE_VERSION" "$BIN/aws-lambda-rie"; then
+      echo "aws-lambda-rie $RIE_VERSION: not built (run $0 --rie)"
+    elif [[ ! -f "$TOOLS_DIR/ready" ]]; then
+      echo "aws-lambda-rie $RIE_VERSION: built"
+    fi
     exit 0 ;;
+  --rie) MODE=rie ;;
   "") ;;
-  *) echo "usage: $0 [--background|--status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--background|--status|--rie]" >&2; exit 2 ;;
 esac
 
 # One build at a time: a foreground run (make, .ci/run) waits here for a background one to finish.
@@ -91,7 +118,13 @@ if ! flock -n 9; then
   log "another toolchain build holds $TOOLS_DIR/.lock (log: $LOG_FILE): waiting for it"
   while ! flock -w 60 9; do log "still waiting: $(grep '^\[tools' "$LOG_FILE" 2>/dev/null | tail -1)"; done
 fi
-rm -f "$TOOLS_DIR/ready"
+# What this build is doing, for --status (read only while the lock is held).
+if [[ "$MODE" == rie ]]; then
+  printf 'aws-lambda-rie only (pid %s)' "$$" >"$TOOLS_DIR/building"
+else
+  printf 'the toolchain (pid %s)' "$$" >"$TOOLS_DIR/building"
+  rm -f "$TOOLS_DIR/ready" # --rie changes no other tool: the stamp of a finished build stays valid
+fi
 
 export GOCACHE="$TOOLS_DIR/go/cache"
 export GOMODCACHE="$TOOLS_DIR/go/mod"
@@ -99,10 +132,6 @@ export GOFLAGS="-buildvcs=false -modcacherw"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 export CGO_ENABLED=0
 
-fresh() { # fresh NAME WANT FILE -> 0 when FILE exists and the stamp says WANT
-  [[ "$FORCE" != 1 && -x "$3" && -f "$TOOLS_DIR/stamps/$1" && "$(cat "$TOOLS_DIR/stamps/$1")" == "$2" ]]
-}
-stamp() { printf '%s' "$2" >"$TOOLS_DIR/stamps/$1"; }
 moddir() { go mod download -json "$1" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
 version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" == "$2" ]]; } # version_ge HAVE WANT
 # The last build's duration of a step, for the estimate printed while it runs.
@@ -131,6 +160,27 @@ go_build() {
 
 command -v go >/dev/null || { log "go is required (Go >= 1.26.6 for OpenTofu $TOFU_VERSION)"; exit 1; }
 command -v "$PYTHON" >/dev/null || { log "$PYTHON is required"; exit 1; }
+
+# ---- aws-lambda-rie: a static binary from the module proxy
+build_rie() {
+  if fresh rie "$RIE_VERSION" "$BIN/aws-lambda-rie"; then
+    log "aws-lambda-rie $RIE_VERSION: up to date"
+    return 0
+  fi
+  local dir
+  dir="$(moddir "$RIE_MODULE@$RIE_VERSION")"
+  # Written beside the target and renamed: a reader (oci/build.py) never copies a half-written binary.
+  go_build rie "$(last_seconds rie 20)" "$dir" -trimpath -ldflags="-s -w" \
+    -o "$BIN/aws-lambda-rie.new" ./cmd/aws-lambda-rie
+  mv -f "$BIN/aws-lambda-rie.new" "$BIN/aws-lambda-rie"
+  stamp rie "$RIE_VERSION"
+}
+
+if [[ "$MODE" == rie ]]; then
+  build_rie
+  log "done: aws-lambda-rie $RIE_VERSION in $BIN"
+  exit 0
+fi
 log "toolchain into $TOOLS_DIR"
 
 # checkov installs from PyPI in the background while Go compiles (network vs CPU).
@@ -264,12 +314,14 @@ provider_installation {
 CFG
 fi
 
+build_rie
+
 if ! wait "$LINTERS_PID"; then log "tflint/actionlint build failed:"; tail -20 "$TOOLS_DIR/linters-build.log" >&2; exit 1; fi
 if [[ -n "$CHECKOV_PID" ]] && ! wait "$CHECKOV_PID"; then
   log "checkov install failed:"; tail -20 "$TOOLS_DIR/checkov-install.log" >&2; exit 1
 fi
 
-summary="engine $(readlink "$BIN/tf") ($ENGINE_VERSION), aws provider $AWS_PROVIDER_VERSION @ $AWS_PROVIDER_COMMIT ($PROVIDER_MODE), tflint $TFLINT_VERSION, actionlint $ACTIONLINT_VERSION, checkov $CHECKOV_VERSION"
+summary="engine $(readlink "$BIN/tf") ($ENGINE_VERSION), aws provider $AWS_PROVIDER_VERSION @ $AWS_PROVIDER_COMMIT ($PROVIDER_MODE), tflint $TFLINT_VERSION, actionlint $ACTIONLINT_VERSION, checkov $CHECKOV_VERSION, aws-lambda-rie $RIE_VERSION"
 printf '%s\n' "$summary" >"$TOOLS_DIR/ready"
 log "done in $(elapsed $((SECONDS - START))) ($((SECONDS - START)) s): $summary"
 echo "export TF_CLI_CONFIG_FILE=$TOOLS_DIR/tofurc"
