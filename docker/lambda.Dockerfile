@@ -18,12 +18,12 @@ LABEL org.opencontainers.image.title="esteira-lambdas" \
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-# The runtime dependencies at the versions the tests ran (requirements/runtime.lock: the serving image's
-# set; no dev tools, no MLflow server), into the function's own directory as AWS recommends for images:
+# The runtime dependencies at the versions the tests ran (requirements/lambdas.lock: the core
+# dependencies and the Parquet reader; no dev tools, no MLflow server), into the function's own directory as AWS recommends for images:
 # /var/task is first on the import path, so these shadow whatever the base bundles (its boto3).
-COPY requirements/runtime.lock /tmp/runtime.lock
-RUN pip install --no-deps --target "${LAMBDA_TASK_ROOT}" --requirement /tmp/runtime.lock \
-    && rm /tmp/runtime.lock
+COPY requirements/lambdas.lock /tmp/lambdas.lock
+RUN pip install --no-deps --target "${LAMBDA_TASK_ROOT}" --requirement /tmp/lambdas.lock \
+    && rm /tmp/lambdas.lock
 
 COPY model/ ${LAMBDA_TASK_ROOT}/model/
 # The names Terraform, CDK and Python share (model/contract.py reads this copy inside the package).

@@ -10,13 +10,14 @@
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG PYTHON_DIGEST=
 
-# ---- build: the serving dependencies at the versions the tests ran (requirements/runtime.lock) ---------
+# ---- build: the serving dependencies at the versions the tests ran (requirements/serving.lock) ---------
 FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-COPY requirements/runtime.lock /tmp/runtime.lock
+COPY requirements/serving.lock /tmp/serving.lock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-deps --requirement /tmp/runtime.lock
+    && /opt/venv/bin/pip install --no-deps --requirement /tmp/serving.lock \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
 COPY model/ /src/model/
 # The names Terraform, CDK and Python share (model/contract.py reads this copy inside the package).
 COPY contract.yaml /src/model/contract.yaml

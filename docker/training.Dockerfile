@@ -22,7 +22,8 @@ COPY contract.yaml model/contract.yaml
 COPY pipelines/ pipelines/
 RUN /opt/venv/bin/pip install --no-deps --no-compile . \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/model \
-       /opt/venv/lib/python3.11/site-packages/pipelines
+       /opt/venv/lib/python3.11/site-packages/pipelines \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # ---- runtime -------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}${PYTHON_DIGEST:+@}${PYTHON_DIGEST} AS runtime

@@ -55,14 +55,14 @@ def test_image_rules() -> None:
     assert all("--from=build" in c for c in copies), "the runtime stage only takes the build's output"
     build = " ".join(rest for word, rest in ins if word == "RUN")
     # Core dependencies only (no [platform]/[dev] extras), at the versions the runtime lock pins.
-    assert "pip install --no-deps --requirement /tmp/runtime.lock" in build
+    assert "pip install --no-deps --requirement /tmp/serving.lock" in build
     assert "dev.lock" not in build and "pytest" not in build
     ignore = [
         line
         for line in (ROOT / "docker" / "serving.Dockerfile.dockerignore").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert ignore[0] == "*" and "!model/" in ignore and "!requirements/runtime.lock" in ignore
+    assert ignore[0] == "*" and "!model/" in ignore and "!requirements/serving.lock" in ignore
 
 
 # -- base images: an exact tag, and a digest once someone with registry access resolved it ---------------
