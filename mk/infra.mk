@@ -20,10 +20,10 @@ tools:
 tf-fmt:
 	$(TOFU) fmt -check -recursive -diff $(TF_DIR)
 
-# Copy the root module and the ASL templates (same relative layout); local backend for local runs.
+# Copy the root module, the ASL templates and contract.yaml (same relative layout); local backend for local runs.
 tf-stage:
 	@rm -rf $(TF_STAGE) && mkdir -p $(TF_STAGE)/infra
-	@cp -r $(TF_DIR) $(TF_STAGE)/infra/ && cp -r stepfunctions $(TF_STAGE)/
+	@cp -r $(TF_DIR) $(TF_STAGE)/infra/ && cp -r stepfunctions $(TF_STAGE)/ && cp contract.yaml $(TF_STAGE)/
 	@rm -rf $(TF_STAGE)/$(TF_DIR)/.terraform $(TF_STAGE)/$(TF_DIR)/.terraform.lock.hcl
 	@printf 'terraform {\n  backend "local" {}\n}\n' > $(TF_STAGE)/$(TF_DIR)/backend_override.tf
 	@cd $(TF_STAGE)/$(TF_DIR) && $(TF_ENV) $(TOFU) init -no-color >/dev/null

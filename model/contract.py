@@ -101,6 +101,9 @@ class Contract:
     lambda_functions: tuple[str, ...]
     workflow_environment: tuple[str, ...]
     serving_environment: tuple[str, ...]
+    # The environment variable naming the image a container or function runs (ESTEIRA_IMAGE); set by
+    # the stack on each resource, in neither list above (its value differs per resource).
+    image_variable: str
     serving_service_name: str
     metrics_namespace: str
     dimensions: Dimensions
@@ -155,10 +158,16 @@ def parse(document: Any, path: Path) -> Contract:
         if not isinstance(value, Mapping):
             raise ContractError(f"{path}: {key} must be a mapping")
     assert isinstance(metrics, Mapping) and isinstance(alarms, Mapping) and isinstance(capture, Mapping)
+    workflow_environment = _names(document.get("workflow_environment"), "workflow_environment")
+    serving_environment = _names(document.get("serving_environment"), "serving_environment")
+    image_variable = _string(document, "image_variable", "")
+    if image_variable in (*workflow_environment, *serving_environment):
+        raise ContractError(f"image_variable {image_variable} is also in workflow_environment or serving_environment")
     return Contract(
         lambda_functions=_names(document.get("lambda_functions"), "lambda_functions"),
-        workflow_environment=_names(document.get("workflow_environment"), "workflow_environment"),
-        serving_environment=_names(document.get("serving_environment"), "serving_environment"),
+        workflow_environment=workflow_environment,
+        serving_environment=serving_environment,
+        image_variable=image_variable,
         serving_service_name=_string(document, "serving_service_name", ""),
         metrics_namespace=_string(metrics, "namespace", "metrics."),
         dimensions=_record(Dimensions, metrics.get("dimensions"), "metrics.dimensions"),

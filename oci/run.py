@@ -123,11 +123,16 @@ def from_definition(
     )
 
 
+def redacted(argv: list[str]) -> list[str]:
+    """The command line with every environment value hidden (secrets arrive as variables)."""
+    return [f"{a.split('=', 1)[0]}=***" if i and argv[i - 1] == "--env" else a for i, a in enumerate(argv)]
+
+
 def start(run: ContainerRun, log: Path) -> subprocess.Popen[bytes]:
     """Start the container attached (the process ends when the container does; its output goes to `log`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        out.write(f"oci.run: {' '.join(run.argv()[: -len(run.command or []) or None])}\n".encode())
+        out.write(f"oci.run: {' '.join(redacted(run.argv()))}\n".encode())
         out.flush()
         return subprocess.Popen(run.argv(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

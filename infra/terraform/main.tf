@@ -182,6 +182,7 @@ module "serving" {
   name                     = local.name
   service_name             = local.contract.serving_service_name
   environment_names        = local.contract.serving_environment
+  image_variable           = local.contract.image_variable
   metrics_namespace        = local.contract.metrics.namespace
   vpc_id                   = module.network.vpc_id
   vpc_cidr_block           = module.network.vpc_cidr_block
@@ -221,6 +222,7 @@ module "mlflow" {
   artifacts_bucket_name = module.storage.bucket_names["artifacts"]
   artifacts_bucket_arn  = module.storage.bucket_arns["artifacts"]
   image_uri             = local.images.mlflow
+  image_variable        = local.contract.image_variable
   discovery_namespace   = local.discovery_namespace
   db_instance_class     = var.mlflow_db_instance_class
   db_multi_az           = var.mlflow_db_multi_az
@@ -236,6 +238,7 @@ module "workflow" {
   name                     = local.name
   function_keys            = local.contract.lambda_functions
   environment_names        = local.contract.workflow_environment
+  image_variable           = local.contract.image_variable
   template_variables       = local.contract.asl_variables
   labels_key               = local.contract.labels_key
   capture_s3_uri           = local.capture_s3_uri

@@ -8,6 +8,7 @@ comparison of what both paths build is tests/cdk/test_parity.py (slow).
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ def test_terraform_reads_the_contract_and_passes_its_names_on(contract: dict[str
     passed = {
         ("serving", "service_name"): "serving_service_name",
         ("serving", "environment_names"): "serving_environment",
+        ("serving", "image_variable"): "image_variable",
+        ("mlflow", "image_variable"): "image_variable",
+        ("workflow", "image_variable"): "image_variable",
         ("serving", "metrics_namespace"): "metrics.namespace",
         ("workflow", "function_keys"): "lambda_functions",
         ("workflow", "environment_names"): "workflow_environment",
@@ -109,6 +113,27 @@ def test_terraform_sets_exactly_the_contract_environment(contract: dict[str, Any
     assert sorted(workflow) == sorted(contract["workflow_environment"])
     serving = blocks(TF / "modules/serving/main.tf", "locals")["contract_environment"]
     assert sorted(serving) == sorted(contract["serving_environment"])
+
+
+def test_terraform_gives_each_container_and_function_the_image_it_runs() -> None:
+    """contract.yaml image_variable, set per resource to that resource's own image, outside the contract lists."""
+
+    def squashed(value: Any) -> str:
+        return re.sub(r"\s+", "", str(value))
+
+    serving = blocks(TF / "modules/serving/main.tf", "locals")
+    assert "image_variable" not in squashed(serving["contract_environment"])
+    assert "{(var.image_variable)=var.image_uri}" in squashed(serving["environment"])
+    assert "{name=var.image_variable,value=var.image_uri}" in squashed((TF / "modules/mlflow/main.tf").read_text())
+    workflow = blocks(TF / "modules/workflow/main.tf", "locals")
+    assert "image_variable" not in squashed(workflow["contract_environment"]) + squashed(workflow["environment"])
+    assert "{(var.image_variable)=var.training_image_uri}" in squashed(workflow["train_environment"])
+    assert "{(var.image_variable)=var.lambda_image_uri}" in squashed(workflow["function_environments"])
+    assert workflow["definition_variables"] and "var.image_variable" in squashed(workflow["definition_variables"])
+    resources = blocks(TF / "modules/workflow/main.tf", "resource")
+    lambdas = resources["aws_lambda_function.this"]
+    assert lambdas["environment"][0]["variables"] == "${local.function_environments[each.key]}"
+    assert "local.train_environment" in squashed(resources["aws_ecs_task_definition.train"]["container_definitions"])
 
 
 def test_terraform_sizes_exactly_the_contract_lambdas(contract: dict[str, Any]) -> None:
@@ -156,10 +181,12 @@ def test_the_template_has_every_contract_lambda_and_alarm(dev: Synth, contract: 
 
 def test_the_template_sets_the_contract_environment(dev: Synth, contract: dict[str, Any]) -> None:
     workflow, serving = set(contract["workflow_environment"]), set(contract["serving_environment"])
+    image = contract["image_variable"]
     for fn in dev.resources("AWS::Lambda::Function").values():
         if "FunctionName" in fn["Properties"]:
             env = fn["Properties"]["Environment"]["Variables"]
-            assert set(env) == workflow, fn["Properties"]["FunctionName"]
+            assert set(env) == workflow | {image}, fn["Properties"]["FunctionName"]
+            assert resolve(env[image]) == resolve(fn["Properties"]["Code"]["ImageUri"])
             assert env["ESTEIRA_RETRAIN_ALARM_PREFIX"] == f"{NAME}{contract['alarms']['retrain_prefix']}"
             assert env["ESTEIRA_CANARY_ALARM_PREFIX"] == f"{NAME}{contract['alarms']['canary_prefix']}"
             assert env["ESTEIRA_METRICS_NAMESPACE"] == contract["metrics"]["namespace"]
@@ -168,9 +195,48 @@ def test_the_template_sets_the_contract_environment(dev: Synth, contract: dict[s
     families = {}
     for task in dev.resources("AWS::ECS::TaskDefinition").values():
         (container, *_) = task["Properties"]["ContainerDefinitions"]
-        families[task["Properties"]["Family"]] = {e["Name"] for e in container.get("Environment", [])}
-    assert families[f"{NAME}-train"] == workflow
-    assert families[f"{NAME}-serving"] == serving
+        env = {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+        # Every container is told the image it runs.
+        assert resolve(env.get(image)) == resolve(container["Image"]), task["Properties"]["Family"]
+        families[task["Properties"]["Family"]] = set(env)
+    assert families[f"{NAME}-train"] == workflow | {image}
+    assert families[f"{NAME}-serving"] == serving | {image}
+    assert image in families[f"{NAME}-mlflow"]
+
+
+def test_the_image_variable_follows_the_image_overrides(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With explicit image URIs (deploy.yml pins them by digest) each resource is told the one it runs."""
+    from .conftest import synthesise
+
+    registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira"
+    digest = "@sha256:" + "0" * 64
+    images = {k: f"{registry}/{k}{digest}" for k in ("serving", "training", "lambda", "mlflow")}
+    pinned = synthesise(
+        tmp_path_factory.mktemp("cdk-pinned"),
+        "dev",
+        {f"{k}_image_uri": uri for k, uri in images.items()} | {"training_backend": "sagemaker"},
+    )
+    variable = yaml.safe_load((REPO / "contract.yaml").read_text())["image_variable"]
+    told = {
+        task["Properties"]["Family"]: {
+            e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
+        }[variable]
+        for task in pinned.resources("AWS::ECS::TaskDefinition").values()
+    }
+    assert told == {
+        f"{NAME}-serving": images["serving"],
+        f"{NAME}-train": images["training"],
+        f"{NAME}-mlflow": images["mlflow"],
+    }
+    functions = [f for f in pinned.resources("AWS::Lambda::Function").values() if "FunctionName" in f["Properties"]]
+    assert {f["Properties"]["Environment"]["Variables"][variable] for f in functions} == {images["lambda"]}
+    (machine,) = pinned.resources("AWS::StepFunctions::StateMachine").values()
+    document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
+    (job,) = [s for s in document["States"].values() if "createTrainingJob" in str(s.get("Resource", ""))]
+    assert job["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == images["training"]
+    assert document["States"]["MergeInput"]["Parameters"]["training_image_environment"] == {
+        variable: images["training"]
+    }
 
 
 def test_the_template_uses_the_contract_metrics(dev: Synth, contract: dict[str, Any]) -> None:

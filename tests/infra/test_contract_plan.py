@@ -54,6 +54,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "serving environment differs from contract.yaml serving_environment in: SHADOW_URL",
     ),
     "an ASL variable with no value": (_append("asl_variables", "no_such_value"), "no_such_value"),
+    "the image variable in a contract list": (
+        lambda c: c["workflow_environment"].append(c["image_variable"]),
+        f"workflow_environment names {yaml.safe_load(CONTRACT.read_text())['image_variable']}, the image_variable",
+    ),
 }
 
 

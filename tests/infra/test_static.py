@@ -30,6 +30,7 @@ TEMPLATE_VARS = {
     "training_backend": "ecs",
     "sagemaker_role_arn": "",
     "training_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-dev/training:0.1.0",
+    "image_variable": yaml.safe_load(CONTRACT.read_text())["image_variable"],
     "lock_table_name": "esteira-dev-workflow-lock",
     "data_bucket": "esteira-dev-data-123456789012",
     "artifacts_bucket": "esteira-dev-artifacts-123456789012",
@@ -186,6 +187,18 @@ def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
         "SecurityGroupIds": network["SecurityGroups"],
     }
     assert job["Parameters"]["VpcConfig"] == {"Subnets": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
+
+
+def test_the_sagemaker_training_job_is_told_the_image_it_runs() -> None:
+    """Its Environment is validate_data's training_environment plus contract.yaml image_variable set to the
+    training image (the Lambda's own image variable names the Lambda image, never reaches the job)."""
+    definition = render_asl(TEMPLATE_VARS | {"training_backend": "sagemaker"})
+    (job,) = [s for s in definition["States"].values() if "sagemaker:createTrainingJob" in s.get("Resource", "")]
+    assert job["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == TEMPLATE_VARS["training_image_uri"]
+    merge = job["Parameters"]["Environment.$"]
+    assert merge == "States.JsonMerge($.validation.training_environment, $.training_image_environment, false)"
+    image = {TEMPLATE_VARS["image_variable"]: TEMPLATE_VARS["training_image_uri"]}
+    assert definition["States"]["MergeInput"]["Parameters"]["training_image_environment"] == image
 
 
 def test_asl_checker_catches_a_dangling_transition() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "cdk"))
 from esteira_cdk.asl import render_definition  # templatefile() semantics, as CDK renders it
+from esteira_cdk.contract import contract
 
 # Also `slow`: it starts LocalStack (~30 s), so it stays out of the default `make test`.
 pytestmark = [pytest.mark.localstack, pytest.mark.slow]
@@ -58,6 +59,7 @@ def machine(localstack: str) -> dict[str, str]:
         "training_backend": "ecs",
         "sagemaker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/sm",
         "training_image_uri": "esteira-training:1",
+        "image_variable": contract().image_variable,
         "lock_table_name": "esteira-workflow-lock",
         "data_bucket": "d",
         "artifacts_bucket": "a",

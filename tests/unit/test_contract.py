@@ -63,6 +63,16 @@ def test_environment_names_are_read_by_the_code() -> None:
     assert unread == set(INFORMATIONAL), f"set by Terraform and CDK but read nowhere: {sorted(unread)}"
 
 
+def test_the_image_variable_is_read_from_the_contract() -> None:
+    """The stack tells every container and function its image under contract.yaml image_variable (set per
+    resource, so in neither environment list); the code reads it through the contract, never by name."""
+    c = contract()
+    assert c.image_variable not in (*c.workflow_environment, *c.serving_environment)
+    sources = " ".join(p.read_text() for d in ("model", "pipelines", "lambdas") for p in (ROOT / d).rglob("*.py"))
+    assert ".image_variable" in sources, "no code reads contract().image_variable"
+    assert f'"{c.image_variable}"' not in sources, "read it as contract().image_variable, not by its name"
+
+
 # ---- the readers take the names from the contract
 
 
@@ -168,4 +178,8 @@ def test_a_malformed_contract_names_what_is_wrong() -> None:
     broken = json.loads(json.dumps(document))
     broken["labels_key"] = ""
     with pytest.raises(ContractError, match="labels_key"):
+        parse(broken, Path("x.yaml"))
+    broken = json.loads(json.dumps(document))
+    broken["serving_environment"].append(broken["image_variable"])
+    with pytest.raises(ContractError, match="image_variable .* is also in"):
         parse(broken, Path("x.yaml"))

@@ -63,3 +63,8 @@ def container_image(repository: ecr.IRepository, tag: str, override_uri: str | N
     if override_uri:
         return ecs.ContainerImage.from_registry(override_uri)
     return ecs.ContainerImage.from_ecr_repository(repository, tag)
+
+
+def image_uri(repository: ecr.IRepository, tag: str, override_uri: str | None) -> str:
+    """The reference container_image() runs, as Terraform's local.images: the override or <repository URI>:<tag>."""
+    return override_uri or repository.repository_uri_for_tag(tag)

@@ -46,6 +46,17 @@ class Contract:
         return tuple(self.raw["serving_environment"])
 
     @property
+    def image_variable(self) -> str:
+        """The variable every container and function gets, set to the image it runs (e.g. ESTEIRA_IMAGE).
+
+        Its value differs per resource, so it is in neither environment list (refused at synth if it is).
+        """
+        name = str(self.raw["image_variable"])
+        if name in (*self.workflow_environment, *self.serving_environment):
+            raise ContractMismatch(f"image_variable {name} is also in workflow_environment or serving_environment")
+        return name
+
+    @property
     def serving_service_name(self) -> str:
         return str(self.raw["serving_service_name"])
 

@@ -19,6 +19,7 @@ from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
 from .common import ecs_tasks_role, inline_policy, log_group
+from .contract import contract
 
 MLFLOW_PORT = 5000
 DB_NAME = "mlflow"
@@ -40,6 +41,7 @@ class Mlflow(Construct):
         key: kms.IKey,
         artifacts_bucket: s3.IBucket,
         image: ecs.ContainerImage,
+        image_uri: str,
         db_instance_class: str,
         db_multi_az: bool,
         deletion_protection: bool,
@@ -203,7 +205,7 @@ class Mlflow(Construct):
         # The RDS-managed password may contain URL-reserved characters: quote it before building the URI.
         server_command = " ".join(
             [
-                f"exec mlflow server --host 0.0.0.0 --port {MLFLOW_PORT}",
+                f"exec mlflow server --host 0.0.0.0 --port {MLFLOW_PORT} --workers 2",
                 # $VAR, not ${VAR}: same shell expansion, and CloudFormation linters do not mistake it
                 # for an Fn::Sub parameter.
                 '--backend-store-uri "postgresql://$DB_USER:'
@@ -230,6 +232,8 @@ class Mlflow(Construct):
                 "MLFLOW_SERVER_ALLOWED_HOSTS": f"{host},{host}:{MLFLOW_PORT},localhost,localhost:{MLFLOW_PORT}",
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 "TMPDIR": "/tmp",
+                # The image this container runs (contract.yaml image_variable), as every container of the stack.
+                contract().image_variable: image_uri,
             },
             secrets={"DB_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password")},
             logging=ecs.LogDrivers.aws_logs(stream_prefix="mlflow", log_group=logs_group),

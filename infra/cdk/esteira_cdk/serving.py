@@ -34,6 +34,7 @@ class Serving(Construct):
         private_subnets: ec2.SubnetSelection,
         key: kms.IKey,
         image: ecs.ContainerImage,
+        image_uri: str,
         model_uri: str,
         mlflow_tracking_uri: str,
         capture_s3_uri: str,
@@ -126,7 +127,9 @@ class Serving(Construct):
             "SHADOW_URL": f"http://canary.{name}.internal:{CONTAINER_PORT}",
         }
         require_same("serving environment names", contract_environment, contract().serving_environment)
-        environment = {**(extra_environment or {}), **contract_environment}
+        # Plus the image the container runs, as contract.yaml image_variable: every container of the
+        # stack gets it with its own image, so it is not in serving_environment.
+        environment = {**(extra_environment or {}), **contract_environment, contract().image_variable: image_uri}
         container = self.task_definition.add_container(
             "serving",
             container_name="serving",

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from .boundary import apply_boundary
 from .ci import DEFAULT_QUALIFIER, Ci
-from .common import container_image
+from .common import container_image, image_uri
 from .config import EsteiraConfig
 from .contract import contract
 from .mlflow import Mlflow
@@ -104,6 +104,7 @@ class EsteiraStack(Stack):
             private_subnets=network.private_subnets,
             key=storage.key,
             image=container_image(repos["serving"], image_tag, cfg.serving_image_uri),
+            image_uri=image_uri(repos["serving"], image_tag, cfg.serving_image_uri),
             model_uri=model_uri,
             mlflow_tracking_uri=mlflow_tracking_uri,
             capture_s3_uri=capture_s3_uri,
@@ -129,6 +130,7 @@ class EsteiraStack(Stack):
             key=storage.key,
             artifacts_bucket=storage.buckets["artifacts"],
             image=container_image(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
+            image_uri=image_uri(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
             db_instance_class=cfg.mlflow_db_instance_class,
             db_multi_az=cfg.mlflow_db_multi_az,
             deletion_protection=cfg.deletion_protection,
@@ -137,7 +139,7 @@ class EsteiraStack(Stack):
         assert mlflow.tracking_uri == mlflow_tracking_uri
         serving.register_canary(mlflow.namespace)
         notifications = Notifications(self, "Notifications", name=name, key=storage.key, alarm_emails=cfg.alarm_emails)
-        training_image_uri = cfg.training_image_uri or repos["training"].repository_uri_for_tag(image_tag)
+        training_image_uri = image_uri(repos["training"], image_tag, cfg.training_image_uri)
         workflow = Workflow(
             self,
             "Workflow",

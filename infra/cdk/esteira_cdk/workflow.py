@@ -14,6 +14,7 @@ from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -104,20 +105,34 @@ _ECR_URI = re.compile(
 )
 
 
-def lambda_code(
-    scope: Construct, repository: ecr.IRepository, tag: str, override_uri: str | None, use_asset: bool, handler: str
-) -> lambda_.DockerImageCode:
-    """The one Lambda image, started with `lambdas.<name>.handler`.
+@dataclass(frozen=True)
+class LambdaImage:
+    """The one Lambda image: where every function's code comes from, and the reference it runs."""
+
+    repository: ecr.IRepository
+    tag_or_digest: str
+    uri: str  # what each function gets as contract.yaml image_variable
+
+    def code(self, handler: str) -> lambda_.DockerImageCode:
+        """The image, started with `handler` (lambdas.<name>.handler)."""
+        return lambda_.DockerImageCode.from_ecr(self.repository, tag_or_digest=self.tag_or_digest, cmd=[handler])
+
+
+def lambda_image(
+    scope: Construct, repository: ecr.IRepository, tag: str, override_uri: str | None, use_asset: bool
+) -> LambdaImage:
+    """The one Lambda image.
 
     Default: <lambdas repository>:<ImageTag> that CI pushed (no Docker at synth or deploy).
+    override_uri: an ECR image URI (Terraform's lambda_image_uri), by tag or digest.
     use_asset: CDK builds docker/lambda.Dockerfile from the repository root at deploy time.
     """
-    cmd = [handler]
     if use_asset:
-        return lambda_.DockerImageCode.from_image_asset(
-            str(REPO_ROOT),
+        asset = ecr_assets.DockerImageAsset(
+            scope,
+            "LambdaImage",
+            directory=str(REPO_ROOT),
             file=LAMBDA_DOCKERFILE,
-            cmd=cmd,
             exclude=[
                 ".git",
                 ".venv",
@@ -131,6 +146,7 @@ def lambda_code(
                 "node_modules",
             ],
         )
+        return LambdaImage(asset.repository, asset.image_tag, asset.image_uri)
     if override_uri:
         match = _ECR_URI.match(override_uri)
         if not match:
@@ -143,8 +159,8 @@ def lambda_code(
             repository_name=match["repo"],
             repository_arn=f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repo']}",
         )
-        return lambda_.DockerImageCode.from_ecr(imported, tag_or_digest=match["tag"] or match["digest"], cmd=cmd)
-    return lambda_.DockerImageCode.from_ecr(repository, tag_or_digest=tag, cmd=cmd)
+        return LambdaImage(imported, match["tag"] or match["digest"], override_uri)
+    return LambdaImage(repository, tag, repository.repository_uri_for_tag(tag))
 
 
 class Workflow(Construct):
@@ -254,6 +270,11 @@ class Workflow(Construct):
         }
         require_same("workflow environment names", contract_environment, names.workflow_environment)
         self.environment = {**extra_environment, **contract_environment}
+        # Each resource also gets the image it runs, as contract.yaml image_variable (the Lambdas one
+        # image, the training task and SageMaker job another): not in the shared environment above,
+        # and it wins over extra_environment and a function's own environment.
+        image_variable = names.image_variable
+        image = lambda_image(self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset)
 
         # ---- network identity shared by the Lambdas and the training task
         self.security_group = ec2.SecurityGroup(
@@ -430,14 +451,12 @@ class Workflow(Construct):
                 function_name=function_name,
                 description=spec.description,
                 role=role,
-                code=lambda_code(
-                    self, lambda_repository, image_tag, lambda_image_uri, lambda_image_asset, f"lambdas.{key_}.handler"
-                ),
+                code=image.code(f"lambdas.{key_}.handler"),
                 timeout=Duration.seconds(spec.timeout),
                 memory_size=spec.memory_size,
                 architecture=lambda_.Architecture.X86_64,
                 environment_encryption=key,
-                environment={**self.environment, **spec.environment},
+                environment={**self.environment, **spec.environment, image_variable: image.uri},
                 vpc=vpc if in_vpc else None,
                 vpc_subnets=private_subnets if in_vpc else None,
                 security_groups=[self.security_group] if in_vpc else None,
@@ -486,7 +505,7 @@ class Workflow(Construct):
             essential=True,
             readonly_root_filesystem=True,
             command=train_command or ["esteira", "train"],
-            environment=dict(sorted(self.environment.items())),
+            environment=dict(sorted({**self.environment, image_variable: training_image_uri}.items())),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="train", log_group=train_logs),
         )
         train_container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
@@ -679,6 +698,7 @@ class Workflow(Construct):
             "training_backend": training_backend,
             "sagemaker_role_arn": self.sagemaker_role.role_arn if self.sagemaker_role is not None else "",
             "training_image_uri": training_image_uri,
+            "image_variable": image_variable,
             "lock_table_name": self.lock_table.table_name,
             "data_bucket": buckets["data"].bucket_name,
             "artifacts_bucket": buckets["artifacts"].bucket_name,

@@ -8,7 +8,8 @@ locals {
   db_user      = "mlflow"
   # The RDS-managed password may contain URL-reserved characters: quote it before building the URI.
   server_command = join(" ", [
-    "exec mlflow server --host 0.0.0.0 --port 5000",
+    # Two workers: four (the default) nearly fill the task's memory at idle (tests/images/test_mlflow_image.py).
+    "exec mlflow server --host 0.0.0.0 --port 5000 --workers 2",
     "--backend-store-uri \"postgresql://$${DB_USER}:$(python -c 'import os,urllib.parse;print(urllib.parse.quote(os.environ[\"DB_PASSWORD\"],safe=\"\"))')@$${DB_HOST}:$${DB_PORT}/$${DB_NAME}?sslmode=require\"",
     "--artifacts-destination s3://${var.artifacts_bucket_name}/mlflow --serve-artifacts",
   ])
@@ -254,6 +255,8 @@ resource "aws_ecs_task_definition" "mlflow" {
         { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.host},${local.host}:5000,localhost,localhost:5000" },
         { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
         { name = "TMPDIR", value = "/tmp" },
+        # The image this container runs (contract.yaml image_variable), as every container of the stack.
+        { name = var.image_variable, value = var.image_uri },
       ]
       secrets = [
         { name = "DB_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },

@@ -55,6 +55,15 @@ variable "image_uri" {
   }
 }
 
+variable "image_variable" {
+  description = "Environment variable the container gets with its own image reference, image_uri (contract.yaml image_variable)."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Z][A-Z0-9_]*$", var.image_variable))
+    error_message = "image_variable must be an UPPER_SNAKE_CASE name."
+  }
+}
+
 variable "discovery_namespace" {
   description = "Private DNS namespace (Cloud Map) in which MLflow is reachable as mlflow.<namespace>."
   type        = string

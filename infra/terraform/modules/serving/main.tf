@@ -15,7 +15,9 @@ locals {
     # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
     SHADOW_URL = "http://${local.canary_host}:${var.container_port}"
   }
-  environment = merge(var.extra_environment, local.contract_environment)
+  # Plus the image the container runs, as contract.yaml image_variable: every container of the stack
+  # gets it with its own image, so it is not in serving_environment (a precondition keeps it out).
+  environment = merge(var.extra_environment, local.contract_environment, { (var.image_variable) = var.image_uri })
   # Names set here but not in the contract, or in the contract but not set (a precondition checks it is empty).
   environment_mismatch = setunion(
     setsubtract(keys(local.contract_environment), var.environment_names),
@@ -164,6 +166,10 @@ resource "aws_ecs_task_definition" "serving" {
     precondition {
       condition     = length(local.environment_mismatch) == 0
       error_message = "The serving environment differs from contract.yaml serving_environment in: ${join(", ", sort(local.environment_mismatch))}."
+    }
+    precondition {
+      condition     = !contains(var.environment_names, var.image_variable)
+      error_message = "contract.yaml serving_environment names ${var.image_variable}, the image_variable: the module sets it to image_uri, outside that list."
     }
   }
 

@@ -251,6 +251,15 @@ variable "environment_names" {
   }
 }
 
+variable "image_variable" {
+  description = "Environment variable the container gets with its own image reference, image_uri (contract.yaml image_variable); not one of environment_names."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Z][A-Z0-9_]*$", var.image_variable))
+    error_message = "image_variable must be an UPPER_SNAKE_CASE name."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of the service and exec-command log groups, in days."
   type        = number

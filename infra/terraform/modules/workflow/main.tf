@@ -64,6 +64,14 @@ locals {
     setsubtract(keys(local.contract_environment), var.environment_names),
     setsubtract(var.environment_names, keys(local.contract_environment)),
   )
+  # Each resource also gets the image it runs, as contract.yaml image_variable: the Lambdas run
+  # lambda_image_uri, the training task (and SageMaker job, through the ASL) training_image_uri, so
+  # it is not in the shared environment above nor in workflow_environment (a precondition keeps it
+  # out), and it wins over extra_environment and a function's own environment.
+  train_environment = merge(local.environment, { (var.image_variable) = var.training_image_uri })
+  function_environments = {
+    for k, f in local.functions : k => merge(local.environment, try(f.environment, {}), { (var.image_variable) = var.lambda_image_uri })
+  }
 }
 
 # ---- network identity shared by the Lambdas and the training task
@@ -356,7 +364,7 @@ resource "aws_lambda_function" "this" {
   }
 
   environment {
-    variables = merge(local.environment, each.value.environment)
+    variables = local.function_environments[each.key]
   }
 
   # The smoke test calls the public service URL: from a private subnet without a NAT gateway the
@@ -470,7 +478,7 @@ resource "aws_ecs_task_definition" "train" {
       essential              = true
       readonlyRootFilesystem = true
       command                = var.train_command
-      environment            = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
+      environment            = [for k in sort(keys(local.train_environment)) : { name = k, value = local.train_environment[k] }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       logConfiguration = {
         logDriver = "awslogs"
@@ -487,6 +495,10 @@ resource "aws_ecs_task_definition" "train" {
     precondition {
       condition     = length(local.environment_mismatch) == 0
       error_message = "The workflow environment differs from contract.yaml workflow_environment in: ${join(", ", sort(local.environment_mismatch))}."
+    }
+    precondition {
+      condition     = !contains(var.environment_names, var.image_variable)
+      error_message = "contract.yaml workflow_environment names ${var.image_variable}, the image_variable: the module sets it per resource to the image each runs, outside that list."
     }
   }
 
@@ -705,6 +717,7 @@ locals {
       training_backend          = var.training_backend
       sagemaker_role_arn        = try(aws_iam_role.sagemaker[0].arn, "")
       training_image_uri        = var.training_image_uri
+      image_variable            = var.image_variable
       lock_table_name           = aws_dynamodb_table.lock.name
       data_bucket               = var.bucket_names["data"]
       artifacts_bucket          = var.bucket_names["artifacts"]

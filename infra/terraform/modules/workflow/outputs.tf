@@ -29,7 +29,7 @@ output "lock_table_name" {
 }
 
 output "environment" {
-  description = "Environment every Lambda and the training task receive (the configuration contract with model/config.py)."
+  description = "Environment every Lambda and the training task receive (the configuration contract with model/config.py); each also gets image_variable set to the image it runs."
   value       = local.environment
 }
 
@@ -39,6 +39,6 @@ output "security_group_id" {
 }
 
 output "function_environment_names" {
-  description = "Names of the environment variables each Lambda gets, by function key (contract.yaml workflow_environment, extra_environment and the function's own); known at plan time, unlike the values."
-  value       = { for k, f in local.functions : k => sort(keys(merge(local.environment, try(f.environment, {})))) }
+  description = "Names of the environment variables each Lambda gets, by function key (contract.yaml workflow_environment, extra_environment, the function's own and image_variable); known at plan time, unlike the values."
+  value       = { for k, e in local.function_environments : k => sort(keys(e)) }
 }

@@ -26,6 +26,15 @@ variable "environment_names" {
   }
 }
 
+variable "image_variable" {
+  description = "Environment variable each Lambda, the training task and the SageMaker training job get with the image it runs: lambda_image_uri or training_image_uri (contract.yaml image_variable); not one of environment_names."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Z][A-Z0-9_]*$", var.image_variable))
+    error_message = "image_variable must be an UPPER_SNAKE_CASE name."
+  }
+}
+
 variable "template_variables" {
   description = "Variables of the ASL template (contract.yaml asl_variables); the module must give each a value."
   type        = list(string)
