@@ -17,10 +17,11 @@ DEPLOY_ENV    ?= prod
 ECR_REGISTRY  ?=
 ECR_PREFIX    ?= esteira-$(DEPLOY_ENV)
 IMAGE_TAG     ?= $(GIT_SHA)
-IMAGES        ?= serving training lambda
+IMAGES        ?= serving training lambda mlflow
 IMAGE_REPO_serving  := serving
 IMAGE_REPO_training := training
 IMAGE_REPO_lambda   := lambdas
+IMAGE_REPO_mlflow   := mlflow
 IMAGES_FILE   ?= $(CI_BUILD)/images.json
 GIT_REMOTE_URL ?= $(shell git config --get remote.origin.url 2>/dev/null)
 image_ref = $(ECR_REGISTRY)/$(ECR_PREFIX)/$(IMAGE_REPO_$(1)):$(IMAGE_TAG)
@@ -37,13 +38,15 @@ TF_BACKEND_ARGS ?=
 SERVING_IMAGE  ?=
 TRAINING_IMAGE ?=
 LAMBDA_IMAGE   ?=
+MLFLOW_IMAGE   ?=
 # The provider mirror config from scripts/tools.sh, else an empty one: tofu prints the warning about a
 # missing CLI config file (e.g. an inherited TF_CLI_CONFIG_FILE) on stdout, which corrupts outputs.json.
 CI_TF_ENV = TF_CLI_CONFIG_FILE=$(or $(wildcard $(TOOLS_DIR)/tofurc),/dev/null) TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1 \
              TF_DATA_DIR=$(TF_WORK)/.terraform
 CI_TF_IMAGE_VARS := $(if $(SERVING_IMAGE),-var=serving_image_uri=$(SERVING_IMAGE)) \
                     $(if $(TRAINING_IMAGE),-var=training_image_uri=$(TRAINING_IMAGE)) \
-                    $(if $(LAMBDA_IMAGE),-var=lambda_image_uri=$(LAMBDA_IMAGE))
+                    $(if $(LAMBDA_IMAGE),-var=lambda_image_uri=$(LAMBDA_IMAGE)) \
+                    $(if $(MLFLOW_IMAGE),-var=mlflow_image_uri=$(MLFLOW_IMAGE))
 
 # ---- deploy hand-off and workflow
 GITHUB_REPOSITORY ?= esteira-mlops/esteira
@@ -125,7 +128,7 @@ ci-require-registry:
 	@test -n "$(ECR_REGISTRY)" || { echo "ECR_REGISTRY is not set (<account>.dkr.ecr.<region>.amazonaws.com)" >&2; exit 2; }
 	@test -n "$(IMAGE_TAG)" || { echo "IMAGE_TAG/GIT_SHA is empty: not a git checkout?" >&2; exit 2; }
 
-images: $(addprefix image-,$(IMAGES)) ## docker build serving/training/lambda images tagged with the git SHA
+images: $(addprefix image-,$(IMAGES)) ## docker build serving/training/lambda/mlflow images tagged with the git SHA
 
 image-%: ci-require-registry
 	docker build --pull --file docker/$*.Dockerfile --tag $(call image_ref,$*) \

@@ -41,7 +41,12 @@ from typing import Any
 DIGEST_REF = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
 GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Image keys -> workflow_dispatch input names of .github/workflows/deploy.yml.
-IMAGE_INPUTS = {"serving": "serving_image", "training": "training_image", "lambda": "lambda_image"}
+IMAGE_INPUTS = {
+    "serving": "serving_image",
+    "training": "training_image",
+    "lambda": "lambda_image",
+    "mlflow": "mlflow_image",
+}
 
 
 class CiError(Exception):

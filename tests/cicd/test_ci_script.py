@@ -107,7 +107,8 @@ def test_report_without_junit_fails(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ dispatch
 def images_file(tmp_path: Path, **override: str) -> Path:
     images = {
-        k: f"{REG}/esteira-prod/{k}@sha256:{c * 64}" for k, c in (("serving", "a"), ("training", "b"), ("lambda", "c"))
+        k: f"{REG}/esteira-prod/{k}@sha256:{c * 64}"
+        for k, c in (("serving", "a"), ("training", "b"), ("lambda", "c"), ("mlflow", "d"))
     }
     images.update(override)
     path = tmp_path / "images.json"
@@ -129,6 +130,7 @@ def test_dispatch_posts_the_digests(
     sent = json.loads(req["body"])
     assert sent["ref"] == "main" and sent["inputs"]["git_sha"] == SHA
     assert sent["inputs"]["lambda_image"].endswith("@sha256:" + "c" * 64)
+    assert sent["inputs"]["mlflow_image"].endswith("@sha256:" + "d" * 64)
 
 
 def test_dispatch_error_does_not_leak_the_token(
@@ -159,7 +161,7 @@ def test_images_resolves_digests_from_ecr(tmp_path: Path, monkeypatch: pytest.Mo
     ecr = boto3.client("ecr", region_name="us-east-1")
     media = "application/vnd.docker.distribution.manifest.v2+json"
     digests = {}
-    for repo in ("serving", "training", "lambdas"):
+    for repo in ("serving", "training", "lambdas", "mlflow"):
         ecr.create_repository(repositoryName=f"esteira-prod/{repo}")
         image = ecr.put_image(
             repositoryName=f"esteira-prod/{repo}",
@@ -169,12 +171,13 @@ def test_images_resolves_digests_from_ecr(tmp_path: Path, monkeypatch: pytest.Mo
         digests[repo] = image["image"]["imageId"]["imageDigest"]
     out = tmp_path / "images.json"
     args = ["images", "--git-sha", SHA, "--out", str(out)]
-    for key, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas")):
+    for key, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas"), ("mlflow", "mlflow")):
         args += ["--image", f"{key}={REG}/esteira-prod/{repo}:{SHA}"]
     assert ci.main(args) == 0
     data = json.loads(out.read_text())
     assert data["images"]["lambda"] == f"{REG}/esteira-prod/lambdas@{digests['lambdas']}"
     assert ci.dispatch_inputs(out)["serving_image"].endswith(digests["serving"])
+    assert ci.dispatch_inputs(out)["mlflow_image"] == f"{REG}/esteira-prod/mlflow@{digests['mlflow']}"
     # a tag that was never pushed is an error, not a guess
     with pytest.raises(ci.CiError, match="is not in ECR"):
         ci.resolve_digests({"serving": f"{REG}/esteira-prod/serving:{'f' * 40}"}, SHA, ecr)

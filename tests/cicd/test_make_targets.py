@@ -92,7 +92,7 @@ def test_images_are_tagged_with_the_git_sha() -> None:
     sha = "0123456789abcdef0123456789abcdef01234567"
     reg = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
     out = dry_run("images", "push-images", f"ECR_REGISTRY={reg}", f"GIT_SHA={sha}")
-    for dockerfile, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas")):
+    for dockerfile, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas"), ("mlflow", "mlflow")):
         assert f"--file docker/{dockerfile}.Dockerfile --tag {reg}/esteira-prod/{repo}:{sha}" in out
         assert f"docker push {reg}/esteira-prod/{repo}:{sha}" in out
         assert f"--repository-name esteira-prod/{repo} \\\n    --image-ids imageTag={sha}" in out
@@ -107,8 +107,12 @@ def test_images_refuse_without_a_registry() -> None:
 
 def test_plan_passes_the_digests_and_apply_uses_the_saved_plan() -> None:
     ref = "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-prod/serving@sha256:" + "a" * 64
-    out = dry_run("tf-plan", "tf-apply", "TF_STATE_BUCKET=b", f"SERVING_IMAGE={ref}", "DEPLOY_ENV=prod")
+    mlflow = "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-prod/mlflow@sha256:" + "d" * 64
+    out = dry_run(
+        "tf-plan", "tf-apply", "TF_STATE_BUCKET=b", f"SERVING_IMAGE={ref}", f"MLFLOW_IMAGE={mlflow}", "DEPLOY_ENV=prod"
+    )
     assert f"-var=serving_image_uri={ref}" in out
+    assert f"-var=mlflow_image_uri={mlflow}" in out
     assert "-var-file=envs/prod.tfvars" in out and "-backend-config=use_lockfile=true" in out
     apply_line = next(line for line in out.splitlines() if " apply " in line)
     assert apply_line.rstrip().endswith("build/tf-prod/tfplan"), "apply only the saved plan"
@@ -145,3 +149,34 @@ def test_ci_local_runs_the_jenkins_branch_stages_in_order() -> None:
         text=True,
     )
     assert proc.stdout.split() == in_order
+
+
+def test_every_image_is_built_pushed_dispatched_and_planned() -> None:
+    """One list of images across make (IMAGES), scripts/ci.py (IMAGE_INPUTS), deploy.yml and the Terraform
+    variables: an image the stack deploys but CI never builds (or the plan never receives) fails here."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import ci
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    proc = subprocess.run(["make", "-pRrq", "-f", "Makefile", ":"], cwd=ROOT, capture_output=True, text=True)
+    images = re.search(r"^IMAGES :?= (.*)$", proc.stdout, re.MULTILINE)
+    assert images, "IMAGES is not defined in mk/ci.mk"
+    names = images.group(1).split()
+    assert sorted(names) == sorted(ci.IMAGE_INPUTS), "make IMAGES and scripts/ci.py IMAGE_INPUTS differ"
+    for name in names:
+        assert (ROOT / "docker" / f"{name}.Dockerfile").is_file(), name
+    deploy = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    tf_vars = (ROOT / "infra" / "terraform" / "variables.tf").read_text()
+    ref = "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-prod/x@sha256:" + "e" * 64
+    planned = dry_run("tf-plan", "TF_STATE_BUCKET=b", *(f"{n.upper()}_IMAGE={ref}" for n in names))
+    for name in names:
+        env, var = f"{name.upper()}_IMAGE", f"{name}_image_uri"
+        assert f"{env}: ${{{{ inputs.{ci.IMAGE_INPUTS[name]} }}}}" in deploy, f"deploy.yml does not export {env}"
+        check = re.search(r"for name in ([A-Z_ ]+); do", deploy)
+        assert check and env in check.group(1).split(), f"deploy.yml does not validate {env} as a digest"
+        assert f"${{{env}}}" in deploy.split("Plan summary", 1)[1], f"the plan summary does not show {env}"
+        assert f'variable "{var}"' in tf_vars, f"infra/terraform has no variable {var}"
+        assert f"-var={var}={ref}" in planned, f"make tf-plan does not pass {env} as -var={var}"

@@ -107,7 +107,7 @@ def test_deploy_applies_once_at_a_time_with_approval(workflows: dict[str, dict])
     wf = workflows["deploy.yml"]
     assert "workflow_dispatch" in wf["on"]
     inputs = wf["on"]["workflow_dispatch"]["inputs"]
-    assert {"git_sha", "serving_image", "training_image", "lambda_image"} <= set(inputs)
+    assert {"git_sha", "serving_image", "training_image", "lambda_image", "mlflow_image"} <= set(inputs)
     conc = wf["concurrency"]
     assert "${{" not in conc["group"], "a constant group: every deploy run shares one queue"
     assert conc["cancel-in-progress"] is False, "never cancel a running apply"
