@@ -130,8 +130,11 @@ ci-require-registry:
 
 images: $(addprefix image-,$(IMAGES)) ## docker build serving/training/lambda/mlflow images tagged with the git SHA
 
+# BuildKit reads docker/<image>.Dockerfile.dockerignore for the context; GIT_COMMIT is the provenance
+# every run and model version records (docs/images.md).
 image-%: ci-require-registry
-	docker build --pull --file docker/$*.Dockerfile --tag $(call image_ref,$*) \
+	DOCKER_BUILDKIT=1 docker build --pull --file docker/$*.Dockerfile --tag $(call image_ref,$*) \
+	  --build-arg GIT_COMMIT=$(GIT_SHA) \
 	  --label org.opencontainers.image.revision=$(GIT_SHA) \
 	  --label org.opencontainers.image.source=$(GIT_REMOTE_URL) .
 

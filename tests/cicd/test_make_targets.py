@@ -92,8 +92,18 @@ def test_images_are_tagged_with_the_git_sha() -> None:
     sha = "0123456789abcdef0123456789abcdef01234567"
     reg = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
     out = dry_run("images", "push-images", f"ECR_REGISTRY={reg}", f"GIT_SHA={sha}")
-    for dockerfile, repo in (("serving", "serving"), ("training", "training"), ("lambda", "lambdas"), ("mlflow", "mlflow")):
+    for dockerfile, repo in (
+        ("serving", "serving"),
+        ("training", "training"),
+        ("lambda", "lambdas"),
+        ("mlflow", "mlflow"),
+    ):
         assert f"--file docker/{dockerfile}.Dockerfile --tag {reg}/esteira-prod/{repo}:{sha}" in out
+        # The commit reaches the image (GIT_COMMIT), so runs and model versions in AWS record it.
+        assert (
+            f"--file docker/{dockerfile}.Dockerfile --tag {reg}/esteira-prod/{repo}:{sha} \\\n  --build-arg GIT_COMMIT={sha}"
+            in out
+        )
         assert f"docker push {reg}/esteira-prod/{repo}:{sha}" in out
         assert f"--repository-name esteira-prod/{repo} \\\n    --image-ids imageTag={sha}" in out
     assert "docker login --username AWS --password-stdin" in out
