@@ -70,6 +70,34 @@ def test_the_applied_state_machine_deploys_a_model_that_the_applied_service_serv
     assert ready.json()["model_version"] == "1"
     answer = httpx.post(f"{url}/predict", json={"text": "I lost my card"}, timeout=10)
     assert answer.status_code == 200, answer.text
+    assert_ran_from_images(aws, apply)
+
+
+def assert_ran_from_images(aws: LocalAWS, apply: StackApply) -> None:
+    """The training task and the serving tasks ran from the images built here (the artefacts AWS runs),
+    and the version the training container registered records that image and the commit baked into it."""
+    from oci import build
+
+    if build.missing_tools():
+        pytest.skip(f"no OCI tools ({', '.join(build.missing_tools())}): the tasks ran as local processes")
+    assert aws.ecs is not None
+    for name in ("serving", "training"):
+        ref = apply.variables[f"{name}_image_uri"]
+        assert "@sha256:" in ref, ref
+        assert aws.ecs.modes.get(ref) == "container", (name, aws.ecs.modes)
+    from mlflow.tracking import MlflowClient
+
+    from localaws.applied import MLFLOW_CLUSTER, MLFLOW_SERVICE
+
+    mlflow_uri = aws.ecs.external[(MLFLOW_CLUSTER, MLFLOW_SERVICE)]  # the MLflow the stack's tasks reach
+    version = MlflowClient(mlflow_uri).get_model_version(
+        apply.outputs["workflow_environment"]["ESTEIRA_MODEL_NAME"], "1"
+    )
+    built = build.built("training")
+    assert built is not None
+    assert version.tags["git_commit"] == built.commit, version.tags
+    assert version.tags["image"] == apply.variables["training_image_uri"], version.tags
+    assert version.tags["training_key"].startswith("sha256:")
 
 
 def test_drift_in_traffic_starts_retraining_through_the_applied_alarm_and_rule(
