@@ -19,8 +19,8 @@ ifneq ($(wildcard $(SHARED_DATA)/train.csv),)
 export ESTEIRA_DATA_DIR ?= $(SHARED_DATA)
 endif
 
-PY_DIRS    := $(wildcard model pipelines lambdas localaws demo tests benchmarks infra/cdk)
-TYPED_DIRS := $(wildcard model pipelines lambdas)
+PY_DIRS    := $(wildcard model pipelines lambdas localaws oci demo tests benchmarks infra/cdk)
+TYPED_DIRS := $(wildcard model pipelines lambdas oci)
 
 # Pytest always writes JUnit XML (Jenkins, GitHub and Qase read it) and coverage.
 PYTEST_ARGS ?=
