@@ -129,6 +129,22 @@ def skewed_labels(train_csv: str | Path, out: Path, share: float = 0.85, seed: i
     return out
 
 
+DATA_INPUTS = ("train_data", "eval_data", "smoke_data")
+
+
+def stage_data(stack: Any, execution: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with every local file among the data inputs replaced by its copy in the data bucket."""
+    out = dict(inputs)
+    s3 = stack.local.client("s3")
+    for key in DATA_INPUTS:
+        value = out.get(key)
+        if isinstance(value, str | Path) and Path(value).is_file():
+            object_key = f"releases/{execution}/{key}{Path(value).suffix}"
+            s3.upload_file(str(value), stack.buckets["data"], object_key)
+            out[key] = f"s3://{stack.buckets['data']}/{object_key}"
+    return out
+
+
 def run_release(
     stack: Any,
     name: str,
@@ -136,7 +152,12 @@ def run_release(
     timeout: float = 900,
     on_start: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
-    """Start one execution, wait for it; (description, states entered, history events)."""
+    """Start one execution, wait for it; (description, states entered, history events).
+
+    Data inputs that name a file on this machine are first copied to the stack's data bucket
+    (`releases/<execution>/<input>.csv`), as a user's `aws s3 cp` would: the training task and the
+    functions run from their images and cannot read this machine's files, no more than in AWS."""
+    inputs = stage_data(stack, name, inputs)
     sfn = stack.local.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=stack.outputs["state_machine_arn"], name=name, input=json.dumps(inputs))[
         "executionArn"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from demo.canary import stage_data
 from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
@@ -59,6 +60,8 @@ class Workflow:
 
     def start(self, name: str, **inputs: Any) -> str:
         arn = self.stack.outputs["state_machine_arn"]
+        # Local data files go to the data bucket first: no task or function can read this machine's files.
+        inputs = stage_data(self.stack, name, inputs)
         return str(self.sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(inputs))["executionArn"])
 
     def wait(self, execution_arn: str, timeout: float = 300) -> dict[str, Any]:
