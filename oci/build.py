@@ -165,31 +165,21 @@ def standin(ref: str) -> None:
     _debian()
     standin_dir = ROOT / "docker" / "standin"
     if ref == STANDIN_PYTHON:
-        buildah_bud(
-            standin_dir / "python.Dockerfile",
-            ref,
-            args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
-            context=standin_dir,
-            ignorefile=None,
-            what="stand-in python base",
+        dockerfile, context, what = standin_dir / "python.Dockerfile", standin_dir, "stand-in python base"
+    elif ref == STANDIN_LAMBDA:  # its context: the runtime interface emulator and the two start-up scripts
+        dockerfile, context, what = (
+            standin_dir / "lambda-python.Dockerfile",
+            CACHE / "images" / "lambda-standin",
+            "stand-in Lambda Python base",
         )
-    elif ref == STANDIN_LAMBDA:
-        context = CACHE / "images" / "lambda-standin"
         shutil.rmtree(context, ignore_errors=True)
         context.mkdir(parents=True)
         shutil.copy2(lambda_rie(), context / "aws-lambda-rie")
         for name in ("lambda-entrypoint.sh", "bootstrap"):
             shutil.copy2(standin_dir / name, context / name)
-        buildah_bud(
-            standin_dir / "lambda-python.Dockerfile",
-            ref,
-            args={"DEBIAN_IMAGE": STANDIN_DEBIAN},
-            context=context,
-            ignorefile=None,
-            what="stand-in Lambda Python base",
-        )
     else:
         raise BuildError(f"no stand-in is defined for {ref}")
+    buildah_bud(dockerfile, ref, args={"DEBIAN_IMAGE": STANDIN_DEBIAN}, context=context, ignorefile=None, what=what)
 
 
 def upstream_base(spec: ImageSpec) -> str:
