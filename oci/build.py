@@ -87,11 +87,10 @@ def missing_tools() -> list[str]:
 
 
 def git_commit() -> str:
-    """HEAD's commit, with `-dirty` when the tree has changes the commit does not hold."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-    status = ["git", "status", "--porcelain", "--untracked-files=no"]
-    dirty = subprocess.run(status, cwd=ROOT, capture_output=True, text=True)
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    """The commit an image is built from: the checkout's, never an inherited GIT_COMMIT."""
+    from pipelines.provenance import checkout_commit
+
+    return checkout_commit()
 
 
 def _run(argv: list[str], what: str, log: Path | None = None) -> str:

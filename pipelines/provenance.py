@@ -30,12 +30,14 @@ MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "joblib")
 
 @cache
 def git_commit() -> str:
-    """The commit the code runs from: GIT_COMMIT (set in images and CI) or `git rev-parse`."""
-    env = os.environ.get("GIT_COMMIT")
-    if env:
-        return env
+    """The commit the code runs from: GIT_COMMIT (set in images and CI), else the checkout's."""
+    return os.environ.get("GIT_COMMIT") or checkout_commit()
+
+
+def checkout_commit() -> str:
+    """HEAD of the checkout this package is in, `-dirty` when the tree has changes HEAD does not hold."""
+    here = Path(__file__).resolve().parent
     try:
-        here = Path(__file__).resolve().parent
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
         )
