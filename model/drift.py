@@ -355,3 +355,53 @@ def check_window(
 
 def as_metric_dict(report: DriftReport) -> Mapping[str, float]:
     return report.metrics()
+
+
+# Shared with the canary (pipelines/canary.py): two versions' predicted-intent counts on the same traffic.
+
+
+def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two count vectors over intents."""
+    keys = sorted(set(p) | set(q))
+    sp, sq = sum(p.values()), sum(q.values())
+    if not keys or sp <= 0 or sq <= 0:
+        return 0.0
+    out = 0.0
+    for k in keys:
+        a, b = p.get(k, 0.0) / sp, q.get(k, 0.0) / sq
+        m = (a + b) / 2
+        if a > 0:
+            out += 0.5 * a * math.log2(a / m)
+        if b > 0:
+            out += 0.5 * b * math.log2(b / m)
+    return max(0.0, min(1.0, out))
+
+
+def homogeneity_p_value(candidate: dict[str, float], champion: dict[str, float], draws: int = 4000) -> float:
+    """How often two versions answering the same traffic would look at least this different by chance.
+
+    A two-sample permutation test on the JS divergence itself: pool both versions' predictions, deal
+    the pool at random into a "candidate" of the candidate's size and a "champion" of the rest, `draws`
+    times, and count the deals at least as far apart as the observed pair. Both sides are samples, so
+    both sides' noise is in the null: a 235-request champion over 77 intents has never seen some
+    intents a healthy 21-request candidate will predict, and a test that takes the champion's counts
+    as the truth calls that drift (measured: 3.5-6.5 % false alarms per check, in CI once). Holds for
+    any window size, where chi-square needs about five expected requests per intent. Seeded, so a
+    verdict can be reproduced from the metrics.
+    """
+    keys = sorted(set(candidate) | set(champion))
+    cand = np.array([round(candidate.get(k, 0.0)) for k in keys], dtype=np.int64)
+    champ = np.array([round(champion.get(k, 0.0)) for k in keys], dtype=np.int64)
+    n, m = int(cand.sum()), int(champ.sum())
+    if len(keys) < 2 or n <= 0 or m <= 0:
+        return 1.0
+    observed = js_divergence(candidate, champion)
+    rng = np.random.default_rng(12345)
+    dealt = rng.multivariate_hypergeometric(cand + champ, n, size=draws).astype(float)
+    a = dealt / n
+    b = (cand + champ - dealt) / m
+    mid = (a + b) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        js = 0.5 * np.where(a > 0, a * np.log2(a / mid), 0.0).sum(axis=1)
+        js += 0.5 * np.where(b > 0, b * np.log2(b / mid), 0.0).sum(axis=1)
+    return float((np.sum(js >= observed - 1e-12) + 1) / (draws + 1))

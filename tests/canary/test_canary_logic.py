@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.canary import CanarySettings, homogeneity_p_value, js_divergence, judge, validate_steps
+from model.drift import homogeneity_p_value, js_divergence
+from pipelines.canary import CanarySettings, judge, validate_steps
 
 
 def test_steps_must_increase_and_end_at_100() -> None:
