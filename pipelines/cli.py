@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-data", default="banking77:test")
     p.add_argument("--new-label", action="append", default=[])
     p.add_argument("--search", action="store_true", help="hyper-parameter search, logged as nested runs")
+    p.add_argument(
+        "--reference",
+        default="auto",
+        choices=["auto", "evaluation", "recent-traffic"],
+        help="what the drift reference profile describes (pipelines/reference.py, docs/drift.md)",
+    )
 
     p = sub.add_parser("evaluate", help="score challenger and champion on one evaluation set; apply the gate")
     p.add_argument("--model-version", default=None, help="default: the 'challenger' alias")
@@ -94,7 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _run(
             "train",
-            lambda: train(args.train_data, args.eval_data, search=args.search, new_labels=args.new_label),
+            lambda: train(
+                args.train_data,
+                args.eval_data,
+                search=args.search,
+                new_labels=args.new_label,
+                reference_policy=args.reference,
+            ),
         )
     if args.command == "evaluate":
         from pipelines.evaluate import evaluate

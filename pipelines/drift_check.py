@@ -1,9 +1,14 @@
-"""Step: compare the most recent capture window with the champion's reference profile.
+"""Step: judge the champion's traffic since the previous check against its reference profile.
 
-Reads the capture objects the service wrote for the champion's version in the last
-`window_hours` hours, runs the four drift tests of model/drift.py, publishes their metrics (names in
-contract.yaml) to CloudWatch, and writes the full report (p-values, effect sizes, window bounds) as JSON
-to S3. The same function runs from the CLI (`esteira drift-check`), the Lambda and the demo.
+Reads the capture objects the service wrote for the champion's version since the previous check ended
+(pipelines/drift_state.py; the first check of a version looks back `first_window_hours`), so every
+captured request is judged exactly once, whatever the schedule. Above `max_requests` a uniform sample
+(seeded by the window, so reproducible) is judged and the report says so. Runs the tests of
+model/drift.py, the per-window ones and the sequential one whose evidence the state carries from check
+to check; follows a drift-triggered release through its first windows (pipelines/retrain_effect.py);
+publishes the metrics (names in contract.yaml) to CloudWatch and writes the full report (p-values,
+effect sizes, window bounds, sampling) as JSON to S3. The same function runs from the CLI
+(`esteira drift-check`), the Lambda and the demo.
 
 Only the champion's own captures are read: its profile describes its own predictions, and another
 version's predicted-intent mix would look like drift when it is only a different model.
@@ -15,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,34 +29,42 @@ import boto3
 
 from model.config import Settings, env_float, env_int
 from model.contract import contract
-from model.drift import DriftConfig, DriftReport, check_window
+from model.drift import DriftConfig, DriftReport, Evidence, check_window
 from model.profile import Profile
-from pipelines import registry
+from pipelines import drift_state, registry, retrain_effect
 
 log = logging.getLogger(__name__)
 
 PROFILE_ARTIFACT = "profile/reference_profile.json"
+# Captures are kept at least 7 days (the storage module validates it): a check never reaches further.
+MAX_LOOKBACK = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
 class DriftSettings:
     """Drift-check configuration (shared settings such as the MLflow URI come from model/config.py).
 
-    Env vars: CAPTURE_S3_URI (capture root, as the service writes it), ESTEIRA_DRIFT_WINDOW_HOURS (1),
-    ESTEIRA_DRIFT_MAX_REQUESTS (5000; newest first), ESTEIRA_DRIFT_ALPHA (0.001 per window),
+    Env vars: CAPTURE_S3_URI (capture root, as the service writes it), ESTEIRA_DRIFT_WINDOW_HOURS (1: how
+    far back the FIRST check of a version looks; later checks start where the previous one ended),
+    ESTEIRA_DRIFT_MAX_REQUESTS (5000; a uniform sample above it), ESTEIRA_DRIFT_ALPHA (0.001 per window),
     ESTEIRA_DRIFT_MIN_WINDOW (200), ESTEIRA_DRIFT_REPORT_S3_URI (default s3://<ESTEIRA_ARTIFACTS_BUCKET>/
     drift-reports, else <capture bucket>/drift-reports), ESTEIRA_METRICS_NAMESPACE (Esteira), SERVICE_NAME
-    (esteira-serving; must equal the service's, it is the metric dimension the alarms read).
+    (esteira-serving; must equal the service's, it is the metric dimension the alarms read),
+    ESTEIRA_RETRAIN_EFFECT_WINDOWS (3), ESTEIRA_SNS_TOPIC_ARN and ESTEIRA_LOCK_TABLE (where "the retrain
+    did not absorb the drift" is said and retraining paused).
     """
 
     capture_s3_uri: str = ""
-    window_hours: int = 1
+    window_hours: float = 1.0
     max_requests: int = 5000
     alpha: float = 0.001
     min_window: int = 200
     report_s3_uri: str = ""
     namespace: str = contract().metrics_namespace
     service_name: str = contract().serving_service_name
+    retrain_effect_windows: int = retrain_effect.DEFAULT_WINDOWS
+    sns_topic_arn: str = ""
+    lock_table: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -63,17 +77,20 @@ class DriftSettings:
             report = f"s3://{capture[5:].split('/', 1)[0]}/drift-reports"
         return cls(
             capture_s3_uri=capture,
-            window_hours=env_int("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
+            window_hours=env_float("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
             max_requests=env_int("ESTEIRA_DRIFT_MAX_REQUESTS", cls.max_requests),
             alpha=env_float("ESTEIRA_DRIFT_ALPHA", cls.alpha),
             min_window=env_int("ESTEIRA_DRIFT_MIN_WINDOW", cls.min_window),
             report_s3_uri=report,
             namespace=os.environ.get("ESTEIRA_METRICS_NAMESPACE") or cls.namespace,
             service_name=os.environ.get("SERVICE_NAME") or cls.service_name,
+            retrain_effect_windows=env_int("ESTEIRA_RETRAIN_EFFECT_WINDOWS", cls.retrain_effect_windows),
+            sns_topic_arn=os.environ.get("ESTEIRA_SNS_TOPIC_ARN", ""),
+            lock_table=os.environ.get("ESTEIRA_LOCK_TABLE", ""),
         )
 
 
-def _split(uri: str) -> tuple[str, str]:
+def split_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise ValueError(f"{uri!r} is not an s3:// URI")
     bucket, _, prefix = uri[5:].partition("/")
@@ -88,38 +105,57 @@ def _client(service: str, settings: Settings) -> Any:
 
 def load_profile(settings: Settings, version: str) -> Profile:
     """The reference profile logged with the model version's training run."""
+    return load_version(settings, version)[0]
+
+
+def load_version(settings: Settings, version: str) -> tuple[Profile, dict[str, str]]:
+    """The version's reference profile and its registry tags (what the retrain-effect watch reads)."""
     client = registry.client(settings)
     mv = client.get_model_version(settings.registered_model_name, version)
     if not mv.run_id:
         raise LookupError(f"model version {version} has no training run, so no reference profile")
     path = client.download_artifacts(mv.run_id, PROFILE_ARTIFACT)
     with open(path, "rb") as fh:
-        return Profile.from_json(fh.read())
+        return Profile.from_json(fh.read()), dict(mv.tags or {})
 
 
-def hour_prefixes(root: str, version: str, end: dt.datetime, hours: int) -> list[str]:
+def hour_prefixes(root: str, version: str, end: dt.datetime, hours: float) -> list[str]:
     """The `dt=/hour=` prefixes covering (end - hours, end], newest first."""
+    return prefixes_between(root, version, end - dt.timedelta(hours=hours), end)
+
+
+def prefixes_between(root: str, version: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The `dt=/hour=` prefixes of every hour that (start, end] touches, newest first."""
     out = []
-    for h in range(hours + 1):  # +1: the window's start hour is partly inside it
-        t = end - dt.timedelta(hours=h)
+    t = end.replace(minute=0, second=0, microsecond=0)
+    while t > start - dt.timedelta(hours=1):
         partition = contract().capture.partition_key(version, f"{t:%Y-%m-%d}", f"{t:%H}")
         out.append(f"{root}/{partition}".lstrip("/"))
+        t -= dt.timedelta(hours=1)
     return out
 
 
 def read_window(
-    s3: Any, capture_uri: str, version: str, end: dt.datetime, hours: int, max_requests: int
-) -> tuple[list[dict[str, Any]], int]:
-    """Captured records of `version` with start < ts <= end, newest `max_requests`; also the count of bad lines.
+    s3: Any,
+    capture_uri: str,
+    version: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    max_requests: int,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Captured records of `version` with start < ts <= end: (a uniform sample of at most `max_requests`
+    of them, how many there were, how many lines were malformed).
 
-    A malformed line (bad JSON, missing field, wrong type) is counted and skipped: one broken writer
-    must not stop monitoring of the rest.
+    Reservoir sampling keeps memory at `max_requests` records however busy the window was, and every
+    request has the same chance to be judged (keeping the newest would judge only the window's end).
+    The generator is seeded by version and window, so a report can be reproduced. A malformed line (bad
+    JSON, missing field, wrong type) is counted and skipped: one broken writer must not stop monitoring.
     """
-    bucket, root = _split(capture_uri)
-    start = end - dt.timedelta(hours=hours)
-    records: list[dict[str, Any]] = []
-    bad = 0
-    for prefix in hour_prefixes(root, version, end, hours):
+    bucket, root = split_uri(capture_uri)
+    rng = random.Random(f"{version}/{start.isoformat()}/{end.isoformat()}")
+    sample: list[dict[str, Any]] = []
+    seen = bad = 0
+    for prefix in prefixes_between(root, version, start, end):
         for key in _keys(s3, bucket, prefix):
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", errors="replace")
             for line in body.splitlines():
@@ -129,10 +165,17 @@ def read_window(
                 if rec is None:
                     bad += 1
                     continue
-                if start < rec["_ts"] <= end:
-                    records.append(rec)
-    records.sort(key=lambda r: r["_ts"], reverse=True)
-    return records[:max_requests], bad
+                if not start < rec["_ts"] <= end:
+                    continue
+                seen += 1
+                if len(sample) < max_requests:
+                    sample.append(rec)
+                else:
+                    j = rng.randrange(seen)
+                    if j < max_requests:
+                        sample[j] = rec
+    sample.sort(key=lambda r: r["_ts"])
+    return sample, seen, bad
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -193,41 +236,104 @@ def drift_check(
         if champion is None:
             return {"step": "drift-check", "status": "no_champion", "model_version": None}
         model_version = str(champion.version)
-    profile = load_profile(settings, model_version)
+    profile, tags = load_version(settings, model_version)
     s3 = _client("s3", settings)
-    records, bad = read_window(s3, ds.capture_s3_uri, model_version, end, ds.window_hours, ds.max_requests)
+    report_bucket, report_prefix = split_uri(ds.report_s3_uri) if ds.report_s3_uri else ("", "")
+    state = (
+        drift_state.load(s3, report_bucket, report_prefix, model_version)
+        if report_bucket
+        else drift_state.DriftState(model_version)
+    )
+    start = state.window_start(end, ds.window_hours, MAX_LOOKBACK)
+    records, total, bad = read_window(s3, ds.capture_s3_uri, model_version, start, end, ds.max_requests)
     report = check_window(
         profile,
         [r["text"] for r in records],
         [r["intent"] for r in records],
         [r["confidence"] for r in records],
         cfg,
+        evidence=Evidence.from_dict(state.evidence) if state.evidence else None,
     )
     report.model_version = model_version
+    judged = report.status != "insufficient_data"
+    report_key = f"{report_prefix}/model_version={model_version}/{end:%Y-%m-%dT%H%M%SZ}.json".lstrip("/")
+    report_uri = f"s3://{report_bucket}/{report_key}" if report_bucket else None
     result: dict[str, Any] = {
         "step": "drift-check",
         "status": report.status,
         "model_version": model_version,
         "window": {
-            "start": (end - dt.timedelta(hours=ds.window_hours)).isoformat(),
+            "start": start.isoformat(),
             "end": end.isoformat(),
-            "requests": len(records),
+            "requests": total,
+            "checked": len(records),
+            "sampled": total > len(records),
             "malformed_lines": bad,
         },
         "report": report.as_dict(),
-        "metrics": report.metrics() if report.status != "insufficient_data" else {},
+        "metrics": report.metrics() if judged else {},
     }
-    # Too few requests: no verdict, so no metrics (the alarms treat missing data as not breaching).
-    if publish_metrics and report.status != "insufficient_data":
+    # Only a check that publishes moves the state on: a dry run (`--no-publish`) must not take its
+    # window from the scheduled check whose metric the alarm reads, nor pause anything.
+    commit = judged and publish_metrics
+    if commit:
+        _advance(state, report, start, end, report_uri, tags, ds)
+        effect = state.retrain_effect
+        if effect is not None:
+            # Pause before publishing: the metric may raise the alarm that would start the next retrain.
+            retrain_effect.act(
+                effect,
+                model_version,
+                ddb=_client("dynamodb", settings),
+                sns=_client("sns", settings),
+                table=ds.lock_table,
+                topic_arn=ds.sns_topic_arn,
+                now=end,
+            )
+            result["retrain_effect"] = effect
         result["metrics_published"] = publish(
             _client("cloudwatch", settings), report, ds.namespace, ds.service_name, model_version
         )
-    if ds.report_s3_uri:
-        bucket, prefix = _split(ds.report_s3_uri)
-        key = f"{prefix}/model_version={model_version}/{end:%Y-%m-%dT%H%M%SZ}.json".lstrip("/")
+    elif not judged:
+        # Too few requests: no verdict and no metrics (the alarms treat missing data as not breaching);
+        # the window's start stays, so these requests are judged with the next check's.
+        result["window"]["carried_to_next_check"] = True
+    if report_bucket:
         s3.put_object(
-            Bucket=bucket, Key=key, Body=json.dumps(result, default=str).encode(), ContentType="application/json"
+            Bucket=report_bucket,
+            Key=report_key,
+            Body=json.dumps(result, default=str).encode(),
+            ContentType="application/json",
         )
-        result["report_uri"] = f"s3://{bucket}/{key}"
-    log.info("drift-check %s: %s over %d requests", model_version, report.status, len(records))
+        result["report_uri"] = report_uri
+        if commit:
+            result["state_uri"] = drift_state.save(s3, report_bucket, report_prefix, state)
+    log.info("drift-check %s: %s over %d of %d requests", model_version, report.status, len(records), total)
     return result
+
+
+def _advance(
+    state: drift_state.DriftState,
+    report: DriftReport,
+    start: dt.datetime,
+    end: dt.datetime,
+    report_uri: str | None,
+    tags: dict[str, str],
+    ds: DriftSettings,
+) -> None:
+    """Move the state past a judged window: its end, the evidence, the current drift run, the watch."""
+    first = state.checks == 0
+    state.last_check_end = end.isoformat()
+    state.checks += 1
+    state.evidence = report.evidence.to_dict() if report.evidence is not None else None
+    fired = [t.name for t in report.tests if t.fired]
+    if report.drift_detected:
+        state.drift_since = state.drift_since or start.isoformat()
+        state.last_drift = {"end": end.isoformat(), "tests": fired, "report_uri": report_uri}
+    else:
+        state.drift_since = None
+    state.remember({"end": end.isoformat(), "status": report.status, "fired": fired, "score": report.drift_score})
+    if first and state.retrain_effect is None:
+        state.retrain_effect = retrain_effect.begin(tags, ds.retrain_effect_windows)
+    if state.retrain_effect is not None:
+        state.retrain_effect = retrain_effect.observe(state.retrain_effect, fired, report_uri)

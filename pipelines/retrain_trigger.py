@@ -34,6 +34,7 @@ from model.contract import contract
 
 COOLDOWN_KEY = "retrain-cooldown"
 PAUSE_KEY = "retrain-paused"
+REFERENCE_RECENT = "recent-traffic"  # the `reference` input of the workflow (pipelines/reference.py)
 # Model-health alarms are <name><retrain_prefix>* (contract.yaml); <name> defaults to the project, esteira.
 ALARM_PREFIX = f"esteira{contract().alarms.retrain_prefix}"
 
@@ -145,7 +146,9 @@ def retrain_trigger(
             raise
         return {"step": "retrain-trigger", "status": "cooldown", "alarm": alarm["alarm"]}
 
-    payload = {"trigger": {"type": "alarm", **alarm, "execution_name": name}}
+    # A model-health alarm means the traffic moved: the new model's drift reference is built from the
+    # recent traffic it is retrained for, not the evaluation split (docs/drift.md, reference policy).
+    payload = {"trigger": {"type": "alarm", **alarm, "execution_name": name}, "reference": REFERENCE_RECENT}
     try:
         started = sfn.start_execution(stateMachineArn=ts.state_machine_arn, name=name, input=json.dumps(payload))
     except Exception:

@@ -29,7 +29,7 @@ from model.metrics import confusion_png, evaluate_classifier
 from model.profile import build_profile
 from model.pyfunc import IntentPyfunc
 from model.validate import ValidatedData
-from pipelines import provenance, registry
+from pipelines import provenance, reference, registry
 from pipelines.validate_data import load_validated
 
 
@@ -99,6 +99,7 @@ def train(
     search: bool = False,
     new_labels: Sequence[str] = (),
     settings: Settings | None = None,
+    reference_policy: str = reference.AUTO,
 ) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     params = params or ModelParams()
@@ -174,9 +175,12 @@ def train(
             (tmpdir / "validation.json").write_text(json.dumps(data.summary(), indent=1))
             for name in ("confusion_matrix.png", "intent_index.json", "top_features.json", "validation.json"):
                 mlflow.log_artifact(str(tmpdir / name), artifact_path="evaluation")
-            # The drift check's reference: held-out predictions on the evaluation split (model/profile.py).
+            # The drift check's reference: the new model's predictions on held-out texts of the traffic it
+            # is meant to serve (pipelines/reference.py says which texts, docs/drift.md why).
+            ref = reference.plan(reference_policy, eval_data.texts, data.texts, settings)
+            mlflow.set_tags(ref.tags)
             (tmpdir / "reference_profile.json").write_text(
-                build_profile(clf, data.texts, eval_data.texts, model_version=run.info.run_id).to_json()
+                build_profile(clf, data.texts, ref.texts, model_version=run.info.run_id).to_json()
             )
             mlflow.log_artifact(str(tmpdir / "reference_profile.json"), artifact_path="profile")
             pickle_path = tmpdir / "classifier.pkl"
@@ -202,6 +206,7 @@ def train(
                 **origin,
                 "training_key": provenance.training_key(data.dataset_hash, eval_data.dataset_hash, p_hash),
                 "run_id": run.info.run_id,
+                **ref.tags,
             },
         )
         registry.client(settings).set_registered_model_alias(
@@ -216,4 +221,5 @@ def train(
             "dataset_hash": data.dataset_hash,
             "params": params.as_dict(),
             "metrics": {**ev.summary(), "fit_seconds": round(clf.fit_seconds, 2)},
+            "reference": {"policy": ref.policy, "rows": len(ref.texts), "source": ref.source},
         }
