@@ -54,6 +54,7 @@ def collect(ctx: Any) -> dict[str, Any]:
         "compare": ctx.results.get("compare", {}),
         "canary": ctx.results.get("canary", {}),
         "loop": ctx.results.get("loop", {}),
+        "convergence": ctx.results.get("convergence", {}),
         "total_seconds": round(ctx.now(), 1),
         "infrastructure": ctx.results.get("infrastructure", {}),
         "retraining": {k: v for k, v in ctx.results.get("retraining", {}).items() if k in ("name", "labelled")},
@@ -227,6 +228,20 @@ def render(data: dict[str, Any]) -> str:
         ("labelled messages", json.dumps(data.get("retraining", {}).get("labelled", {}))),
         ("infrastructure", data.get("infrastructure", {}).get("bootstrap", "-")),
     ]
+    quiet = data.get("convergence") or {}
+    if quiet:
+        effect = quiet.get("retrain_effect", {})
+        facts += [
+            (
+                f"after the retrain: version {quiet.get('model_version')}'s drift checks",
+                ", ".join(f"{h['status']}{' ' + '+'.join(h['fired']) if h['fired'] else ''}" for h in quiet["checks"]),
+            ),
+            (
+                "did the retrain absorb the drift?",
+                f"{effect.get('outcome')} (watched {effect.get('watch')} over {len(effect.get('windows', []))} "
+                f"window(s)); drift alarm {quiet.get('alarm')}; retraining runs {quiet.get('retraining_runs')}",
+            ),
+        ]
     for kind, run in (data.get("canary") or {}).items():
         load = run.get("load", {})
         facts.append(

@@ -15,7 +15,9 @@ is stopped (also on Ctrl-C or `make demo-down`, which sends SIGTERM). See docs/d
                     the scheduled drift check publishes DriftScore and the drift alarm fires
     retraining      EventBridge -> retrain_trigger -> the workflow retrains on data that now includes the
                     labelled traffic; the new version passes the gate and replaces the old one under load
-    after           traffic continues on the new model; zero failed requests is required
+    after           traffic continues on the new model until it is quiet again: its drift checks say no
+                    drift, the retrain-effect watch says "absorbed", the drift alarm is OK and no second
+                    retraining started; zero failed requests is required
     compare         old vs new model on campaign messages neither trained on
     canary          two canary releases under load (docs/canary.md): a healthy candidate goes 10 -> 50 -> 100 %,
                     a degraded one (shuffled labels) is rolled back by the live checks; 0 failed requests
@@ -54,6 +56,7 @@ STEADY_SECONDS = float(os.environ.get("ESTEIRA_DEMO_STEADY_SECONDS", "15"))
 ALARM_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_ALARM_TIMEOUT", "150"))
 RETRAIN_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_RETRAIN_TIMEOUT", "300"))
 AFTER_SECONDS = float(os.environ.get("ESTEIRA_DEMO_AFTER_SECONDS", "10"))
+CONVERGE_TIMEOUT = float(os.environ.get("ESTEIRA_DEMO_CONVERGE_TIMEOUT", "150"))
 CANARY = os.environ.get("ESTEIRA_DEMO_CANARY", "1") != "0"
 
 
@@ -348,18 +351,62 @@ def phase_retraining(ctx: Context) -> str:
     )
 
 
+def _drift_state(ctx: Context, version: str) -> dict[str, Any]:
+    """The drift check's state for a version (pipelines/drift_state.py), as the scheduled check wrote it."""
+    from pipelines.drift_state import state_key
+
+    s3, bucket = ctx.state["aws"].client("s3"), ctx.state["stack"].buckets["artifacts"]
+    try:
+        body = s3.get_object(Bucket=bucket, Key=state_key("drift-reports", version))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return {}
+    return dict(json.loads(body))
+
+
 def phase_after(ctx: Context) -> str:
-    traffic = ctx.state["traffic"]
+    """Traffic goes on under the new model until the loop is quiet again: the retrain-effect watch has
+    decided (docs/drift.md), the latest checks say no drift and the drift alarm is OK."""
+    traffic, stack, new = ctx.state["traffic"], ctx.state["stack"], ctx.state["new_version"]
+    drift = stack.alarm("model-drift")
+    start = ctx.now()
     time.sleep(AFTER_SECONDS)
+
+    def quiet() -> dict[str, Any] | None:
+        state = _drift_state(ctx, new)
+        effect = state.get("retrain_effect") or {}
+        history = state.get("history") or []
+        if not effect.get("outcome") or not history or history[-1]["status"] != "no_drift":
+            return None
+        return state if _alarm_state(ctx, drift) == "OK" else None
+
+    state = wait_for("the drift checks back to no drift and the alarm OK", quiet, CONVERGE_TIMEOUT, 1.0)
     traffic.stop()
     s = traffic.summary()
     ctx.results["traffic"] = s
     ctx.event("traffic", "traffic stopped")
+    effect = state["retrain_effect"]
+    retrains = [e["name"] for e in _executions(ctx) if e["name"].startswith("retrain-")]
+    ctx.results["convergence"] = {
+        "model_version": new,
+        "checks": state["history"],
+        "retrain_effect": effect,
+        "alarm": _alarm_state(ctx, drift),
+        "retraining_runs": len(retrains),
+        "quiet_after_s": round(ctx.now() - start, 1),
+    }
+    if effect["outcome"] != "absorbed":
+        raise PhaseFailed(f"the retrain did not absorb the drift: {effect['windows']}")
+    if len(retrains) != 1:
+        raise PhaseFailed(f"{len(retrains)} retraining runs; the loop did not settle: {retrains}")
     if s["failed"]:
         first = traffic.failed()[0]
         raise PhaseFailed(f"{s['failed']} of {s['requests']} requests failed, first: {first.status} {first.error}")
     ctx.results["loop"]["loop_seconds"] = round(ctx.now(), 1)
-    return f"{s['requests']} requests in all, 0 failed, versions {s['versions']}; loop done in {ctx.now():.0f} s"
+    verdicts = ", ".join(h["status"] for h in state["history"])
+    return (
+        f"{s['requests']} requests in all, 0 failed, versions {s['versions']}; version {new}'s checks: {verdicts}; "
+        f"retrain {effect['outcome']}, drift alarm OK, 1 retraining run; loop done in {ctx.now():.0f} s"
+    )
 
 
 def phase_compare(ctx: Context) -> str:

@@ -210,3 +210,95 @@ def test_cli_without_a_capture_location_says_so_without_a_traceback(
     assert main(["drift-check", "--model-version", "1", "--no-publish"]) == 1
     out = capsys.readouterr()
     assert json.loads(out.out)["status"] == "error" and "CAPTURE_S3_URI is not set" in out.err
+
+
+def test_each_request_is_judged_once_and_a_small_window_is_carried_to_the_next_check(
+    champion: tuple[Settings, str], aws: Any, slice_files: dict[str, Path]
+) -> None:
+    settings, version = champion
+    texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()
+    put_capture(aws, version, texts[:150], settings, [i * 0.2 for i in range(150)])
+    first = drift_check(version, now=NOW, settings=settings, drift_settings=ds())
+    assert first["status"] == "no_drift" and first["window"]["requests"] == 150
+    # Six hours later (dev's schedule): the window is the six hours since, not the last one.
+    later = NOW + dt.timedelta(hours=6)
+    put_capture(aws, version, texts[150:200], settings, [300.0] * 50, base=later)  # 5 h before `later`
+    small = drift_check(version, now=later, settings=settings, drift_settings=ds())
+    assert small["status"] == "insufficient_data" and small["window"]["requests"] == 50
+    assert small["window"]["start"] == NOW.isoformat() and small["window"]["carried_to_next_check"]
+    even_later = later + dt.timedelta(minutes=30)
+    put_capture(aws, version, texts[200:280], settings, [10.0] * 80, base=even_later)
+    third = drift_check(version, now=even_later, settings=settings, drift_settings=ds())
+    assert third["window"]["start"] == NOW.isoformat() and third["window"]["requests"] == 130
+    state = json.loads(aws.get_object(Bucket=BUCKET, Key=third["state_uri"].split(f"{BUCKET}/", 1)[1])["Body"].read())
+    assert state["last_check_end"] == even_later.isoformat() and state["checks"] == 2
+    assert [h["status"] for h in state["history"]] == ["no_drift", third["status"]]
+
+
+def test_a_busy_window_is_sampled_uniformly_and_the_report_says_so(
+    champion: tuple[Settings, str], aws: Any, slice_files: dict[str, Path]
+) -> None:
+    settings, version = champion
+    texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()[:300]
+    put_capture(aws, version, texts, settings, [i * 0.15 for i in range(300)])
+    result = drift_check(version, now=NOW, settings=settings, drift_settings=replace(ds(), max_requests=120))
+    window = result["window"]
+    assert window["requests"] == 300 and window["checked"] == 120 and window["sampled"] is True
+    assert result["report"]["window_size"] == 120
+
+
+def test_a_retrain_after_drift_takes_its_reference_from_the_drifted_traffic_and_is_followed(
+    champion: tuple[Settings, str],
+    aws: Any,
+    test_frame: pd.DataFrame,
+    slice_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Drift on the champion -> `train --reference recent-traffic` builds the new version's profile from
+    the champion's traffic since the drift began (minus what it trained on) and tags what fired; the new
+    version's first checks on that same traffic are quiet and the watch says "absorbed"."""
+    settings, version = champion
+    monkeypatch.setenv("CAPTURE_S3_URI", f"s3://{BUCKET}/capture/")
+    monkeypatch.setenv("ESTEIRA_DRIFT_REPORT_S3_URI", f"s3://{BUCKET}/drift-reports")
+    known = set(pd.read_csv(slice_files["test"], dtype=str)["category"])
+    shifted = test_frame[test_frame["category"].isin(known)]["text"].tolist()[:200]
+    shifted += test_frame[~test_frame["category"].isin(known)]["text"].sample(300, random_state=1).tolist()
+    now = dt.datetime.now(dt.UTC)
+    put_capture(aws, version, shifted, settings, [i * 0.1 for i in range(500)], base=now)
+    fired = drift_check(version, now=now, settings=settings, drift_settings=ds())
+    assert fired["status"] == "drift"
+    try:
+        result = train(
+            str(slice_files["train"]),
+            str(slice_files["test"]),
+            params=ModelParams(estimator="svm", n_jobs=1, seed=1),  # not the champion's key: trains anew
+            settings=settings,
+            reference_policy="recent-traffic",
+        )
+        assert result["reference"]["policy"] == "recent-traffic" and result["reference"]["rows"] == 500
+        new = result["model_version"]
+        tags = registry.client(settings).get_model_version(settings.registered_model_name, new).tags
+        assert tags["retrain.reason"] == "drift" and tags["retrain.previous_version"] == version
+        fired_tests = {t["name"] for t in fired["report"]["tests"] if t["fired"]}
+        assert set(tags["retrain.drift_tests"].split(",")) == fired_tests
+        # The new version serves the same shifted traffic: quiet, and after 3 windows "absorbed".
+        later = now + dt.timedelta(minutes=1)
+        for i in range(3):
+            at = later + dt.timedelta(minutes=10 * i)
+            put_capture(aws, new, shifted, settings, [j * 0.01 for j in range(500)], base=at)
+            check = drift_check(new, now=at, settings=settings, drift_settings=ds())
+            assert check["status"] == "no_drift", check["report"]
+        assert check["retrain_effect"]["outcome"] == "absorbed"
+    finally:
+        registry.client(settings).set_registered_model_alias(settings.registered_model_name, registry.CHAMPION, version)
+
+
+def test_without_a_champion_the_reference_is_the_evaluation_split(champion: tuple[Settings, str]) -> None:
+    from pipelines import reference
+
+    settings, _ = champion
+    lonely = replace(settings, registered_model_name=f"none-{uuid.uuid4().hex[:6]}")
+    plan = reference.plan("auto", ["a", "b"], ["c"], lonely)
+    assert plan.policy == "evaluation" and plan.texts == ["a", "b"] and "no champion" in plan.tags["reference.note"]
+    with pytest.raises(ValueError, match="reference policy"):
+        reference.plan("latest", [], [], settings)

@@ -3,8 +3,8 @@
 Slow (about 10 min here; the timeout allows 30 because one CI run overran 20): it trains twice, serves,
 drifts, alarms and retrains for real. The assertions are the issue's: the launch workflow deploys a model,
 campaign traffic trips the drift alarm, the alarm starts exactly one retraining, the retrained model serves
-with zero failed requests during the swap and is better on the campaign's messages, and the report is a page
-with plots.
+with zero failed requests during the swap and is better on the campaign's messages, the loop comes back to
+quiet (no drift, alarm OK, no second retraining), and the report is a page with plots.
 """
 
 from __future__ import annotations
@@ -51,6 +51,13 @@ def test_make_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert retrain["name"].startswith("retrain-drift-") or retrain["name"].startswith("retrain-low-confidence-")
     assert retrain["status"] == "SUCCEEDED" and retrain["labelled"]["train"] > 0
     assert results["traffic"]["failed"] == 0 and results["traffic"]["versions"] == ["1", "2"]
+    # Issue 19: the loop comes back to quiet. The retrained model's reference is the shifted traffic it
+    # was retrained for, so its checks say no drift, the watch says the retrain absorbed the shift, the
+    # alarm is OK, and no second retraining started.
+    quiet = results["convergence"]
+    assert quiet["retrain_effect"]["outcome"] == "absorbed" and quiet["retrain_effect"]["watch"]
+    assert quiet["checks"][-1]["status"] == "no_drift" and quiet["alarm"] == "OK"
+    assert quiet["retraining_runs"] == 1
     old, new = results["compare"]["models"]
     assert new["accuracy"] > old["accuracy"] and new["new_intents_accuracy"] > old["new_intents_accuracy"]
     assert "(FALLBACK" not in results["infrastructure"]["bootstrap"] or shutil.which("tofu") is None
