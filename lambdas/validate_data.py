@@ -14,6 +14,9 @@ _TRAINING_ENV = (
     "ESTEIRA_EXPERIMENT",
     "ESTEIRA_DATA_BUCKET",
     "ESTEIRA_LABELS_URI",
+    # The recent-traffic reference (pipelines/reference.py) reads the captures and the drift state.
+    "CAPTURE_S3_URI",
+    "ESTEIRA_ARTIFACTS_BUCKET",
 )
 
 

@@ -47,6 +47,7 @@ class DriftSettings:
     Env vars: CAPTURE_S3_URI (capture root, as the service writes it), ESTEIRA_DRIFT_WINDOW_HOURS (1: how
     far back the FIRST check of a version looks; later checks start where the previous one ended),
     ESTEIRA_DRIFT_MAX_REQUESTS (5000; a uniform sample above it), ESTEIRA_DRIFT_ALPHA (0.001 per window),
+    ESTEIRA_DRIFT_SEQUENTIAL_ALPHA (0.005 per epoch; 0: off),
     ESTEIRA_DRIFT_MIN_WINDOW (200), ESTEIRA_DRIFT_REPORT_S3_URI (default s3://<ESTEIRA_ARTIFACTS_BUCKET>/
     drift-reports, else <capture bucket>/drift-reports), ESTEIRA_METRICS_NAMESPACE (Esteira), SERVICE_NAME
     (esteira-serving; must equal the service's, it is the metric dimension the alarms read),
@@ -57,8 +58,9 @@ class DriftSettings:
     capture_s3_uri: str = ""
     window_hours: float = 1.0
     max_requests: int = 5000
-    alpha: float = 0.001
-    min_window: int = 200
+    alpha: float = DriftConfig().alpha  # the statistics' defaults live once, in model/drift.py
+    sequential_alpha: float = DriftConfig().sequential_alpha or 0.0
+    min_window: int = DriftConfig().min_window
     report_s3_uri: str = ""
     namespace: str = contract().metrics_namespace
     service_name: str = contract().serving_service_name
@@ -80,6 +82,7 @@ class DriftSettings:
             window_hours=env_float("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
             max_requests=env_int("ESTEIRA_DRIFT_MAX_REQUESTS", cls.max_requests),
             alpha=env_float("ESTEIRA_DRIFT_ALPHA", cls.alpha),
+            sequential_alpha=env_float("ESTEIRA_DRIFT_SEQUENTIAL_ALPHA", cls.sequential_alpha),
             min_window=env_int("ESTEIRA_DRIFT_MIN_WINDOW", cls.min_window),
             report_s3_uri=report,
             namespace=os.environ.get("ESTEIRA_METRICS_NAMESPACE") or cls.namespace,
@@ -229,7 +232,7 @@ def drift_check(
     ds = drift_settings or DriftSettings.from_env()
     if not ds.capture_s3_uri:
         raise ValueError("CAPTURE_S3_URI is not set: there is no capture to check")
-    cfg = DriftConfig(alpha=ds.alpha, min_window=ds.min_window)
+    cfg = DriftConfig(alpha=ds.alpha, min_window=ds.min_window, sequential_alpha=ds.sequential_alpha or None)
     end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     if model_version is None:
         champion = registry.version_by_alias(settings, registry.CHAMPION)
