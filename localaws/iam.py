@@ -15,7 +15,12 @@ applied the stack. This module replaces it while `LocalAWS(enforce_iam=True)` ru
   task definition or training job, ecs:TagResource / cloudwatch:TagResource for tags on create).
 - **The decision.** The role's inline and attached policies, intersected with its permissions
   boundary; an explicit Deny wins; conditions are evaluated (a key this module does not set makes
-  the condition false, as a missing key does in AWS, and the refusal says so).
+  the condition false, as a missing key does in AWS, and the refusal says so). Multivalued keys
+  (dynamodb:LeadingKeys) take the set operators ForAllValues / ForAnyValue as in AWS; a key AWS sets
+  for a request but this module cannot tell (LeadingKeys of a Query or a batch) fails every
+  condition on it, so the emulator is never more lenient than AWS.
+- **Answers that depend on permissions.** GetObject of a missing key is NoSuchKey only with
+  s3:ListBucket on the bucket (checked with s3:prefix = the key), AccessDenied otherwise, as in AWS.
 
 A refusal is AWS's AccessDenied naming the principal, the action and the resource; every decision is
 recorded per role (`Enforcer.usage`), which the least-privilege report and the reachability check read.
@@ -39,13 +44,20 @@ ADMIN_KEYS = frozenset({"localaws", "testing"})
 SFN_KEY = "ak"  # moto's Step Functions interpreter signs its service integrations with this key
 
 
+# A condition key's value in a request: one string, a set of strings (a multivalued key such as
+# dynamodb:LeadingKeys), or UNTOLD: AWS sets the key for this request but localaws cannot tell its
+# value, so every condition on it fails (never more lenient than AWS).
+ContextValue = str | tuple[str, ...] | None
+UNTOLD: ContextValue = None
+
+
 @dataclass(frozen=True)
 class Check:
     """One authorisation AWS performs for a request: an action on a resource with its context."""
 
     action: str
     resource: str = "*"
-    context: tuple[tuple[str, str], ...] = ()
+    context: tuple[tuple[str, ContextValue], ...] = ()
 
 
 @dataclass
@@ -73,7 +85,28 @@ def _glob(pattern: str, value: str, *, case: bool) -> bool:
     return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
 
 
-def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[str, str], missing: set[str]) -> bool:
+def _condition_holds(
+    operator: str, key: str, wanted: list[str], context: dict[str, ContextValue], missing: set[str]
+) -> bool:
+    qualifier, _, base = operator.rpartition(":")
+    if qualifier not in ("", "ForAllValues", "ForAnyValue"):
+        missing.add(f"{operator} (operator)")
+        return False
+    if key in context and context[key] is UNTOLD:
+        missing.add(f"{key} (set by AWS for this request, not modelled by localaws)")
+        return False
+    value = context.get(key)
+    if qualifier:
+        # Set operators: AWS compares each value of the request's set. ForAllValues holds when every
+        # value matches, and so on an absent key (the empty set); ForAnyValue needs one match.
+        if key not in context:
+            return qualifier == "ForAllValues"
+        values = (value,) if isinstance(value, str) else tuple(value or ())
+        hits = [_condition_holds(base, key, wanted, {key: v}, missing) for v in values]
+        return all(hits) if qualifier == "ForAllValues" else any(hits)
+    if isinstance(value, tuple):  # a single-valued operator on a multivalued key never holds
+        missing.add(f"{operator} on the multivalued {key} (needs ForAllValues or ForAnyValue)")
+        return False
     if_exists = operator.endswith("IfExists")
     op = operator.removesuffix("IfExists")
     if op == "Null":
@@ -83,7 +116,7 @@ def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[s
             return True
         missing.add(key)
         return op.startswith(("StringNot", "ArnNot"))  # a negated operator holds on an absent key
-    actual = context[key]
+    actual = str(value)
     if op in ("StringEquals", "ArnEquals"):
         return actual in wanted
     if op == "StringEqualsIgnoreCase":
@@ -113,7 +146,7 @@ def _statement_applies(statement: dict[str, Any], check: Check, missing: set[str
         _glob(r, check.resource, case=True) for r in _as_list(statement["NotResource"])
     ):
         return False
-    context = dict(check.context)
+    context: dict[str, ContextValue] = dict(check.context)
     for operator, pairs in (statement.get("Condition") or {}).items():
         for key, wanted in pairs.items():
             if not _condition_holds(operator, key, [str(w) for w in _as_list(wanted)], context, missing):
@@ -383,7 +416,7 @@ def _trusts(trust: dict[str, Any], service: str, account_id: str) -> bool:
             continue
         services = _as_list((statement.get("Principal") or {}).get("Service"))
         if service in services:
-            context = {"aws:SourceAccount": account_id}
+            context: dict[str, ContextValue] = {"aws:SourceAccount": account_id}
             missing: set[str] = set()
             if all(
                 _condition_holds(op, k, [str(w) for w in _as_list(v)], context, missing)
@@ -406,6 +439,10 @@ SAGEMAKER_VPC_ACTIONS = (
     "DescribeSubnets",
     "DescribeSecurityGroups",
 )
+
+# DynamoDB calls on one item: the parameter holding the item's key (dynamodb:LeadingKeys is its
+# partition key value). A Scan or a table-level call sets no LeadingKeys in AWS either.
+DYNAMODB_ITEM_ACTIONS = {"GetItem": "Key", "DeleteItem": "Key", "UpdateItem": "Key", "PutItem": "Item"}
 
 # The parameter naming the resource of each Step Functions API the stack calls.
 STATES_RESOURCE_PARAM = {
@@ -449,11 +486,17 @@ def checks_for(service: str, action: str, params: dict[str, Any], path: str, acc
     any other action is checked against the resource "*")."""
     arn = f"arn:aws:{{}}:{region}:{account}:{{}}"
 
-    def one(resource: str = "*", **context: str) -> list[Check]:
+    def one(resource: str = "*", **context: ContextValue) -> list[Check]:
         return [Check(f"{service}:{action}", resource, tuple(sorted(context.items())))]
 
     if service == "dynamodb" and "TableName" in params:
-        return one(arn.format("dynamodb", f"table/{params['TableName']}"))
+        table = arn.format("dynamodb", f"table/{params['TableName']}")
+        if action in DYNAMODB_ITEM_ACTIONS:
+            keys = _leading_keys(account, region, str(params["TableName"]), params.get(DYNAMODB_ITEM_ACTIONS[action]))
+            return one(table, **{"dynamodb:LeadingKeys": keys})
+        if action == "Query":  # the partition key is in KeyConditionExpression: not modelled
+            return one(table, **{"dynamodb:LeadingKeys": UNTOLD})
+        return one(table)
     if service == "sns" and action == "Publish":
         return one(str(params.get("TopicArn") or params.get("TargetArn") or "*"))
     if service == "states":
@@ -484,6 +527,51 @@ def checks_for(service: str, action: str, params: dict[str, Any], path: str, acc
     if service == "ecs":
         return _ecs_checks(action, params, arn, account, region)
     return one()
+
+
+def _leading_keys(account: str, region: str, table_name: str, item: Any) -> ContextValue:
+    """dynamodb:LeadingKeys of a one-item call: its partition key value (a one-value set), UNTOLD
+    when the table or the key attribute cannot be read."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        hash_key = dynamodb_backends[account][region].get_table(table_name).hash_key_attr
+        (value,) = dict(item[hash_key]).values()
+    except Exception:
+        return UNTOLD
+    return (str(value),)
+
+
+def s3_checks(action: str, resource: str, query: dict[str, Any], account: str) -> list[Check]:
+    """The authorisations of one S3 request (moto names the action as IAM does: HEAD of a key is
+    GetObject, ListObjects(V2) is ListBucket).
+
+    ListBucket carries s3:prefix (the request's prefix, "" without one). GetObject of a key that does
+    not exist also needs s3:ListBucket on the bucket: AWS answers NoSuchKey only to a caller who may
+    list, AccessDenied to anyone else (the check carries the key as s3:prefix, so a ListBucket limited
+    to a prefix covers the keys under it)."""
+    checks = [Check(f"s3:{action}", resource)]
+    bucket_name, _, key_name = resource.split(":::", 1)[-1].partition("/")
+    if action in ("ListBucket", "ListBucketVersions") and not key_name:
+        prefix = _as_list(query.get("prefix"))
+        checks = [Check(f"s3:{action}", resource, (("s3:prefix", str(prefix[0]) if prefix else ""),))]
+    elif action == "GetObject" and key_name and _missing_object(account, bucket_name, key_name):
+        checks.append(Check("s3:ListBucket", f"arn:aws:s3:::{bucket_name}", (("s3:prefix", key_name),)))
+    return checks
+
+
+def _missing_object(account: str, bucket_name: str, key_name: str) -> bool:
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account]["aws"]
+    try:
+        backend.get_bucket(bucket_name)
+    except Exception:
+        return False  # no bucket: the API answers NoSuchBucket
+    try:
+        return backend.get_object(bucket_name, key_name) is None
+    except Exception:
+        return True
 
 
 def _ecs_checks(action: str, params: dict[str, Any], arn: str, account: str, region: str) -> list[Check]:
@@ -673,7 +761,7 @@ def install(enforcer: Enforcer) -> Callable[[], None]:
         path = urlparse(self.uri).path
         params: dict[str, Any] = {}
         if service == "s3":
-            checks = [Check(f"s3:{action}", resource)]
+            checks = s3_checks(action, resource, getattr(self, "querystring", None) or {}, enforcer.account_id)
         else:
             try:
                 params = _params(self)
@@ -686,8 +774,12 @@ def install(enforcer: Enforcer) -> Callable[[], None]:
         try:
             enforcer.authorize(key, checks)
         except Denied as denied:
+            if service == "s3":  # S3's own error document (<Error><Code>AccessDenied</Code>...), as AWS answers
+                from moto.s3.exceptions import S3ClientError
+
+                raise S3ClientError("AccessDenied", str(denied)) from None
             error: RESTError
-            if service != "s3" and (service == "lambda" or "json" in str(self.headers.get("Content-Type") or "")):
+            if service == "lambda" or "json" in str(self.headers.get("Content-Type") or ""):
                 error = JsonRESTError("AccessDeniedException", str(denied))  # what boto3 names the JSON APIs' error
                 error.code = 403 if service == "lambda" else 400
             else:

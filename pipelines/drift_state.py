@@ -66,11 +66,19 @@ def state_key(prefix: str, version: str) -> str:
 
 
 def load(s3: Any, bucket: str, prefix: str, version: str) -> DriftState:
-    """The version's state, or a fresh one when none was written yet (the role must be allowed to list
-    the prefix: without s3:ListBucket, S3 answers a missing key with AccessDenied, which we let raise)."""
+    """The version's state, or a fresh one when none was written yet.
+
+    Listed before it is read: whether a GetObject of a missing key answers NoSuchKey or AccessDenied
+    depends on s3:ListBucket, and whether a prefix-scoped ListBucket counts for that is not documented;
+    a listing with the key as prefix is the one call whose permission (s3:prefix) is certain.
+    """
+    key = state_key(prefix, version)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not any(obj["Key"] == key for obj in listed):
+        return DriftState(version)
     try:
-        body = s3.get_object(Bucket=bucket, Key=state_key(prefix, version))["Body"].read()
-    except ClientError as exc:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:  # deleted between the two calls
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return DriftState(version)
         raise

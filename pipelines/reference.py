@@ -28,7 +28,6 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import boto3
 
@@ -77,6 +76,9 @@ def plan(
 
     ds = DriftSettings.from_env()
     version = str(champion.version)
+    if not ds.capture_s3_uri:
+        fallback.tags["reference.note"] = "CAPTURE_S3_URI is not set: no traffic to read"
+        return fallback
     end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
     state = drift_state.DriftState(version)
@@ -93,9 +95,7 @@ def plan(
     since = end - dt.timedelta(hours=RECENT_HOURS)
     if requested == RECENT and state.drift_since:
         since = max(end - MAX_LOOKBACK, dt.datetime.fromisoformat(state.drift_since))
-    records: list[dict[str, Any]] = []
-    if ds.capture_s3_uri:
-        records, _, _ = read_window(s3, ds.capture_s3_uri, version, since, end, MAX_ROWS)
+    records, _, _ = read_window(s3, ds.capture_s3_uri, version, since, end, MAX_ROWS)
     trained = set(train_texts)
     texts = [r["text"] for r in records if r["text"] not in trained]
     if len(texts) < min_rows:

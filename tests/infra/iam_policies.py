@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 POLICY_ATTRIBUTES = ("policy", "assume_role_policy", "json")
@@ -127,15 +127,31 @@ def _glob(pattern: str, value: str, *, case: bool) -> bool:
     return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
 
 
-def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[str, str]) -> bool:
+def _condition_holds(operator: str, key: str, wanted: list[str], context: Mapping[str, str | list[str]]) -> bool:
+    """One condition; a multivalued key (a list in `context`) takes a set operator, as in AWS:
+    ForAllValues holds when every value matches (and on an absent key or no values), ForAnyValue when
+    one does; a single-valued operator on a list, or a set operator on a single value, never holds."""
+    qualifier, _, rest = operator.rpartition(":")
+    if qualifier:
+        if qualifier not in ("ForAllValues", "ForAnyValue"):
+            raise ValueError(f"condition operator {operator} is not modelled")
+        if key not in context:
+            return qualifier == "ForAllValues"
+        values = context[key]
+        if not isinstance(values, list):
+            return False
+        hits = [_condition_holds(rest, key, wanted, {key: v}) for v in values]
+        return all(hits) if qualifier == "ForAllValues" else any(hits)
     if_exists = operator.endswith("IfExists")
     op = operator.removesuffix("IfExists")
     if op == "Null":
         return (key not in context) == (str(wanted[0]).lower() == "true")
+    if isinstance(context.get(key), list):
+        return False
     negated = op.startswith(("StringNot", "ArnNot"))
     if key not in context:  # AWS: a missing key fails a condition, except a negated or ...IfExists one
         return if_exists or negated
-    actual = context[key]
+    actual = str(context[key])
     if op in ("StringEquals", "ArnEquals", "StringNotEquals", "ArnNotEquals"):
         hit = actual in wanted
     elif op in ("StringLike", "ArnLike", "StringNotLike", "ArnNotLike"):
@@ -147,7 +163,9 @@ def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[s
     return not hit if negated else hit
 
 
-def statement_applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+def statement_applies(
+    statement: dict[str, Any], action: str, resource: str, context: Mapping[str, str | list[str]]
+) -> bool:
     """Does the statement (whatever its effect) match this action, resource and request context?"""
     if "Action" in statement:
         if not any(_glob(a, action, case=False) for a in _as_list(statement["Action"])):
@@ -166,7 +184,9 @@ def statement_applies(statement: dict[str, Any], action: str, resource: str, con
     return True
 
 
-def decision(documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, str] | None = None) -> str:
+def decision(
+    documents: list[dict[str, Any]], action: str, resource: str, context: Mapping[str, str | list[str]] | None = None
+) -> str:
     """'Deny' (explicit), 'Allow' or 'Neutral' (implicitly denied) under these policy documents."""
     allowed = False
     for document in documents:

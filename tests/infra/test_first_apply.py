@@ -8,6 +8,8 @@
   without one fails.
 - The S3 gateway endpoint lets ECR's image layers through.
 - The SageMaker training job, in the VPC, may create its network interfaces, and MLflow admits it.
+- The drift check lists only drift-reports/ and writes only the "retrain-paused" lock item; both training
+  roles read the capture and the drift state (--reference recent-traffic).
 (The training job's VpcConfig itself is in the ASL: tests/infra/test_static.py.)
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from .conftest import CONTRACT
-from .iam_policies import decision
+from .iam_policies import decision, statement_applies
 from .planned import dev_plan, read_documents, resources
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -50,7 +52,15 @@ EXPECTED = {
     "service_stable": {"ecs:describeservices"},
     "smoke_test": {"s3:getobject", "s3:listbucket"},
     "rollback": {"ecs:describeservices", "ecs:updateservice"},
-    "drift_check": {"s3:getobject", "s3:listbucket", "s3:putobject", "kms:generatedatakey", "cloudwatch:putmetricdata"},
+    "drift_check": {
+        "s3:getobject",
+        "s3:listbucket",
+        "s3:putobject",
+        "kms:generatedatakey",
+        "cloudwatch:putmetricdata",
+        "sns:publish",
+        "dynamodb:putitem",
+    },
     "retrain_trigger": {
         "dynamodb:getitem",
         "dynamodb:putitem",
@@ -186,7 +196,7 @@ def test_every_api_the_private_lambdas_call_has_an_endpoint(plan: dict[str, Any]
                  for v in resources(plan, "aws_vpc_endpoint").values()}  # fmt: skip
     names = {e.removeprefix("com.amazonaws.us-east-1.") for e in endpoints}
     assert "elasticloadbalancing" in names
-    missing = {}
+    missing: dict[str, set[str]] = {}
     for key, sts in lambda_statements(plan).items():
         if key == "smoke_test":
             continue
@@ -254,3 +264,74 @@ def test_the_training_job_may_create_its_network_interfaces_and_reach_mlflow(pla
         if a.startswith("module.mlflow.") and v["from_port"] <= 5000 <= v["to_port"]
     ]
     assert any(r["cidr_ipv4"] == vpc["cidr_block"] for r in ingress), ingress
+
+
+def by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["sid"]: s for s in statements if s.get("sid")}
+
+
+def conditions(statement: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    return [(c["test"], c["variable"], c["values"]) for c in statement.get("condition") or []]
+
+
+def as_iam(statement: dict[str, Any]) -> dict[str, Any]:
+    """A planned statement as IAM JSON, its resources (unknown until apply) left out: conditions only."""
+    condition: dict[str, dict[str, list[str]]] = {}
+    for test, variable, values in conditions(statement):
+        condition.setdefault(test, {})[variable] = values
+    return {"Effect": statement.get("effect") or "Allow", "Action": statement["actions"], "Condition": condition}
+
+
+DRIFT_PREFIX = [("StringLike", "s3:prefix", ["drift-reports/*"])]
+
+
+def test_the_drift_check_lists_only_its_reports_and_pauses_only_retraining(plan: dict[str, Any]) -> None:
+    sts = by_sid(lambda_statements(plan)["drift_check"])
+    assert sts["ReadDriftState"]["actions"] == ["s3:GetObject"]
+    (listing,) = [s for s in sts.values() if "s3:ListBucket" in s["actions"] and s["sid"] != "ReadCapture"]
+    assert listing["sid"] == "ListDriftReports" and listing["actions"] == ["s3:ListBucket"]
+    assert conditions(listing) == DRIFT_PREFIX
+    for prefix, applies in (
+        ("drift-reports/", True),
+        ("drift-reports/model_version=3/state.json", True),
+        ("", False),
+        ("models/", False),
+        (None, False),
+    ):
+        context = {} if prefix is None else {"s3:prefix": prefix}
+        assert statement_applies(as_iam(listing), "s3:ListBucket", "*", context) == applies, prefix
+    pause = sts["PauseRetraining"]
+    assert pause["actions"] == ["dynamodb:PutItem"]
+    assert conditions(pause) == [("ForAllValues:StringEquals", "dynamodb:LeadingKeys", ["retrain-paused"])]
+    for keys, applies in ((["retrain-paused"], True), (["workflow"], False), (["retrain-paused", "x"], False)):
+        assert statement_applies(as_iam(pause), "dynamodb:PutItem", "*", {"dynamodb:LeadingKeys": keys}) == applies
+    # Only PauseRetraining writes the lock table: no unconditioned PutItem, GetItem or DeleteItem.
+    writes = [s["sid"] for s in sts.values() if any(a.startswith("dynamodb:") for a in s["actions"])]
+    assert writes == ["PauseRetraining"]
+    assert sts["Notify"]["actions"] == ["sns:Publish"]
+    # The topic is encrypted with the stack key: Publish needs GenerateDataKey and Decrypt on it.
+    assert sts["EncryptWithDataKey"]["actions"] == ["kms:GenerateDataKey"]
+    assert sts["DecryptWithDataKey"]["actions"] == ["kms:Decrypt"]
+    calls = plan["configuration"]["root_module"]["module_calls"]
+    (topic,) = [r for r in calls["monitoring"]["module"]["resources"] if r["address"] == "aws_sns_topic.this"]
+    assert topic["expressions"]["kms_master_key_id"]["references"] == ["var.kms_key_arn"]
+    for module in ("monitoring", "workflow"):  # the same key, the one the grants name
+        assert "module.storage.kms_key_arn" in calls[module]["expressions"]["kms_key_arn"]["references"]
+    assert "module.monitoring.sns_topic_arn" in calls["workflow"]["expressions"]["sns_topic_arn"]["references"]
+
+
+def test_both_training_roles_read_the_capture_and_the_drift_state(plan: dict[str, Any]) -> None:
+    documents = resources(plan, "aws_iam_policy_document", mode="data")
+    task = by_sid(documents["module.workflow.data.aws_iam_policy_document.train_task"]["statement"])
+    assert set(task) == {"ReadData", "ReadCapture", "ReadDriftState", "ListDriftReports", "UseDataKey"}
+    assert task["ReadCapture"]["actions"] == ["s3:GetObject", "s3:ListBucket"]
+    assert task["ReadDriftState"]["actions"] == ["s3:GetObject"]
+    assert task["ListDriftReports"]["actions"] == ["s3:ListBucket"]
+    assert conditions(task["ListDriftReports"]) == DRIFT_PREFIX
+    assert task["UseDataKey"]["actions"] == ["kms:Decrypt"]
+    assert actions_of(list(task.values())) == {"s3:getobject", "s3:listbucket", "kms:decrypt"}
+    sagemaker = by_sid(documents["module.workflow.data.aws_iam_policy_document.sagemaker"]["statement"])
+    assert sagemaker["ReadCapture"]["actions"] == ["s3:GetObject", "s3:ListBucket"]
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= set(sagemaker["UseDataKey"]["actions"])
+    # The drift state is under the artifacts bucket, which the job's Data statement reads (and writes).
+    assert {"s3:GetObject", "s3:ListBucket"} <= set(sagemaker["Data"]["actions"])

@@ -49,7 +49,10 @@ DERIVED_CALLS: dict[str, set[str]] = {
     # the ALB (ESTEIRA_SERVING_URL); smoke rows from S3 when the execution gives smoke_data
     "lambda:smoke_test": {"env:ESTEIRA_SERVING_URL"} | S3_READ,
     "lambda:rollback": {"ecs:UpdateService", MLFLOW},
-    "lambda:drift_check": S3_READ | {"s3:PutObject", "cloudwatch:PutMetricData", MLFLOW},
+    # the capture window, the per-version drift state (read and written with the report), the metrics;
+    # when a drift retrain did not absorb the shift, the notice and the "retrain-paused" lock item
+    "lambda:drift_check": S3_READ
+    | {"s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish", "dynamodb:PutItem", MLFLOW},
     "lambda:retrain_trigger": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "states:StartExecution"},
     "lambda:lock": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
     "lambda:canary_check": {
@@ -79,7 +82,8 @@ DERIVED_CALLS: dict[str, set[str]] = {
         "s3:DeleteObject",
         "postgresql://${DB_HOST}:${DB_PORT}",
     },
-    # esteira train: data from S3, runs and the model to MLflow
+    # esteira train: data from S3 (with --reference recent-traffic also the capture and the previous
+    # champion's drift state), runs and the model to MLflow
     "ecs:train": S3_READ | {"s3:PutObject", MLFLOW},
     "sagemaker:train": S3_READ | {"s3:PutObject", MLFLOW},
 }

@@ -38,6 +38,7 @@ PRIVATE_AWS_APIS: dict[str, str] = {
     "elasticloadbalancing": "canary_check Lambda: listener weights and the shadow tag",
     "monitoring": "drift_check and canary_check Lambdas; SageMaker training metrics in VPC mode",
     "states": "retrain_trigger Lambda: StartExecution",
+    "sns": "drift_check Lambda: the notice when a drift retrain did not absorb the shift",
 }
 
 

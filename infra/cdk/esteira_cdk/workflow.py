@@ -82,7 +82,20 @@ FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
     "service_stable": ("describe_serving",),
     "smoke_test": ("read_data", "decrypt"),
     "rollback": ("serving_service",),
-    "drift_check": ("read_capture", "write_drift_reports", "decrypt", "encrypt", "publish_metrics"),
+    # The capture window; the per-version state drift-reports/model_version=<v>/state.json (read, then
+    # written with the report; ListBucket so a first check's missing state is NoSuchKey, not AccessDenied);
+    # when a drift retrain did not absorb the shift, the SNS notice and the "retrain-paused" lock item.
+    "drift_check": (
+        "read_capture",
+        "read_drift_state",
+        "list_drift_reports",
+        "write_drift_reports",
+        "decrypt",
+        "encrypt",
+        "publish_metrics",
+        "notify",
+        "pause_retraining",
+    ),
     "retrain_trigger": ("lock_items", "decrypt", "start_workflow", "encrypt"),
     "lock": ("lock_items", "decrypt"),
     "canary_check": (
@@ -334,6 +347,19 @@ class Workflow(Construct):
                 actions=["s3:GetObject", "s3:ListBucket"],
                 resources=[buckets["capture"].bucket_arn, buckets["capture"].arn_for_objects("*")],
             ),
+            "read_drift_state": iam.PolicyStatement(
+                sid="ReadDriftState",
+                actions=["s3:GetObject"],
+                resources=[buckets["artifacts"].arn_for_objects("drift-reports/*")],
+            ),
+            # Listing only under drift-reports/ ("drift-reports/*" also matches the folder itself); S3
+            # answers a missing state object NoSuchKey rather than AccessDenied with it.
+            "list_drift_reports": iam.PolicyStatement(
+                sid="ListDriftReports",
+                actions=["s3:ListBucket"],
+                resources=[buckets["artifacts"].bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["drift-reports/*"]}},
+            ),
             "write_drift_reports": iam.PolicyStatement(
                 sid="WriteDriftReports",
                 actions=["s3:PutObject"],
@@ -405,7 +431,19 @@ class Workflow(Construct):
             "start_workflow": iam.PolicyStatement(
                 sid="StartWorkflow", actions=["states:StartExecution"], resources=[state_machine_arn]
             ),
+            # The topic is encrypted with the stack's key: Publish also needs the encrypt and decrypt grants.
+            "notify": iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[sns_topic_arn]),
+            # Only the item whose partition key is "retrain-paused" (pipelines/retrain_trigger.py honours it).
+            "pause_retraining": iam.PolicyStatement(
+                sid="PauseRetraining",
+                actions=["dynamodb:PutItem"],
+                resources=[self.lock_table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["retrain-paused"]}},
+            ),
         }
+        # The training task and the SageMaker job: --reference recent-traffic reads the previous champion's
+        # drift state and the captured requests (Terraform: local.train_grants).
+        train_grants = ("read_capture", "read_drift_state", "list_drift_reports")
         self.functions: dict[str, lambda_.DockerImageFunction] = {}
         self.lambda_roles: dict[str, iam.Role] = {}
         for key_, spec in FUNCTIONS.items():
@@ -483,7 +521,10 @@ class Workflow(Construct):
                     actions=["s3:GetObject", "s3:ListBucket"],
                     resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
                 ),
+                # --reference recent-traffic: the capture and the previous champion's drift state.
+                *(grants[g] for g in train_grants),
                 # Runs, metrics and the model go to MLflow over HTTP (the server proxies its artifact store).
+                # The data, capture and artifacts buckets are SSE-KMS under the stack's key.
                 iam.PolicyStatement(sid="UseDataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
             ],
         )
@@ -537,6 +578,8 @@ class Workflow(Construct):
                             buckets["artifacts"].arn_for_objects("*"),
                         ],
                     ),
+                    # --reference recent-traffic, as the training task; the drift state is in Data above.
+                    grants["read_capture"],
                     iam.PolicyStatement(
                         sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
                     ),

@@ -155,14 +155,21 @@ locals {
   # evaluate need the same today, but what they call will diverge and a role is free).
   # docs/deploy.md has this table in prose; tests/infra/test_first_apply.py pins it.
   function_grants = {
-    validate_data   = ["read_data", "decrypt"]                                          # read_raw/list_data_files/known_labels
-    evaluate        = ["read_data", "decrypt"]                                          # the evaluation set and labels; models via MLflow
-    promote         = []                                                                # MLflow only
-    deploy          = ["serving_service", "revisions", "tag_revisions", "pass_serving"] # pipelines/deploy.py
-    service_stable  = ["describe_serving"]                                              # pipelines/service_stable.py
-    smoke_test      = ["read_data", "decrypt"]                                          # optional smoke_data s3:// rows and labels; HTTP to the ALB
-    rollback        = ["serving_service"]                                               # pipelines/rollback.py; the alias via MLflow
-    drift_check     = ["read_capture", "write_drift_reports", "decrypt", "encrypt", "publish_metrics"]
+    validate_data  = ["read_data", "decrypt"]                                          # read_raw/list_data_files/known_labels
+    evaluate       = ["read_data", "decrypt"]                                          # the evaluation set and labels; models via MLflow
+    promote        = []                                                                # MLflow only
+    deploy         = ["serving_service", "revisions", "tag_revisions", "pass_serving"] # pipelines/deploy.py
+    service_stable = ["describe_serving"]                                              # pipelines/service_stable.py
+    smoke_test     = ["read_data", "decrypt"]                                          # optional smoke_data s3:// rows and labels; HTTP to the ALB
+    rollback       = ["serving_service"]                                               # pipelines/rollback.py; the alias via MLflow
+    # pipelines/drift_check.py: the capture window; the per-version state drift-reports/model_version=<v>/state.json
+    # (read, then written with the report; ListBucket so a first check's missing state is NoSuchKey, not
+    # AccessDenied); when a drift retrain did not absorb the shift, the SNS notice and the "retrain-paused"
+    # lock item. The topic, the objects and the table are under the stack's key: decrypt and encrypt.
+    drift_check = [
+      "read_capture", "read_drift_state", "list_drift_reports", "write_drift_reports", "decrypt", "encrypt",
+      "publish_metrics", "notify", "pause_retraining",
+    ]
     retrain_trigger = ["lock_items", "decrypt", "start_workflow", "encrypt"] # DynamoDB and the state machine under the CMK
     lock            = ["lock_items", "decrypt"]
     canary_check = [
@@ -182,6 +189,19 @@ locals {
       sid       = "ReadCapture"
       actions   = ["s3:GetObject", "s3:ListBucket"]
       resources = [var.bucket_arns["capture"], "${var.bucket_arns["capture"]}/*"]
+    }
+    read_drift_state = {
+      sid       = "ReadDriftState"
+      actions   = ["s3:GetObject"]
+      resources = ["${var.bucket_arns["artifacts"]}/drift-reports/*"]
+    }
+    # Listing only under drift-reports/ ("drift-reports/*" also matches the folder "drift-reports/"
+    # itself); S3 answers a missing state object NoSuchKey rather than AccessDenied with it.
+    list_drift_reports = {
+      sid        = "ListDriftReports"
+      actions    = ["s3:ListBucket"]
+      resources  = [var.bucket_arns["artifacts"]]
+      conditions = [["StringLike", "s3:prefix", ["drift-reports/*"]]]
     }
     write_drift_reports = {
       sid       = "WriteDriftReports"
@@ -266,7 +286,25 @@ locals {
       actions   = ["states:StartExecution"]
       resources = [local.state_machine_arn]
     }
+    # The topic is encrypted with the stack's key (modules/monitoring): Publish also needs
+    # kms:GenerateDataKey and kms:Decrypt on it (the encrypt and decrypt grants).
+    notify = {
+      sid       = "Notify"
+      actions   = ["sns:Publish"]
+      resources = [var.sns_topic_arn]
+    }
+    # Only the item whose partition key is "retrain-paused" (pipelines/retrain_trigger.py honours it):
+    # never the workflow lock or the cooldown item.
+    pause_retraining = {
+      sid        = "PauseRetraining"
+      actions    = ["dynamodb:PutItem"]
+      resources  = [aws_dynamodb_table.lock.arn]
+      conditions = [["ForAllValues:StringEquals", "dynamodb:LeadingKeys", ["retrain-paused"]]]
+    }
   }
+  # The training task (esteira train) and the SageMaker job: --reference recent-traffic reads the previous
+  # champion's drift state and the captured requests to build the new model's reference profile.
+  train_grants = ["read_capture", "read_drift_state", "list_drift_reports"]
 }
 
 resource "aws_iam_role" "lambda" {
@@ -437,7 +475,25 @@ data "aws_iam_policy_document" "train_task" {
     actions   = ["s3:GetObject", "s3:ListBucket"]
     resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*"]
   }
+  # --reference recent-traffic: the capture and the previous champion's drift state (local.train_grants).
+  dynamic "statement" {
+    for_each = [for g in local.train_grants : local.grants[g]]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      dynamic "condition" {
+        for_each = lookup(statement.value, "conditions", [])
+        content {
+          test     = condition.value[0]
+          variable = condition.value[1]
+          values   = condition.value[2]
+        }
+      }
+    }
+  }
   # Runs, metrics and the model go to MLflow over HTTP (the server proxies its artifact store).
+  # The data, capture and artifacts buckets are SSE-KMS under the stack's key.
   statement {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt"]
@@ -531,6 +587,13 @@ data "aws_iam_policy_document" "sagemaker" {
     sid       = "Data"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
     resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*", var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
+  }
+  # --reference recent-traffic, as the ECS training task (local.train_grants); the drift state under
+  # the artifacts bucket is already in Data above, which the job's output upload needs.
+  statement {
+    sid       = local.grants.read_capture.sid
+    actions   = local.grants.read_capture.actions
+    resources = local.grants.read_capture.resources
   }
   statement {
     sid       = "UseDataKey"
