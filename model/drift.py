@@ -427,9 +427,12 @@ def _boundaries(looks: tuple[tuple[float, float], ...]) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-def _spending(info: float, horizon_info: float, alpha: float) -> float:
-    """Alpha spent by information `info`: linear in the information fraction, all of it at the horizon."""
-    return alpha * min(1.0, info / horizon_info)
+def alpha_spent(info: float, horizon_info: float, alpha: float) -> float:
+    """Alpha spent by information `info`: Lan-DeMets' Pocock-type function alpha * ln(1 + (e - 1) f) of
+    the information fraction f, all of it at the horizon. It spends more early than a linear function
+    (61 % of alpha at half the information, not 50 %): the shift we look for persists from the start of
+    the epoch, so early looks are where the test should be most ready to fire."""
+    return alpha * math.log1p((math.e - 1.0) * min(1.0, info / horizon_info))
 
 
 def sequential_test(
@@ -476,7 +479,7 @@ def sequential_test(
     info = 1.0 / (1.0 / n + 1.0 / max(n_ref, 1))
     horizon_n = cfg.sequential_horizon * n_ref
     horizon_info = 1.0 / (1.0 / horizon_n + 1.0 / max(n_ref, 1))
-    target = _spending(info, horizon_info, alpha)
+    target = alpha_spent(info, horizon_info, alpha)
     spends = [*_spends(ev.information, horizon_info, alpha), target - ev.spent]
     looks = tuple((round(i, 6), s) for i, s in zip([*ev.information, info], spends, strict=True))
     bound = _boundaries(looks)[-1]
@@ -529,7 +532,7 @@ def _spends(information: Sequence[float], horizon_info: float, alpha: float) -> 
     """Per-look spends of the looks so far (differences of the spending function)."""
     out, before = [], 0.0
     for info in information:
-        now = _spending(info, horizon_info, alpha)
+        now = alpha_spent(info, horizon_info, alpha)
         out.append(now - before)
         before = now
     return out

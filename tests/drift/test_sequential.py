@@ -17,7 +17,7 @@ from model.drift import (
     DriftConfig,
     Evidence,
     _boundaries,
-    _spending,
+    alpha_spent,
     compare,
     mann_whitney_binned,
     savage_lower_z,
@@ -77,14 +77,14 @@ def test_boundaries_hold_the_stated_alpha_by_monte_carlo() -> None:
     n_ref, alpha = 1340, 0.005
     infos = [1 / (1 / (200 * k) + 1 / n_ref) for k in range(1, 8)]
     h = 1 / (2 / n_ref)
-    spent = [_spending(i, h, alpha) for i in infos]
+    spent = [alpha_spent(i, h, alpha) for i in infos]
     looks = tuple(zip(infos, np.diff([0.0, *spent]).tolist(), strict=True))
     bounds = np.array(_boundaries(looks))
     rng = np.random.default_rng(3)
     s = np.cumsum(rng.standard_normal((400_000, len(infos))) * np.sqrt(np.diff([0.0, *infos])), axis=1)
     rate = float((s / np.sqrt(infos) >= bounds).any(axis=1).mean())
     assert rate == pytest.approx(alpha, rel=0.15), rate  # sd of the estimate is ~2.8 % of alpha
-    assert bounds.max() < 3.1  # correlated looks: far below Bonferroni's 3.8 for 7 looks
+    assert bounds.max() < 3.2  # correlated looks: far below Bonferroni's 3.8 for 7 looks
 
 
 def test_savage_z_is_zero_for_identical_samples_and_positive_for_a_low_tail() -> None:
