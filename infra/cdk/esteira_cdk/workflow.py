@@ -352,8 +352,8 @@ class Workflow(Construct):
                 actions=["s3:GetObject"],
                 resources=[buckets["artifacts"].arn_for_objects("drift-reports/*")],
             ),
-            # Listing only under drift-reports/ ("drift-reports/*" also matches the folder itself); S3
-            # answers a missing state object NoSuchKey rather than AccessDenied with it.
+            # Listing only under drift-reports/ ("drift-reports/*" also matches the folder itself):
+            # pipelines/drift_state.py lists a version's state.json before reading it.
             "list_drift_reports": iam.PolicyStatement(
                 sid="ListDriftReports",
                 actions=["s3:ListBucket"],

@@ -196,7 +196,8 @@ locals {
       resources = ["${var.bucket_arns["artifacts"]}/drift-reports/*"]
     }
     # Listing only under drift-reports/ ("drift-reports/*" also matches the folder "drift-reports/"
-    # itself); S3 answers a missing state object NoSuchKey rather than AccessDenied with it.
+    # itself): pipelines/drift_state.py lists a version's state.json before reading it, so a first
+    # check finds "none yet" whatever S3 would answer a GetObject of a missing key.
     list_drift_reports = {
       sid        = "ListDriftReports"
       actions    = ["s3:ListBucket"]
