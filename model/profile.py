@@ -75,28 +75,29 @@ class RequestFeatures:
 
 
 _SEP = "\x1e"  # ASCII record separator: not a word character, never produced by a keyboard
-_SPLIT_RE = re.compile(r"(?u)\b\w+\b|\x1e")
+_SPLIT_RE = re.compile(r"(?u)\w+|\x1e")  # \w+ is maximal, so the same tokens as _TOKEN_RE, faster
 
 
-def _tokenize_all(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """All tokens of all texts, in order, and the token count of each text.
+def _tokenize_all(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens of all texts, in order (an object array), and the token count of each text.
 
     One regex pass over the joined, lower-cased window instead of one per text (the per-call cost
-    dominated); the separator is matched as its own token to recover the per-text counts. Texts that
-    contain the separator themselves take the plain per-text path.
+    dominated); the separator is matched as its own token to recover the per-text counts, and dropped
+    with one boolean mask. Texts that contain the separator themselves take the plain per-text path.
     """
+    if len(texts) == 0:
+        return np.array([], dtype=object), np.zeros(0, dtype=np.int64)
     joined = _SEP.join(texts).lower()
-    if joined.count(_SEP) != max(len(texts) - 1, 0):
+    if joined.count(_SEP) != len(texts) - 1:
         lists = [_TOKEN_RE.findall(t.lower()) for t in texts]
-        return list(chain.from_iterable(lists)), np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    found = _SPLIT_RE.findall(joined)
-    sep_at = np.flatnonzero(np.asarray(found, dtype=object) == _SEP) if found else np.array([], dtype=np.int64)
+        flat = np.array(list(chain.from_iterable(lists)), dtype=object)
+        return flat, np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    found = np.array(_SPLIT_RE.findall(joined), dtype=object)
+    is_sep = found == _SEP
+    sep_at = np.flatnonzero(is_sep)
     bounds = np.concatenate([[-1], sep_at, [len(found)]])
     counts = np.diff(bounds) - 1
-    if len(texts) == 0:
-        return [], np.zeros(0, dtype=np.int64)
-    flat = [tok for tok in found if tok != _SEP] if len(sep_at) else found
-    return flat, counts.astype(np.int64)
+    return found[~is_sep], counts.astype(np.int64)
 
 
 def request_features(
@@ -116,16 +117,15 @@ def request_features(
     n = len(texts)
     flat, counts = _tokenize_all(texts)
     # Hash-based factorisation in C: the window's distinct tokens and, per token, its distinct index.
-    codes, uniques = pd.factorize(np.asarray(flat, dtype=object))
+    codes, uniques = pd.factorize(flat)
     memo = {} if memo is None else memo
-    uniq_bucket = np.empty(len(uniques), dtype=np.int64)
-    uniq_known = np.empty(len(uniques), dtype=bool)
-    for j, tok in enumerate(uniques):
-        entry = memo.get(tok)
-        if entry is None:
-            entry = (bucket(tok), tok in vocabulary)
-            memo[tok] = entry
-        uniq_bucket[j], uniq_known[j] = entry
+    mask = HASH_BUCKETS - 1  # bucket(), inlined: this line runs once per distinct token of every window
+    entries = [
+        memo.get(tok) or memo.setdefault(tok, (zlib.crc32(tok.encode("utf-8")) & mask, tok in vocabulary))
+        for tok in uniques
+    ]
+    uniq_bucket = np.fromiter((e[0] for e in entries), dtype=np.int64, count=len(entries))
+    uniq_known = np.fromiter((e[1] for e in entries), dtype=bool, count=len(entries))
     ids = uniq_bucket[codes]
     unknown = (~uniq_known[codes]).astype(float)
     logp = log_token_prob[ids]

@@ -69,6 +69,6 @@ def test_fast_tokenizer_agrees_with_per_text_tokens_and_falls_back_on_the_separa
 
     texts = ["Hi there!", "", "??", "Top-up £20 now", "ΣΑΣ final"]
     flat, counts = _tokenize_all(texts)
-    assert flat == [t for x in texts for t in tokens(x)] and counts.tolist() == [len(tokens(x)) for x in texts]
+    assert flat.tolist() == [t for x in texts for t in tokens(x)] and counts.tolist() == [len(tokens(x)) for x in texts]
     flat, counts = _tokenize_all(["a\x1eb", "c"])  # a text holding the separator: per-text path
-    assert flat == ["a", "b", "c"] and counts.tolist() == [2, 1]
+    assert flat.tolist() == ["a", "b", "c"] and counts.tolist() == [2, 1]
