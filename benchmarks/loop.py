@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         "`make demo` end to end. The loop: emulator + `tofu apply` of infra/terraform (envs/dev.tfvars, the "
         "whole stack) + MLflow, the launch workflow on what the apply created, "
         "steady and campaign traffic, labelling, the scheduled drift check, the alarm, the alarm-started "
-        "retraining and the swap under load, 10 s of traffic on the new model. After the loop the demo runs "
+        "retraining and the swap under load, traffic on the new model until its drift checks are quiet again "
+        "(no drift, the retrain absorbed, alarm OK). After the loop the demo runs "
         "the canary act (a healthy and a degraded canary release, issue 10), the comparison and the report.",
         "",
         "| run | the loop s | alarm -> new model serving s | requests | failed | campaign accuracy old -> new "
