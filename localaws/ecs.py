@@ -53,6 +53,50 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class TargetConnections:
+    """Keep-alive connections to the tasks' ports, as an ALB keeps them to its targets.
+
+    A new TCP connection per request would cross each task's user-mode network (slirp4netns) 40 times a
+    second, and its port forwarder resets connections when the task is starved of CPU for a moment (seen
+    as rare 502s in the demo while training shares the two cores); an ALB does not open a connection per
+    request either. Idle connections are dropped after `idle_timeout` (4 s: under every target's
+    keep-alive here, uvicorn's default 5 s for MLflow and the service's 65 s, so a target never closes
+    one first), and one the target has closed (readable while idle: EOF) is never reused. No request
+    is retried: a failure is a 502, as in AWS.
+    """
+
+    def __init__(self, idle_timeout: float = 4.0) -> None:
+        self.idle_timeout = idle_timeout
+        self._idle: dict[int, list[tuple[http.client.HTTPConnection, float]]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, port: int) -> http.client.HTTPConnection:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                idle = self._idle.get(port) or []
+                if not idle:
+                    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn, since = idle.pop()
+            if now - since < self.idle_timeout and conn.sock is not None and not _readable(conn.sock):
+                return conn
+            conn.close()
+
+    def give(self, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(port, []).append((conn, time.monotonic()))
+
+
+def _readable(sock: socket.socket) -> bool:
+    """An idle keep-alive socket that is readable has been closed (or reset) by the other side."""
+    import select
+
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
 @dataclass
 class LocalContainer:
     name: str
@@ -171,6 +215,7 @@ class EcsPlane:
         self.tasks: dict[str, LocalTask] = {}
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
         self.proxies: dict[tuple[str, str], http.server.ThreadingHTTPServer] = {}
+        self.target_connections = TargetConnections()
         # Cloud Map stand-in: a private DNS name -> the (cluster, service) registered under it.
         self.names: dict[str, tuple[str, str]] = {}
         # Names that resolve to something that is not a local ECS task: a load balancer's DNS name (its
@@ -494,7 +539,7 @@ class EcsPlane:
                 if port is None:
                     self._reply(503, {"Content-Type": "text/plain"}, b"no healthy targets\n")
                     return
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = plane.target_connections.take(port)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
                     conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -502,10 +547,17 @@ class EcsPlane:
                     data = resp.read()
                     hop = ("connection", "transfer-encoding", "keep-alive", "content-length")
                     self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in hop}, data)
-                except OSError as exc:
-                    self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
-                finally:
+                except OSError as exc:  # as an ALB: no retry, the target failed: 502
                     conn.close()
+                    self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
+                    return
+                except http.client.HTTPException:
+                    conn.close()
+                    raise
+                if resp.will_close:
+                    conn.close()
+                else:
+                    plane.target_connections.give(port, conn)
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
