@@ -33,6 +33,7 @@ import boto3
 
 from model.config import Settings
 from pipelines import drift_state, registry, retrain_effect
+from pipelines.drift_check import MAX_LOOKBACK, DriftSettings, read_window, split_uri  # one capture reader
 from pipelines.retrain_trigger import REFERENCE_RECENT
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ def plan(
     if champion is None:
         fallback.tags["reference.note"] = "no champion yet: nothing served"
         return fallback
-    from pipelines.drift_check import MAX_LOOKBACK, DriftSettings, read_window, split_uri  # one capture reader
 
     ds = DriftSettings.from_env()
     version = str(champion.version)
