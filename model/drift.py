@@ -542,7 +542,12 @@ _CONF_MID = (np.asarray(CONFIDENCE_EDGES[:-1]) + np.asarray(CONFIDENCE_EDGES[1:]
 
 
 def compare(
-    profile: Profile, feats: RequestFeatures, cfg: DriftConfig | None = None, evidence: Evidence | None = None
+    profile: Profile,
+    feats: RequestFeatures,
+    cfg: DriftConfig | None = None,
+    evidence: Evidence | None = None,
+    *,
+    text_tests: bool = True,
 ) -> DriftReport:
     """The verdict for one window's features against a reference profile.
 
@@ -591,6 +596,8 @@ def compare(
         ),
     ]
     tests[3].details["typicality_shift"] = float(feats.typicality.mean()) - profile.typicality_mean
+    if not text_tests:  # texts not captured (CAPTURE_REDACTION=drop): OOV and typicality are unknown
+        tests = tests[:2]
     new_evidence = evidence
     if cfg.sequential_alpha is not None:
         seq, new_evidence = sequential_test(profile, feats.confidence, cfg, evidence)
@@ -612,14 +619,20 @@ def compare(
 
 def check_window(
     profile: Profile,
-    texts: Sequence[str],
+    texts: Sequence[str | None],
     intents: Sequence[str],
     confidences: Sequence[float],
     cfg: DriftConfig | None = None,
     evidence: Evidence | None = None,
 ) -> DriftReport:
-    """Features plus verdict for raw captured requests (what drift-check calls); evidence as in `compare`."""
-    return compare(profile, profile.features(texts, intents, confidences), cfg, evidence)
+    """Features plus verdict for raw captured requests (what drift-check calls); evidence as in `compare`.
+
+    A text of None was not captured (model/redact.py, mode drop): if any is missing, the two tests that
+    read text (OOV, input) are left out and the prediction, confidence and sequential tests still run.
+    """
+    full = all(t is not None for t in texts)
+    words = [t if t is not None else "" for t in texts]
+    return compare(profile, profile.features(words, intents, confidences), cfg, evidence, text_tests=full)
 
 
 def as_metric_dict(report: DriftReport) -> Mapping[str, float]:

@@ -194,7 +194,8 @@ def _parse(line: str) -> dict[str, Any] | None:
         ts = dt.datetime.fromisoformat(str(rec["ts"]).replace("Z", "+00:00"))
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
-        if not isinstance(rec["text"], str) or not isinstance(rec["intent"], str):
+        # text None: captured with CAPTURE_REDACTION=drop (model/redact.py); a missing key is malformed
+        if not isinstance(rec["text"], str | None) or not isinstance(rec["intent"], str):
             return None
         rec["confidence"] = float(rec["confidence"])
         if not 0.0 <= rec["confidence"] <= 1.0:

@@ -97,7 +97,7 @@ def plan(
         since = max(end - MAX_LOOKBACK, dt.datetime.fromisoformat(state.drift_since))
     records, _, _ = read_window(s3, ds.capture_s3_uri, version, since, end, MAX_ROWS)
     trained = set(train_texts)
-    texts = [r["text"] for r in records if r["text"] not in trained]
+    texts = [r["text"] for r in records if isinstance(r["text"], str) and r["text"] not in trained]  # None: dropped
     if len(texts) < min_rows:
         fallback.tags |= tags | {
             "reference.note": f"{len(texts)} recent requests of version {version} not in the training data "

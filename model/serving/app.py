@@ -327,6 +327,8 @@ class ServingState:
                 flush_records=settings.capture_flush_records,
                 max_buffer=settings.capture_max_buffer,
                 retries=settings.capture_retries,
+                redaction=settings.capture_redaction,
+                redaction_key=settings.capture_redaction_key,
                 endpoint_url=settings.aws_endpoint_url,
                 region=settings.aws_region,
             )

@@ -4,6 +4,10 @@ Why a thread: S3 calls block, and the event loop must keep serving while they ru
 bounded buffer: when S3 is down the service keeps answering; records wait and are retried, and once the
 buffer is full the oldest are dropped and counted (EMF `CaptureDropped`) instead of exhausting memory.
 A failed object keeps its key when retried, so a write that succeeded but timed out is not duplicated.
+Customer data: every record's text goes through model/redact.py (CAPTURE_REDACTION: redact, hash or
+drop) when its object is encoded, on the writer thread, so the request path never pays for it and the
+prediction was already made on the original text. Each record says what was applied (`"redaction":
+"redact/v1"`), and so does each object's S3 metadata (`x-amz-meta-redaction`).
 Layout (contract.yaml `capture`): <prefix>/model_version=<v>/dt=YYYY-MM-DD/hour=HH/<uuid>.jsonl.
 """
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model.contract import contract
+from model.redact import Redactor
 
 log = logging.getLogger("esteira.serving.capture")
 
@@ -55,8 +60,11 @@ class CaptureWriter:
         endpoint_url: str | None = None,
         region: str = "us-east-1",
         client: Any | None = None,
+        redaction: str = "redact",
+        redaction_key: str | None = None,
     ):
         self.bucket, self.prefix = parse_s3_uri(s3_uri)
+        self.redactor = Redactor(redaction, redaction_key)  # fails here, at startup, on a bad mode or key
         self.sample_rate = sample_rate
         self.flush_s = flush_s
         self.flush_records = flush_records
@@ -149,7 +157,11 @@ class CaptureWriter:
     def _chunks(self, records: collections.deque[dict[str, Any]]) -> list[_Chunk]:
         """Group records by partition into new objects (outside the lock: see flush_once)."""
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        apply, label = self.redactor.apply, self.redactor.label
         for rec in records:
+            text = rec.get("text")
+            rec["text"] = apply(text) if isinstance(text, str) else None
+            rec["redaction"] = label
             ts = str(rec.get("ts", ""))
             groups.setdefault((str(rec.get("model_version", "unknown")), ts[:10], ts[11:13]), []).append(rec)
         chunks = []
@@ -179,7 +191,11 @@ class CaptureWriter:
         for chunk in work:
             try:
                 self._s3.put_object(
-                    Bucket=self.bucket, Key=chunk.key, Body=chunk.body, ContentType="application/x-ndjson"
+                    Bucket=self.bucket,
+                    Key=chunk.key,
+                    Body=chunk.body,
+                    ContentType="application/x-ndjson",
+                    Metadata={"redaction": self.redactor.label},
                 )
             except Exception as exc:  # S3 down or throttling: keep serving, keep the object, retry later
                 chunk.attempts += 1

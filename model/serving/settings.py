@@ -9,9 +9,10 @@ ECS Fargate behind an ALB (one uvicorn worker per task, scale out with tasks).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model.contract import contract
+from model.redact import MIN_KEY_CHARS, MODES
 
 
 def _env(name: str, default: str) -> str:
@@ -62,6 +63,11 @@ class ServingSettings:
     capture_flush_records: int = 1000
     capture_max_buffer: int = 50_000
     capture_retries: int = 5
+    # What the capture keeps of a message's text (model/redact.py): "redact" (typed placeholders),
+    # "hash" (keyed HMAC tokens, needs CAPTURE_REDACTION_KEY) or "drop" (no text). The prediction always
+    # uses the original text. The key is configuration only (a secret in the task definition), never code.
+    capture_redaction: str = "redact"
+    capture_redaction_key: str = field(default="", repr=False)
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     # uvicorn: seconds to finish in-flight requests after SIGTERM (ECS stopTimeout is 30 s), and the
@@ -104,6 +110,10 @@ class ServingSettings:
             capture_flush_records=int(_num("CAPTURE_FLUSH_RECORDS", cls.capture_flush_records, int, 1, 1_000_000)),
             capture_max_buffer=int(_num("CAPTURE_MAX_BUFFER", cls.capture_max_buffer, int, 1, 10_000_000)),
             capture_retries=int(_num("CAPTURE_RETRIES", cls.capture_retries, int, 0, 100)),
+            capture_redaction=_redaction(
+                _env("CAPTURE_REDACTION", cls.capture_redaction).lower(), _env("CAPTURE_REDACTION_KEY", "")
+            ),
+            capture_redaction_key=_env("CAPTURE_REDACTION_KEY", ""),
             aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
             aws_region=_env("AWS_DEFAULT_REGION", _env("AWS_REGION", cls.aws_region)),
             shutdown_timeout_s=_num("SERVING_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s, float, 0.0, 3600.0),
@@ -125,3 +135,11 @@ def _role(value: str) -> str:
     if value not in ROLES:
         raise ValueError(f"environment variable SERVING_ROLE={value!r} must be one of {ROLES}")
     return value
+
+
+def _redaction(mode: str, key: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"environment variable CAPTURE_REDACTION={mode!r} must be one of {MODES}")
+    if mode == "hash" and len(key) < MIN_KEY_CHARS:
+        raise ValueError(f"CAPTURE_REDACTION=hash needs CAPTURE_REDACTION_KEY of at least {MIN_KEY_CHARS} characters")
+    return mode
