@@ -26,6 +26,9 @@ class MlflowServer:
     root: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    # With credentials (docker/mlflow_start.py's variables), the server runs as the MLflow task runs it:
+    # MLflow's basic-auth app, its users synced from these values. Without, an open server.
+    auth_env: dict[str, str] | None = None
 
     @property
     def uri(self) -> str:
@@ -41,10 +44,13 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         log = (self.root / "mlflow-server.log").open("ab")
+        entry = [mlflow_bin, "server"]
+        if self.auth_env is not None:
+            env.update(self.auth_env)
+            entry = [sys.executable, str(Path(__file__).resolve().parents[1] / "docker" / "mlflow_start.py")]
         self.process = subprocess.Popen(
             [
-                mlflow_bin,
-                "server",
+                *entry,
                 "--host",
                 "127.0.0.1",
                 "--port",

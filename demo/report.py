@@ -26,7 +26,7 @@ STATE_LEVEL = {"OK": 0.0, "INSUFFICIENT_DATA": 0.5, "ALARM": 1.0}
 # ---------------------------------------------------------------- data
 def collect(ctx: Any) -> dict[str, Any]:
     from model.config import Settings
-    from pipelines import registry
+    from pipelines import model_card, registry
 
     traffic = ctx.state.get("traffic")
     t0 = ctx.state.get("traffic_t0", 0.0)
@@ -42,7 +42,15 @@ def collect(ctx: Any) -> dict[str, Any]:
     for v in sorted({r["version"] for r in records if r["version"]}, key=int):
         mv = client.get_model_version(settings.registered_model_name, v)
         metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-        versions.append({"version": v, "eval_accuracy": metrics.get("accuracy"), "eval_f1": metrics.get("macro_f1")})
+        versions.append(
+            {
+                "version": v,
+                "eval_accuracy": metrics.get("accuracy"),
+                "eval_f1": metrics.get("macro_f1"),
+                # The version's model card (pipelines/model_card.py), served by the demo's MLflow.
+                "card_url": model_card.card_url(settings.mlflow_tracking_uri, mv.run_id) if mv.run_id else None,
+            }
+        )
     return {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "phases": ctx.phases,
@@ -253,6 +261,14 @@ def render(data: dict[str, Any]) -> str:
             )
         )
     rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    cards = "".join(
+        f'<li><a href="{html.escape(v["card_url"])}">model card of version {html.escape(str(v["version"]))}</a>'
+        f" (Markdown, from the MLflow server while the demo runs)</li>"
+        for v in data.get("versions", [])
+        if v.get("card_url")
+    )
+    if cards:
+        rows += f"<tr><th>model cards</th><td><ul>{cards}</ul></td></tr>"
     plots = [
         ("Timeline", plot_timeline(data)),
         ("Accuracy and drift per model version", plot_versions(data)),

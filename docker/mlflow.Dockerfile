@@ -2,10 +2,11 @@
 # The MLflow tracking server image for ECS Fargate (infra/terraform/modules/mlflow, task `mlflow`).
 # Build from the repository root:
 #   docker build -f docker/mlflow.Dockerfile -t esteira-mlflow .      (or: python -m oci.build mlflow)
-# Its build context rules: docker/mlflow.Dockerfile.dockerignore (the lock file and nothing else).
+# Its build context rules: docker/mlflow.Dockerfile.dockerignore (the lock file and the start script).
 # The task definition replaces the CMD: entryPoint ["sh", "-c"] and a command that quotes DB_PASSWORD
-# with `python -c` into a postgresql://...?sslmode=require URI and execs `mlflow server` with the
-# artifacts proxied to s3://<artifacts bucket>/mlflow. Both names must resolve on PATH, the root
+# with `python -c` into a postgresql://...?sslmode=require URI and execs /opt/esteira/mlflow_start.py,
+# which starts `mlflow server --app-name basic-auth` with the artifacts proxied to
+# s3://<artifacts bucket>/mlflow (users from the task's secrets). `python` must resolve on PATH, the root
 # filesystem is read-only and /tmp is the task's only writable volume: HOME and TMPDIR point there.
 # Base: the serving image's (see docker/serving.Dockerfile for the digest and the stand-in).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
@@ -29,6 +30,10 @@ LABEL org.opencontainers.image.title="esteira-mlflow" \
 RUN groupadd --system --gid 10001 esteira \
     && useradd --system --uid 10001 --gid esteira --home-dir /tmp --no-create-home --shell /usr/sbin/nologin esteira
 COPY --from=build /opt/venv /opt/venv
+# The task's entry (infra/terraform/modules/mlflow): syncs the basic-auth users from the injected secrets,
+# then execs `mlflow server --app-name basic-auth`. Compiled here: the root filesystem is read-only.
+COPY docker/mlflow_start.py /opt/esteira/mlflow_start.py
+RUN /opt/venv/bin/python -m py_compile /opt/esteira/mlflow_start.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -52,6 +52,21 @@ def _is_transient(exc: BaseException) -> bool:
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
+_credentials_loaded = False
+
+
+def _mlflow_credentials() -> None:
+    """At the first call in this execution environment (its cold start), the MLflow credential from
+    Secrets Manager (pipelines.registry.use_credentials_from_secret); every later call reuses it. A
+    failure is raised in the call, so the step's Retry/Catch sees it, and is tried again next call."""
+    global _credentials_loaded
+    if _credentials_loaded:
+        return
+    from pipelines.registry import use_credentials_from_secret
+
+    use_credentials_from_secret()
+    _credentials_loaded = True
+
 
 def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Handler]:
     def wrap(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
@@ -59,6 +74,7 @@ def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Ha
         def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             started = time.monotonic()
             try:
+                _mlflow_credentials()
                 result = fn(event or {})
             except Exception as exc:
                 log.error(json.dumps({"step": name, "error": type(exc).__name__, "message": str(exc)[:2000]}))

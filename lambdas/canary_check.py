@@ -24,11 +24,14 @@ def _abort(event: dict[str, Any]) -> dict[str, Any]:
         reason = f"{error.get('Error', 'Error')}: {str(error.get('Cause', ''))[:500]}"
     else:
         reason = json.dumps(error)[:500] if error else "aborted"
+    strategy = c.get("strategy") or ((state.get("release") or {}).get("config") or {}).get("deployment_strategy")
     result = canary.abort(
         str(version),
         reason=reason,
         step=(c.get("progress") or {}).get("weight"),
         stable_task_definition=c.get("stable_task_definition"),
+        execution_arn=event.get("execution_arn"),
+        strategy=str(strategy or "canary"),
     )
     return {**result, "breaches": check.get("breaches", []), "metrics": check.get("metrics")}
 
@@ -42,13 +45,15 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
     if version in (None, ""):
         raise ValueError("event needs 'model_version'")
     version = str(version)
+    arn = event.get("execution_arn")  # recorded in the version's lineage (pipelines/lineage.py)
     if action == "start":
         return canary.start(version, previous_champion=event.get("previous_champion"),
-                            strategy=str(event.get("strategy", "canary")), steps=event.get("steps"))  # fmt: skip
+                            strategy=str(event.get("strategy", "canary")), steps=event.get("steps"),
+                            execution_arn=arn)  # fmt: skip
     if action == "stable":
         return canary.stable(event["candidate_task_definition"], event["stable_task_definition"])
     if action == "shift":
-        return canary.shift(version, event.get("steps"), int(event.get("index", 0)))
+        return canary.shift(version, event.get("steps"), int(event.get("index", 0)), execution_arn=arn)
     if action == "check":
         baseline = event.get("baseline_since")
         return canary.check(
@@ -57,11 +62,12 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
             float(event["since"]),
             weight=event.get("weight"),
             baseline_since=None if baseline is None else float(baseline),
+            execution_arn=arn,
         )
     if action == "finalize":
-        return canary.finalize(version, event["candidate_task_definition"])
+        return canary.finalize(version, event["candidate_task_definition"], execution_arn=arn)
     if action == "shadow_report":
-        return canary.shadow_report(version, event.get("champion_version"), float(event["since"]))
+        return canary.shadow_report(version, event.get("champion_version"), float(event["since"]), execution_arn=arn)
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -13,7 +13,7 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
     version = event.get("model_version")
     if version in (None, ""):
         raise ValueError("event needs 'model_version'")
-    return deploy(str(version))
+    return deploy(str(version), execution_arn=event.get("execution_arn"))
 
 
 handler = _run

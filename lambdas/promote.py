@@ -19,6 +19,7 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
         str(evaluation["model_version"]),
         evaluation=evaluation,
         eval_uri=str(event.get("eval_data") or "banking77:test"),
+        execution_arn=event.get("execution_arn"),
     )
     if result["status"] == "rejected":
         raise GateRejected("; ".join(result["reasons"]))

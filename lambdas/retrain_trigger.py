@@ -17,6 +17,7 @@ log.setLevel(logging.INFO)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    result = retrain_trigger(event)
+    # The principal on the execution's trigger: this function (its role calls StartExecution).
+    result = retrain_trigger(event, principal=str(getattr(context, "invoked_function_arn", "") or ""))
     log.info(json.dumps(result))
     return result

@@ -16,7 +16,12 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("event needs 'model_version'")
     error = event.get("error") or {}
     reason = f"{error.get('Error', '')}: {error.get('Cause', '')}" if isinstance(error, dict) else json.dumps(error)
-    return rollback(str(version), event.get("previous_task_definition") or None, reason=reason[:1000])
+    return rollback(
+        str(version),
+        event.get("previous_task_definition") or None,
+        reason=reason[:1000],
+        execution_arn=event.get("execution_arn"),
+    )
 
 
 handler = _run

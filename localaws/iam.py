@@ -29,6 +29,7 @@ FENCED: test and demo tool only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -526,7 +527,23 @@ def checks_for(service: str, action: str, params: dict[str, Any], path: str, acc
         return one()
     if service == "ecs":
         return _ecs_checks(action, params, arn, account, region)
+    if service == "secretsmanager" and "SecretId" in params:
+        return one(_secret_arn(str(params["SecretId"]), account, region))
     return one()
+
+
+def _secret_arn(secret_id: str, account: str, region: str) -> str:
+    """The full ARN AWS authorises a secret request on, whether the caller named the secret by name,
+    by partial ARN or by full ARN. An unknown secret is checked as the ARN it would have (AWS answers
+    AccessDenied before ResourceNotFound to a caller without the permission)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    backend: Any = secretsmanager_backends[account][region]
+    try:
+        return str(backend.describe_secret(secret_id).arn)
+    except Exception:
+        named = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
+        return secret_id if secret_id.startswith("arn:") else named
 
 
 def _leading_keys(account: str, region: str, table_name: str, item: Any) -> ContextValue:
@@ -643,7 +660,12 @@ def _secret_checks(secrets: list[dict[str, str]]) -> list[Check]:
         if ":ssm:" in ref:
             checks.append(Check("ssm:GetParameters", ref))
         elif ":secretsmanager:" in ref:
-            checks.append(Check("secretsmanager:GetSecretValue", ":".join(ref.split(":")[:7])))
+            arn = ":".join(ref.split(":")[:7])
+            checks.append(Check("secretsmanager:GetSecretValue", arn))
+            region, account = arn.split(":")[3], arn.split(":")[4]
+            with contextlib.suppress(Exception):  # a missing secret stops the task in ecs.secrets, with AWS's message
+                keys = _secret_keys(arn, account, region)
+                checks += [Check(f"kms:{a}", _key_arn(k, account, region)) for a, k in keys]
     return checks
 
 
@@ -686,6 +708,8 @@ def kms_checks(
                 keys += [("GenerateDataKey", topic.kms_master_key_id), ("Decrypt", topic.kms_master_key_id)]
         elif service == "states" and action in ("StartExecution", "DescribeExecution"):
             keys += _state_machine_keys(action, params, account, region)
+        elif service == "secretsmanager" and action == "GetSecretValue":
+            keys += _secret_keys(str(params.get("SecretId", "")), account, region)
     except Exception:  # the resource does not exist: the API itself answers that
         return []
     return [Check(f"kms:{a}", _key_arn(k, account, region)) for a, k in keys]
@@ -719,6 +743,15 @@ def _state_machine_keys(action: str, params: dict[str, Any], account: str, regio
     if config.get("type") != "CUSTOMER_MANAGED_KMS_KEY":
         return []
     return [("GenerateDataKey" if action == "StartExecution" else "Decrypt", config["kmsKeyId"])]
+
+
+def _secret_keys(secret_id: str, account: str, region: str) -> list[tuple[str, str]]:
+    """A secret under a customer managed key is decrypted with the reader's own kms:Decrypt (the AWS
+    managed aws/secretsmanager key needs no grant)."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    key = getattr(secretsmanager_backends[account][region].describe_secret(secret_id), "kms_key_id", None)
+    return [("Decrypt", str(key))] if key and "alias/aws/secretsmanager" not in str(key) else []
 
 
 def _key_arn(key_id: str, account: str, region: str) -> str:

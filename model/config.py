@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.contract import contract
+
 
 def env_str(name: str, default: str) -> str:
     value = os.environ.get(name)
@@ -63,6 +65,11 @@ class Settings:
     min_rows: int = 20
     max_rows: int = 2_000_000
     max_file_bytes: int = 500 * 1024 * 1024
+    # Where validated data is kept, immutable, one folder per dataset hash (pipelines/snapshot.py):
+    # ESTEIRA_SNAPSHOT_URI, an s3:// prefix or a local folder. Terraform and CDK set it to the data
+    # bucket's snapshots prefix (contract.yaml snapshots_prefix). Unset: that prefix of
+    # ESTEIRA_DATA_BUCKET when it is set, else <cache_dir>/snapshots (see `snapshot_root`).
+    snapshot_uri: str | None = None
     # AWS endpoint override (moto/LocalStack); unset in AWS.
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
@@ -86,6 +93,22 @@ class Settings:
             min_rows=env_int("ESTEIRA_MIN_ROWS", cls.min_rows),
             max_rows=env_int("ESTEIRA_MAX_ROWS", cls.max_rows),
             max_file_bytes=env_int("ESTEIRA_MAX_FILE_BYTES", cls.max_file_bytes),
+            snapshot_uri=_snapshot_uri_from_env(),
             aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
             aws_region=env_str("AWS_DEFAULT_REGION", env_str("AWS_REGION", cls.aws_region)),
         )
+
+    def snapshot_root(self) -> str:
+        """The snapshot root as configured, or a folder under the cache when nothing names one."""
+        return self.snapshot_uri or str(self.cache_dir / "snapshots")
+
+
+def _snapshot_uri_from_env() -> str | None:
+    """ESTEIRA_SNAPSHOT_URI, else the contract's snapshots prefix of ESTEIRA_DATA_BUCKET, else None."""
+    explicit = os.environ.get("ESTEIRA_SNAPSHOT_URI")
+    if explicit:
+        return explicit
+    bucket = os.environ.get("ESTEIRA_DATA_BUCKET")
+    if not bucket:
+        return None
+    return f"s3://{bucket}/{contract().snapshots_prefix}/"

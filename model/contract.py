@@ -111,6 +111,8 @@ class Contract:
     alarms: Alarms
     capture: Capture
     labels_key: str
+    # Snapshots of validated data: s3://<data bucket>/<snapshots_prefix>/sha256=<hex>/ (pipelines/snapshot.py).
+    snapshots_prefix: str
     asl_variables: tuple[str, ...]
     path: Path
 
@@ -179,6 +181,7 @@ def parse(document: Any, path: Path) -> Contract:
         ),
         capture=_record(Capture, capture, "capture"),
         labels_key=_string(document, "labels_key", ""),
+        snapshots_prefix=_string(document, "snapshots_prefix", "").strip("/"),
         asl_variables=_names(document.get("asl_variables"), "asl_variables"),
         path=path,
     )

@@ -34,7 +34,7 @@ from typing import Any
 from model.config import Settings
 from model.contract import contract
 from model.drift import homogeneity_p_value, js_divergence
-from pipelines import aws, registry
+from pipelines import aws, lineage, registry
 from pipelines.deploy import current_task_definition, pin_model
 from pipelines.rollback import rollback
 from pipelines.service_stable import check as service_check
@@ -357,6 +357,7 @@ def start(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     settings, wf, cs = _settings(settings, wf, cs)
     if strategy not in ("canary", "shadow"):
@@ -392,6 +393,16 @@ def start(
     _scale_canary(wf, cs, cs.desired_count, candidate_td, settings)
     alarms = create_alarms(cs, version, settings)
     _tag(settings, version, {"canary.status": "in_progress", "canary.strategy": strategy, "canary.step": 0})
+    lineage.record_release(
+        version,
+        strategy=strategy,
+        event="start",
+        execution_arn=execution_arn,
+        steps=plan,
+        task_definition=candidate_td,
+        previous_task_definition=stable_td,
+        settings=settings,
+    )
     return {
         "strategy": strategy,
         "model_version": version,
@@ -428,6 +439,7 @@ def shift(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     settings, wf, cs = _settings(settings, wf, cs)
     plan = validate_steps(steps)
@@ -436,6 +448,14 @@ def shift(
     weight = plan[int(index)]
     set_weights(cs, weight, settings)
     _tag(settings, str(model_version), {"canary.step": weight})
+    lineage.record_release(
+        str(model_version),
+        strategy="canary",
+        event="shift",
+        execution_arn=execution_arn,
+        weight=weight,
+        settings=settings,
+    )
     return {
         "index": int(index),
         "next_index": int(index) + 1,
@@ -455,6 +475,7 @@ def check(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     """The verdict on the candidate's traffic since `since` (this step).
 
@@ -514,6 +535,15 @@ def check(
             for k in sorted(candidate["predictions"], key=lambda k: -candidate["predictions"][k])[:12]
         },
     }
+    verdict = {
+        "weight": weight,
+        "passed": not breaches,
+        "requests": summary["requests"],
+        "reason": "; ".join(f"{b['kind']}={b.get('value', 'ALARM')}" for b in breaches),
+    }
+    lineage.record_release(
+        version, strategy="canary", event="check", execution_arn=execution_arn, check=verdict, settings=settings
+    )
     return {
         "passed": not breaches,
         "weight": weight,
@@ -531,6 +561,7 @@ def finalize(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     """100 % reached and healthy: the stable service takes the candidate's revision, then takes the traffic."""
     settings, wf, cs = _settings(settings, wf, cs)
@@ -544,6 +575,16 @@ def finalize(
     _scale_canary(wf, cs, 0, None, settings)
     delete_alarms(cs, version, settings)
     _tag(settings, version, {"canary.status": "succeeded", "canary.step": 100, "canary.reason": "all steps healthy"})
+    lineage.record_release(
+        version,
+        strategy="canary",
+        event="finalize",
+        execution_arn=execution_arn,
+        task_definition=candidate_task_definition,
+        outcome="serving",
+        reason="all steps healthy",
+        settings=settings,
+    )
     return {"status": "promoted", "model_version": version, "task_definition": candidate_task_definition}
 
 
@@ -556,6 +597,8 @@ def abort(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
+    strategy: str = "canary",
 ) -> dict[str, Any]:
     """Traffic first (one API call), then the candidate's tasks, then the alias and the record."""
     settings, wf, cs = _settings(settings, wf, cs)
@@ -572,8 +615,19 @@ def abort(
         result["stable_task_definition"] = {"from": running, "to": stable_task_definition}
     _scale_canary(wf, cs, 0, None, settings)
     delete_alarms(cs, version, settings)
-    undone = rollback(version, None, reason=f"canary: {reason}", settings=settings, wf=wf)
+    undone = rollback(version, None, reason=f"canary: {reason}", settings=settings, wf=wf, record_lineage=False)
     result["champion"] = undone["champion"]
+    lineage.record_release(
+        version,
+        strategy=strategy,
+        event="rollback",
+        execution_arn=execution_arn,
+        outcome="rolled_back",
+        reason=reason,
+        champion=undone["champion"],
+        rollback_task_definition=result.get("stable_task_definition"),
+        settings=settings,
+    )
     _tag(
         settings,
         version,
@@ -590,6 +644,7 @@ def shadow_report(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     """How often the candidate agreed with the champion on mirrored traffic; the candidate never served."""
     settings, wf, cs = _settings(settings, wf, cs)
@@ -604,7 +659,19 @@ def shadow_report(
     _scale_canary(wf, cs, 0, None, settings)
     delete_alarms(cs, version, settings)
     # Shadow never serves: the alias goes back to the champion that kept serving all along.
-    undone = rollback(version, None, reason="shadow release: evaluated, not served", settings=settings, wf=wf)
+    undone = rollback(
+        version, None, reason="shadow release: evaluated, not served", settings=settings, wf=wf, record_lineage=False
+    )
+    lineage.record_release(
+        version,
+        strategy="shadow",
+        event="shadow",
+        execution_arn=execution_arn,
+        outcome="shadowed",
+        champion=undone["champion"],
+        reason=f"agreement {rate:.3f} over {mirrored} mirrored requests ({verdict})",
+        settings=settings,
+    )
     _tag(
         settings,
         version,

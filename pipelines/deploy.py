@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.config import Settings
-from pipelines import aws, registry
+from pipelines import aws, lineage, registry
 
 # Fields of DescribeTaskDefinition that RegisterTaskDefinition accepts back unchanged.
 _COPY_FIELDS = (
@@ -74,6 +74,7 @@ def deploy(
     *,
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     wf = wf or aws.WorkflowSettings.from_env()
@@ -86,6 +87,14 @@ def deploy(
     serving = next((c for c in td["containerDefinitions"] if c["name"] == wf.serving_container), None)
     env = {e["name"]: e["value"] for e in (serving or {}).get("environment", [])}
     if env.get("MODEL_URI") == model_uri:  # a retried deploy: the service already runs this version
+        lineage.record_release(
+            model_version,
+            strategy="all_at_once",
+            event="deploy",
+            execution_arn=execution_arn,
+            task_definition=previous,
+            settings=settings,
+        )
         return {
             "step": "deploy",
             "status": "already-deployed",
@@ -98,6 +107,15 @@ def deploy(
     tags = [*described.get("tags", []), {"key": "esteira:model-version", "value": model_version}]
     new_arn = ecs.register_task_definition(**request, tags=tags)["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=wf.cluster, service=wf.service, taskDefinition=new_arn)
+    lineage.record_release(
+        model_version,
+        strategy="all_at_once",
+        event="deploy",
+        execution_arn=execution_arn,
+        task_definition=new_arn,
+        previous_task_definition=previous,
+        settings=settings,
+    )
     return {
         "step": "deploy",
         "status": "deploying",

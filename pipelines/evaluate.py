@@ -14,7 +14,7 @@ import mlflow
 from model.config import Settings
 from model.metrics import evaluate_classifier
 from model.pyfunc import load_classifier
-from pipelines import provenance, registry
+from pipelines import lineage, provenance, registry, snapshot
 from pipelines.gate import decide
 from pipelines.validate_data import load_validated
 
@@ -28,6 +28,7 @@ def evaluate(
     eval_uri: str = "banking77:test",
     *,
     settings: Settings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     client = registry.client(settings)
@@ -36,7 +37,9 @@ def evaluate(
         if challenger is None:
             raise LookupError(f"model {settings.registered_model_name!r} has no '{registry.CHALLENGER}' alias")
         model_version = str(challenger.version)
-    data = load_validated(eval_uri, settings=settings)
+    data = load_validated(eval_uri, settings=settings)  # a snapshot URI is read and re-hashed
+    # The immutable copy of these rows (pipelines/snapshot.py), when the validate step or training kept one.
+    kept = snapshot.find(data, settings)
 
     cand = load_classifier(registry.model_uri(settings, model_version))
     cand_metrics = _metrics_dict(evaluate_classifier(cand, data.texts, data.labels))
@@ -61,6 +64,7 @@ def evaluate(
                 "challenger_version": model_version,
                 "champion_version": champ_version or "none",
                 "eval_dataset_hash": data.dataset_hash,
+                **({"eval_dataset_snapshot": kept} if kept else {}),
                 "gate_passed": str(decision_passed).lower(),
             }
         )
@@ -79,6 +83,16 @@ def evaluate(
         settings.registered_model_name, model_version, "gate_passed", str(decision_passed).lower()
     )
     client.set_model_version_tag(settings.registered_model_name, model_version, "gate_reasons", "; ".join(reasons))
+    lineage.record_gate(
+        model_version,
+        passed=decision_passed,
+        reasons=reasons,
+        champion_version=champ_version,
+        eval_dataset_hash=data.dataset_hash,
+        eval_snapshot_uri=kept,
+        execution_arn=execution_arn,
+        settings=settings,
+    )
 
     def brief(m: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if m is None else {k: v for k, v in m.items() if k != "per_intent_f1"}
@@ -87,6 +101,7 @@ def evaluate(
         "step": "evaluate",
         "model_version": model_version,
         "eval_dataset_hash": data.dataset_hash,
+        "eval_dataset_snapshot": kept,
         "challenger": {"version": model_version, "metrics": brief(cand_metrics)},
         "champion": None if champ_version is None else {"version": champ_version, "metrics": brief(champ_metrics)},
         "gate": {"passed": decision_passed, "reasons": reasons},

@@ -11,7 +11,7 @@ from typing import Any
 import mlflow
 
 from model.config import Settings
-from pipelines import provenance, registry
+from pipelines import lineage, provenance, registry
 from pipelines.evaluate import evaluate
 
 
@@ -21,11 +21,12 @@ def promote(
     evaluation: dict[str, Any] | None = None,
     eval_uri: str = "banking77:test",
     settings: Settings | None = None,
+    execution_arn: str | None = None,
 ) -> dict[str, Any]:
     settings = settings or Settings.from_env()
     client = registry.client(settings)
     if evaluation is None or (model_version is not None and str(evaluation.get("model_version")) != model_version):
-        evaluation = evaluate(model_version, eval_uri, settings=settings)
+        evaluation = evaluate(model_version, eval_uri, settings=settings, execution_arn=execution_arn)
     model_version = str(evaluation["model_version"])
     current = registry.version_by_alias(settings, registry.CHAMPION)
     previous = str(current.version) if current is not None else None
@@ -35,10 +36,12 @@ def promote(
         "previous_champion": previous,
         "reasons": evaluation["gate"]["reasons"],
     }
-    if previous == model_version:
-        return {**result, "status": "already-champion", "champion": model_version}
-    if not evaluation["gate"]["passed"]:
-        return {**result, "status": "rejected", "champion": previous}
+    if previous == model_version or not evaluation["gate"]["passed"]:
+        status = "already-champion" if previous == model_version else "rejected"
+        lineage.record_promotion(
+            model_version, status=status, previous_champion=previous, execution_arn=execution_arn, settings=settings
+        )
+        return {**result, "status": status, "champion": model_version if status == "already-champion" else previous}
 
     name = settings.registered_model_name
     if previous is not None:
@@ -57,4 +60,7 @@ def promote(
             }
         )
         mlflow.log_text("\n".join(evaluation["gate"]["reasons"]), "gate_reasons.txt")
+    lineage.record_promotion(
+        model_version, status="promoted", previous_champion=previous, execution_arn=execution_arn, settings=settings
+    )
     return {**result, "status": "promoted", "champion": model_version}

@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from model.config import Settings
 from model.contract import contract
+from pipelines import lineage
 
 COOLDOWN_KEY = "retrain-cooldown"
 PAUSE_KEY = "retrain-paused"
@@ -86,6 +87,8 @@ def parse_alarm(event: Any, prefix: str = ALARM_PREFIX) -> tuple[dict[str, str] 
         "alarm": name,
         "reason": str(state.get("reason", ""))[:500],
         "time": str(event.get("time", "")),
+        # When the alarm changed state (CloudWatch's own time), not when EventBridge delivered it.
+        "state_change_time": str(state.get("timestamp") or event.get("time", "")),
         "event_id": str(event.get("id", "")),
     }, ""
 
@@ -105,8 +108,12 @@ def retrain_trigger(
     trigger_settings: TriggerSettings | None = None,
     ddb: Any = None,
     sfn: Any = None,
+    principal: str = "",
 ) -> dict[str, Any]:
-    """Returns {"status": "started"|"cooldown"|"paused"|"ignored", ...}."""
+    """Returns {"status": "started"|"cooldown"|"paused"|"ignored", ...}.
+
+    `principal`: who starts the execution (the Lambda function's ARN: its execution role calls
+    StartExecution), recorded in the execution input's `trigger` and from there in the lineage."""
     settings = settings or Settings.from_env()
     ts = trigger_settings or TriggerSettings.from_env()
     alarm, why = parse_alarm(event, ts.alarm_prefix)
@@ -148,7 +155,18 @@ def retrain_trigger(
 
     # A model-health alarm means the traffic moved: the new model's drift reference is built from the
     # recent traffic it is retrained for, not the evaluation split (docs/drift.md, reference policy).
-    payload = {"trigger": {"type": "alarm", **alarm, "execution_name": name}, "reference": REFERENCE_RECENT}
+    # The trigger is compact (pipelines/lineage.py: it is passed to training as one argument); the alarm's
+    # reason and the event id go alongside it.
+    trigger = lineage.normalize_trigger(
+        {
+            "kind": "drift-alarm",
+            "alarm": alarm["alarm"],
+            "state_change_time": alarm["state_change_time"],
+            "principal": principal or "unknown",
+        }
+    )
+    detail = {"reason": alarm["reason"], "event_id": alarm["event_id"], "execution_name": name}
+    payload = {"trigger": trigger, "trigger_detail": detail, "reference": REFERENCE_RECENT}
     try:
         started = sfn.start_execution(stateMachineArn=ts.state_machine_arn, name=name, input=json.dumps(payload))
     except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.config import Settings
-from pipelines import aws, registry
+from pipelines import aws, lineage, registry
 from pipelines.deploy import current_task_definition
 
 
@@ -21,7 +21,10 @@ def rollback(
     reason: str = "",
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
+    execution_arn: str | None = None,
+    record_lineage: bool = True,
 ) -> dict[str, Any]:
+    """`record_lineage=False` for callers that record the rollback in their own release (pipelines/canary.py)."""
     settings = settings or Settings.from_env()
     wf = wf or aws.WorkflowSettings.from_env()
     model_version = str(model_version)
@@ -54,4 +57,16 @@ def rollback(
     else:
         result["champion"] = {"unchanged": None if champion is None else str(champion.version)}
     result["status"] = "rolled-back"
+    if record_lineage:
+        lineage.record_release(
+            model_version,
+            strategy="all_at_once",
+            event="rollback",
+            execution_arn=execution_arn,
+            outcome="rolled_back",
+            reason=reason,
+            champion=result["champion"],
+            rollback_task_definition=result["task_definition"],
+            settings=settings,
+        )
     return result

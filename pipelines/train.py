@@ -29,7 +29,7 @@ from model.metrics import confusion_png, evaluate_classifier
 from model.profile import build_profile
 from model.pyfunc import IntentPyfunc
 from model.validate import ValidatedData
-from pipelines import provenance, reference, registry
+from pipelines import lineage, model_card, provenance, reference, registry, snapshot
 from pipelines.validate_data import load_validated
 
 
@@ -100,11 +100,21 @@ def train(
     new_labels: Sequence[str] = (),
     settings: Settings | None = None,
     reference_policy: str = reference.AUTO,
+    execution_arn: str | None = None,
+    trigger: Any = None,
 ) -> dict[str, Any]:
+    """`execution_arn` and `trigger` (the workflow's execution and what started it) go to the version's
+    lineage (pipelines/lineage.py), recorded whether the version is trained now or reused."""
     settings = settings or Settings.from_env()
     params = params or ModelParams()
     data = load_validated(train_uri, new_labels=new_labels, settings=settings)
     eval_data = load_validated(eval_uri, new_labels=new_labels, settings=settings)
+    # What this version learns from and is measured on, kept immutable (pipelines/snapshot.py): given
+    # snapshot URIs (the workflow) nothing is written; given raw data (a CLI run) it is kept first.
+    snapshots = {
+        "dataset_snapshot": snapshot.ensure(data, settings).uri,
+        "eval_dataset_snapshot": snapshot.ensure(eval_data, settings).uri,
+    }
     origin = provenance.tags()
 
     if not search:
@@ -115,6 +125,14 @@ def train(
                 settings.registered_model_name, registry.CHALLENGER, existing.version
             )
             run = registry.client(settings).get_run(existing.run_id)
+            for tag, uri in snapshots.items():  # versions trained before snapshots existed get them now
+                if tag not in existing.tags:
+                    registry.client(settings).set_model_version_tag(
+                        settings.registered_model_name, existing.version, tag, uri
+                    )
+            lineage.record_training(
+                str(existing.version), status="reused", execution_arn=execution_arn, trigger=trigger, settings=settings
+            )
             return {
                 "step": "train",
                 "status": "reused",
@@ -122,6 +140,7 @@ def train(
                 "model_version": str(existing.version),
                 "model_uri": registry.model_uri(settings, existing.version),
                 "dataset_hash": data.dataset_hash,
+                **snapshots,
                 "metrics": {k: run.data.metrics[k] for k in ("accuracy", "macro_f1") if k in run.data.metrics},
             }
 
@@ -132,6 +151,7 @@ def train(
             {
                 "dataset_hash": data.dataset_hash,
                 "eval_dataset_hash": eval_data.dataset_hash,
+                **snapshots,
                 **origin,
                 "step": "train",
                 "train_uri": train_uri,
@@ -152,7 +172,7 @@ def train(
         with warnings.catch_warnings():  # MLflow warns that a local path is ambiguous as a source
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-                frame, source=data.source, name="train", digest=data.dataset_hash[7:23]
+                frame, source=snapshots["dataset_snapshot"], name="train", digest=data.dataset_hash[7:23]
             )
         mlflow.log_input(dataset, context="training")
         clf = IntentClassifier(params).fit(data.texts, data.labels)
@@ -164,8 +184,12 @@ def train(
                 "fit_seconds": clf.fit_seconds,
                 "mean_confidence": ev.mean_confidence,
                 "calibration_beta": clf.beta_,
+                "eval_rows": ev.rows,
             }
         )
+        predicted, confidence = clf.predict_top1(eval_data.texts)  # for the model card's calibration error
+        correct = [p == t for p, t in zip(predicted, eval_data.labels, strict=True)]
+        mlflow.log_metric("ece", model_card.expected_calibration_error(confidence, correct))
         mlflow.log_metrics({f"f1.{metric_key(k)}": v for k, v in ev.per_intent_f1.items()})
         with tempfile.TemporaryDirectory() as tmp:
             tmpdir = Path(tmp)
@@ -202,6 +226,7 @@ def train(
             tags={
                 "dataset_hash": data.dataset_hash,
                 "eval_dataset_hash": eval_data.dataset_hash,
+                **snapshots,
                 "params_hash": p_hash,
                 **origin,
                 "training_key": provenance.training_key(data.dataset_hash, eval_data.dataset_hash, p_hash),
@@ -212,6 +237,10 @@ def train(
         registry.client(settings).set_registered_model_alias(
             settings.registered_model_name, registry.CHALLENGER, version.version
         )
+        # Lineage and the model card (card/model_card.md) are written before the step reports success.
+        lineage.record_training(
+            str(version.version), status="trained", execution_arn=execution_arn, trigger=trigger, settings=settings
+        )
         return {
             "step": "train",
             "status": "trained",
@@ -219,6 +248,7 @@ def train(
             "model_version": str(version.version),
             "model_uri": registry.model_uri(settings, version.version),
             "dataset_hash": data.dataset_hash,
+            **snapshots,
             "params": params.as_dict(),
             "metrics": {**ev.summary(), "fit_seconds": round(clf.fit_seconds, 2)},
             "reference": {"policy": ref.policy, "rows": len(ref.texts), "source": ref.source},

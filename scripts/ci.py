@@ -303,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("TRAIN_INPUT") or "{}",
         help="JSON object merged into the execution input (default: $TRAIN_INPUT, so no shell quoting)",
     )
-    p.add_argument("--trigger", default=os.environ.get("TRAIN_TRIGGER") or "ci", help="recorded in the input")
+    p.add_argument(
+        "--trigger",
+        default=os.environ.get("TRAIN_TRIGGER") or "ci",
+        help="a label for the trigger; the input's `trigger` also names the CI run and the caller (docs/governance.md)",
+    )
     p.add_argument("--data-uri", default=os.environ.get("TRAIN_DATA_URI") or "", help="training data override")
     p.add_argument("--name-prefix", default="ci")
     p.add_argument("--wait", action="store_true")
@@ -346,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(extra, dict):
                 raise CiError("--input must be a JSON object")
             sfn = boto_client("stepfunctions")
-            payload: dict[str, Any] = {"trigger": args.trigger, **extra}
+            from pipelines.lineage import ci_trigger  # deferred like boto3: only this path needs it
+
+            payload: dict[str, Any] = {"trigger": ci_trigger(args.trigger), **extra}
             if args.data_uri:
                 payload["data_uri"] = args.data_uri
             arn = start_training(sfn, args.state_machine_arn, payload, execution_name(args.name_prefix))

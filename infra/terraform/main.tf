@@ -242,6 +242,7 @@ module "workflow" {
   image_variable           = local.contract.image_variable
   template_variables       = local.contract.asl_variables
   labels_key               = local.contract.labels_key
+  snapshots_prefix         = local.contract.snapshots_prefix
   capture_s3_uri           = local.capture_s3_uri
   metrics_namespace        = local.contract.metrics.namespace
   alarm_prefixes           = { retrain = local.contract.alarms.retrain_prefix, canary = local.contract.alarms.canary_prefix }

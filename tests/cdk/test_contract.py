@@ -94,6 +94,7 @@ def test_terraform_reads_the_contract_and_passes_its_names_on(contract: dict[str
         ("workflow", "environment_names"): "workflow_environment",
         ("workflow", "template_variables"): "asl_variables",
         ("workflow", "labels_key"): "labels_key",
+        ("workflow", "snapshots_prefix"): "snapshots_prefix",
         ("workflow", "metrics_namespace"): "metrics.namespace",
         ("monitoring", "alarm_suffixes"): "alarms.suffixes",
         ("monitoring", "metrics_namespace"): "metrics.namespace",
@@ -164,6 +165,7 @@ def test_no_contract_value_is_written_out_in_terraform_or_cdk(contract: dict[str
         f'"{contract["metrics"]["names"]["low_confidence_rate"]}"',
         f'"{contract["serving_service_name"]}"',
         f"/{contract['capture']['prefix']}/",
+        f"/{contract['snapshots_prefix']}/",
     ]
     for where, text in (("infra/terraform", tf_sources()), ("infra/cdk/esteira_cdk", cdk_sources())):
         assert [v for v in literals if v in text] == [], f"{where} writes out names contract.yaml defines"
@@ -191,6 +193,7 @@ def test_the_template_sets_the_contract_environment(dev: Synth, contract: dict[s
             assert env["ESTEIRA_CANARY_ALARM_PREFIX"] == f"{NAME}{contract['alarms']['canary_prefix']}"
             assert env["ESTEIRA_METRICS_NAMESPACE"] == contract["metrics"]["namespace"]
             assert str(resolve(env["ESTEIRA_LABELS_URI"])).endswith(f"/{contract['labels_key']}")
+            assert str(resolve(env["ESTEIRA_SNAPSHOT_URI"])).endswith(f"/{contract['snapshots_prefix']}/")
             assert str(resolve(env["CAPTURE_S3_URI"])).endswith(f"/{contract['capture']['prefix']}/")
     families = {}
     for task in dev.resources("AWS::ECS::TaskDefinition").values():

@@ -238,7 +238,10 @@ def test_train_starts_and_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     result = json.loads(out.read_text())
     assert result["status"] == "SUCCEEDED"
     sent = json.loads(sfn.describe_execution(executionArn=result["executionArn"])["input"])
-    assert sent == {"trigger": "github-schedule", "data_uri": "s3://data/banking77/"}
+    assert sent["data_uri"] == "s3://data/banking77/"
+    # The lineage's trigger: a CI run (its URL from the CI's environment, or "unknown") and the caller's ARN.
+    assert sent["trigger"]["kind"] == "ci" and sent["trigger"]["label"] == "github-schedule"
+    assert sent["trigger"]["principal"].startswith("arn:aws:") and sent["trigger"]["run"]
 
     failing = state_machine(sfn, {"Boom": {"Type": "Fail", "Error": "GateRejected", "Cause": "accuracy 0.41"}}, "Boom")
     args[2] = failing

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import pytest
 from PIL import Image
 
 from demo.report import render, write_report
+from pipelines.model_card import card_url
+
+MLFLOW = "http://127.0.0.1:5000"
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -45,7 +49,10 @@ def loop_data() -> dict[str, object]:
             {"t": t, "alarm": "esteira-model-drift", "state": "ALARM" if t > 95 else "OK"} for t in range(0, 140, 5)
         ],
         "drift": [{"version": "1", "score": 0.2 if t < 60 else 2.5, "t": t} for t in range(30, 130, 15)],
-        "versions": [{"version": "1", "eval_accuracy": 0.93, "eval_f1": 0.92}, {"version": "2", "eval_accuracy": 0.92}],
+        "versions": [
+            {"version": "1", "eval_accuracy": 0.93, "eval_f1": 0.92, "card_url": card_url(MLFLOW, "run1")},
+            {"version": "2", "eval_accuracy": 0.92, "card_url": card_url(MLFLOW, "run2")},
+        ],
         "compare": {
             "sample": 2000,
             "models": [
@@ -65,7 +72,11 @@ def test_report_is_self_contained_html_with_five_plots(tmp_path: Path) -> None:
     html = path.read_text()
     assert path.name.startswith("loop-") and path.suffix == ".html"
     assert html.count("data:image/png;base64,") == 5
-    assert "http://" not in html and "https://" not in html  # nothing to fetch: it opens offline
+    # Nothing to fetch: it opens offline. The only addresses are the links to the versions' model cards.
+    assert 'src="http' not in html and "url(http" not in html
+    assert html.count("http://") == 2 and "https://" not in html
+    for run in ("run1", "run2"):
+        assert f'href="{escape(card_url(MLFLOW, run))}"' in html
     assert (tmp_path / path.name.replace(".html", ".json")).exists()
 
 

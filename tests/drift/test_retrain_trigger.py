@@ -74,7 +74,11 @@ def test_fifty_alarms_within_a_minute_start_exactly_one_execution(aws: dict[str,
     runs = executions(aws)
     assert len(runs) == 1 and runs[0]["name"] == results[0]["execution_name"]
     started = aws["sfn"].describe_execution(executionArn=runs[0]["executionArn"])
-    assert json.loads(started["input"])["trigger"]["alarm"] == "esteira-model-drift"
+    trigger = json.loads(started["input"])["trigger"]
+    assert trigger["alarm"] == "esteira-model-drift"
+    # The lineage's trigger (pipelines/lineage.py): the alarm's own state-change time, the starter.
+    assert trigger["kind"] == "drift-alarm" and trigger["state_change_time"] == "2026-11-24T06:00:00.000+0000"
+    assert trigger["principal"] == "unknown"  # the Lambda handler passes its function ARN
 
 
 def test_fifty_concurrent_alarms_from_two_alarms_start_exactly_one_execution(aws: dict[str, Any]) -> None:

@@ -34,8 +34,8 @@ S3_READ = {"s3:GetObject", "s3:ListBucket"}
 # What each unit's own code calls (boto3 requests as IAM actions, internal endpoints as env:NAME or
 # URL templates), read from the code; keyed by Lambda key (contract.yaml) and task family suffix.
 DERIVED_CALLS: dict[str, set[str]] = {
-    # model.data.known_labels / read_raw: the labels and the data from S3
-    "lambda:validate_data": S3_READ,
+    # model.data.known_labels / read_raw: the labels and the data from S3; pipelines/snapshot.py adds the snapshots
+    "lambda:validate_data": S3_READ | {"s3:PutObject"},
     "lambda:evaluate": S3_READ | {MLFLOW},
     "lambda:promote": {MLFLOW},
     "lambda:deploy": {

@@ -145,7 +145,7 @@ def test_emf_metrics_and_capture(
         assert key.startswith(f"capture/model_version={version}/dt=")
         day, hour = key.split("/")[2], key.split("/")[3]
         for r in recs:
-            assert set(r) == {"ts", "request_id", "text", "intent", "confidence", "model_version"}
+            assert set(r) == {"ts", "request_id", "text", "intent", "confidence", "model_version", "redaction"}
             assert r["ts"].endswith("Z") and day == f"dt={r['ts'][:10]}" and hour == f"hour={r['ts'][11:13]}"
         assert key.endswith(".jsonl")
     # EMF: aggregated records on stdout, interval 1 s here.

@@ -123,6 +123,7 @@ def test_labels_key_and_drift_metrics_come_from_the_contract() -> None:
     from model.drift import DriftReport
 
     assert LABELS_KEY == contract().labels_key == "labels/categories.json"
+    assert contract().snapshots_prefix == "snapshots"
     report = DriftReport("no_drift", 200, 1000, 0.001, 0.2, False, [])
     assert set(report.metrics()) == {
         contract().metrics.drift_score,

@@ -20,12 +20,22 @@ from lambdas._runtime import TransientError, step
 from model.classifier import ModelParams
 from model.config import Settings
 from model.validate import DataValidationError
-from pipelines import registry
+from pipelines import lineage, registry
 from pipelines.service_stable import DeploymentFailed, ServiceNotStable
 from pipelines.smoke_test import SmokeTestFailed
 from pipelines.train import train
 
 REGION = "us-east-1"
+ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:run-1"
+
+
+@pytest.fixture()
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The lineage records a step makes, for steps tested here without a registry that knows the version
+    (recording against MLflow is tested in tests/integration/test_lineage_mlflow.py)."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(lineage, "record_release", lambda version, **kw: calls.append({"version": version, **kw}))
+    return calls
 
 
 @pytest.fixture()
@@ -92,10 +102,12 @@ def test_expired_lock_can_be_taken(aws: None, monkeypatch: pytest.MonkeyPatch) -
 
 
 # ---- deploy / service_stable
-def test_deploy_registers_a_pinned_revision_and_updates_the_service(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deploy_registers_a_pinned_revision_and_updates_the_service(
+    aws: None, monkeypatch: pytest.MonkeyPatch, recorded: list[dict[str, Any]]
+) -> None:
     monkeypatch.setenv("ESTEIRA_MODEL_NAME", "intent")
     before = _service(monkeypatch)["td"]
-    out = deploy.handler({"model_version": "7"}, None)
+    out = deploy.handler({"model_version": "7", "execution_arn": ARN}, None)
     assert out["previous_task_definition"] == before and out["task_definition"] != before
     ecs = boto3.client("ecs", region_name=REGION)
     td = ecs.describe_task_definition(taskDefinition=out["task_definition"])["taskDefinition"]
@@ -104,6 +116,9 @@ def test_deploy_registers_a_pinned_revision_and_updates_the_service(aws: None, m
     assert ecs.describe_services(cluster="c", services=["s"])["services"][0]["taskDefinition"] == out["task_definition"]
     again = deploy.handler({"model_version": "7"}, None)  # a retry: nothing new registered
     assert again["status"] == "already-deployed"
+    assert recorded[0]["version"] == "7" and recorded[0]["event"] == "deploy" and recorded[0]["execution_arn"] == ARN
+    assert recorded[0]["task_definition"] == out["task_definition"]
+    assert recorded[0]["previous_task_definition"] == before
     with pytest.raises(ValueError):
         deploy.handler({}, None)
 
@@ -167,13 +182,16 @@ def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Serving]]:
     server.shutdown()
 
 
-def test_smoke_test_checks_version_and_accuracy(serving: type[_Serving], tmp_path: Path) -> None:
+def test_smoke_test_checks_version_and_accuracy(
+    serving: type[_Serving], tmp_path: Path, recorded: list[dict[str, Any]]
+) -> None:
     rows = tmp_path / "smoke.csv"
     rows.write_text(
         "text,category\n" + "".join(f"my card number {i} has not arrived yet,card_arrival\n" for i in range(30))
     )
     out = smoke_test.handler({"model_version": "3", "smoke_data": str(rows)}, None)
     assert out["status"] == "passed" and out["accuracy"] == 1.0 and out["requests"] == 30
+    assert [(r["event"], r["outcome"], r["passed"]) for r in recorded] == [("smoke", "serving", True)]
     with pytest.raises(SmokeTestFailed, match="model version"):
         smoke_test.handler({"model_version": "4"}, None)
     serving.intent = "lost_or_stolen_card"

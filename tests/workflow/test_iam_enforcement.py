@@ -161,3 +161,67 @@ def test_administrator_keys_are_not_checked(tmp_path: Path) -> None:
                 aws_access_key_id="ASIAUNKNOWN",
                 aws_secret_access_key="x",
             ).list_queues()
+
+
+def test_a_secret_is_read_only_by_the_roles_granted_its_arn(tmp_path: Path) -> None:
+    """The MLflow credentials (modules/mlflow): the workflow's secret is readable with a grant on its ARN
+    (by name or by ARN, as pipelines.registry.use_credentials_from_secret reads it), and serving's role,
+    granted only the reader's secret, is refused the workflow's. A secret under a customer managed key
+    also needs kms:Decrypt on that key."""
+    from pipelines.registry import use_credentials_from_secret
+
+    with LocalAWS(workdir=tmp_path, enforce_iam=True) as aws:
+        assert aws.iam is not None
+        iam, sm, kms = aws.client("iam"), aws.client("secretsmanager"), aws.client("kms")
+        key = kms.create_key()["KeyMetadata"]["Arn"]
+        arns = {
+            who: sm.create_secret(
+                Name=f"esteira-dev/mlflow/{who}",
+                KmsKeyId=key,
+                SecretString=json.dumps({"username": f"esteira-{who}", "password": f"{who}-password-123"}),
+            )["ARN"]
+            for who in ("workflow", "reader")
+        }
+        trust = doc({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"})
+
+        def client_as(role: str, *statements: dict[str, Any]) -> Any:
+            arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+            iam.put_role_policy(RoleName=role, PolicyName="p", PolicyDocument=json.dumps(doc(*statements)))
+            assert aws.iam is not None
+            creds = aws.iam.credentials(arn, "lambda.amazonaws.com", role)
+            return boto3.client(
+                "secretsmanager",
+                endpoint_url=aws.endpoint_url,
+                region_name=REGION,
+                aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=creds["AWS_SESSION_TOKEN"],
+            )
+
+        decrypt = {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key}
+        workflow = client_as(
+            "workflow",
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arns["workflow"]},
+            decrypt,
+        )
+        env: dict[str, str] = {"ESTEIRA_MLFLOW_CREDENTIALS_SECRET": arns["workflow"]}
+        assert use_credentials_from_secret(env, workflow)
+        assert env["MLFLOW_TRACKING_USERNAME"] == "esteira-workflow"
+        assert json.loads(workflow.get_secret_value(SecretId="esteira-dev/mlflow/workflow")["SecretString"])
+
+        serving = client_as(
+            "serving",
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arns["reader"]},
+            decrypt,
+        )
+        assert "esteira-reader" in serving.get_secret_value(SecretId=arns["reader"])["SecretString"]
+        for secret_id in (arns["workflow"], "esteira-dev/mlflow/workflow"):
+            with pytest.raises(Exception, match="AccessDenied") as refused:
+                serving.get_secret_value(SecretId=secret_id)
+            assert arns["workflow"] in str(refused.value)
+
+        no_key = client_as(
+            "no-key", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arns["reader"]}
+        )
+        with pytest.raises(Exception, match="AccessDenied.*kms:Decrypt"):
+            no_key.get_secret_value(SecretId=arns["reader"])

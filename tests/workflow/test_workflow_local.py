@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from localaws.sfn import TaskFailed
+from pipelines import lineage, registry
 from tests.conftest import explain as explain_execution
 from tests.workflow.conftest import Workflow
 
@@ -71,7 +72,8 @@ def _champion_serving(wf: Workflow) -> str:
 def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
     wf = workflow
     before = wf.service()["taskDefinition"]
-    first = wf.start("happy-1", **wf.inputs())
+    trigger = {"kind": "ci", "run": "https://ci.example/runs/1", "principal": "arn:aws:sts::123456789012:x/ci"}
+    first = wf.start("happy-1", **wf.inputs(), trigger=trigger)
     deadline = time.monotonic() + 60
     while "ValidateData" not in wf.states(first):
         assert time.monotonic() < deadline, wf.states(first)
@@ -105,6 +107,14 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
         TableName=wf.stack.outputs["lock_table"], Key={"lock_id": {"S": "train-evaluate-deploy"}}
     )
     assert "Item" not in item, "the lock must be released"
+    # The version's lineage (docs/governance.md): this execution, its trigger, the gate and the deployment.
+    doc = lineage.build_document(wf.settings, version)
+    assert doc["execution"]["arn"] == first and doc["execution"]["trigger"] == trigger
+    assert doc["data"]["train"]["snapshot_uri"] and doc["data"]["eval"]["snapshot_uri"]
+    assert doc["gate"]["passed"] is True and doc["gate"]["execution_arn"] == first
+    assert doc["deployment"]["task_definition"] == primary and doc["deployment"]["execution_arn"] == first
+    assert doc["releases"][-1]["outcome"] == "serving" and doc["releases"][-1]["smoke"]["passed"]
+    assert doc["missing"] == [], doc["missing"]
 
 
 def test_gate_rejection_leaves_serving_alone(workflow: Workflow, tmp_path: Path) -> None:
@@ -199,6 +209,13 @@ def test_smoke_failure_rolls_back_revision_and_alias(workflow: Workflow, tmp_pat
     assert svc["taskDefinition"] == before and svc["deployments"][0]["taskDefinition"] == before
     assert _predict_version(wf.stack.outputs["serving_url"]) == v1
     assert any("rolled back" in s for s in _subjects(wf))
+    # The failed release is on the new version's record; the old champion's says it serves again.
+    name = wf.settings.registered_model_name
+    new = str(max(int(v.version) for v in registry.client(wf.settings).search_model_versions(f"name='{name}'")))
+    release = lineage.build_document(wf.settings, new)["releases"][-1]
+    assert release["execution_arn"] == done["executionArn"] and release["outcome"] == "rolled_back"
+    assert "SmokeTestFailed" in release["rollbacks"][-1]["reason"]
+    assert lineage.build_document(wf.settings, v1)["replaced_by"]["status"] == "restored"
 
 
 def test_a_missing_statement_fails_the_deploy_with_access_denied(workflow: Workflow, tmp_path: Path) -> None:

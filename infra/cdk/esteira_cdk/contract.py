@@ -94,6 +94,11 @@ class Contract:
         return str(self.raw["labels_key"])
 
     @property
+    def snapshots_prefix(self) -> str:
+        """Prefix of the data snapshots in the data bucket, without slashes at either end."""
+        return str(self.raw["snapshots_prefix"]).strip("/")
+
+    @property
     def asl_variables(self) -> tuple[str, ...]:
         return tuple(self.raw["asl_variables"])
 

@@ -75,7 +75,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {key: FUNCTION_SETTINGS[key] for key in con
 # MLflow is HTTP inside the VPC (the server proxies artifacts): no AWS permission. Every role also
 # gets its own log group, X-Ray (Tracing.ACTIVE) and its environment's key; one role per function.
 FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
-    "validate_data": ("read_data", "decrypt"),
+    "validate_data": ("read_data", "decrypt", "write_snapshots", "encrypt"),
     "evaluate": ("read_data", "decrypt"),
     "promote": (),
     "deploy": ("serving_service", "revisions", "tag_revisions", "pass_serving"),
@@ -257,6 +257,8 @@ class Workflow(Construct):
             "ESTEIRA_DATA_BUCKET": buckets["data"].bucket_name,
             "ESTEIRA_ARTIFACTS_BUCKET": buckets["artifacts"].bucket_name,
             "ESTEIRA_LABELS_URI": f"s3://{buckets['data'].bucket_name}/{names.labels_key}",
+            # Validated data, kept once per dataset hash (pipelines/snapshot.py).
+            "ESTEIRA_SNAPSHOT_URI": f"s3://{buckets['data'].bucket_name}/{names.snapshots_prefix}/",
             "CAPTURE_S3_URI": capture_s3_uri,
             "ESTEIRA_ECS_CLUSTER": cluster.cluster_name,
             "ESTEIRA_ECS_SERVICE": serving_service_name,
@@ -341,6 +343,14 @@ class Workflow(Construct):
                 sid="ReadData",
                 actions=["s3:GetObject", "s3:ListBucket"],
                 resources=[buckets["data"].bucket_arn, buckets["data"].arn_for_objects("*")],
+            ),
+            # pipelines/snapshot.py adds the validated rows under <snapshots_prefix>/sha256=<hash>/ with
+            # If-None-Match: * (never replaced); reading them is read_data; no role may delete them.
+            # Training and evaluation only read the snapshots ValidateData wrote.
+            "write_snapshots": iam.PolicyStatement(
+                sid="WriteSnapshots",
+                actions=["s3:PutObject"],
+                resources=[buckets["data"].arn_for_objects(f"{names.snapshots_prefix}/*")],
             ),
             "read_capture": iam.PolicyStatement(
                 sid="ReadCapture",
@@ -570,13 +580,18 @@ class Workflow(Construct):
                 [
                     iam.PolicyStatement(
                         sid="Data",
-                        actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                        actions=["s3:GetObject", "s3:ListBucket"],
                         resources=[
                             buckets["data"].bucket_arn,
                             buckets["data"].arn_for_objects("*"),
                             buckets["artifacts"].bucket_arn,
                             buckets["artifacts"].arn_for_objects("*"),
                         ],
+                    ),
+                    # The job's output goes to the artifacts bucket only: training writes nothing in the
+                    # data bucket (the data snapshots above all).
+                    iam.PolicyStatement(
+                        sid="JobOutput", actions=["s3:PutObject"], resources=[buckets["artifacts"].arn_for_objects("*")]
                     ),
                     # --reference recent-traffic, as the training task; the drift state is in Data above.
                     grants["read_capture"],

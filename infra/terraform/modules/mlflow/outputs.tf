@@ -27,3 +27,15 @@ output "discovery_namespace_id" {
   description = "Cloud Map namespace ID."
   value       = aws_service_discovery_private_dns_namespace.this.id
 }
+
+output "workflow_credential_secret_arn" {
+  description = "Secrets Manager secret {username, password} of MLflow's admin user: the workflow's Lambdas and training roles only."
+  value       = aws_secretsmanager_secret.credential["workflow"].arn
+  depends_on  = [aws_secretsmanager_secret_version.credential] # its readers start once it has a value
+}
+
+output "reader_credential_secret_arn" {
+  description = "Secrets Manager secret {username, password} of MLflow's read-only user: the serving tasks."
+  value       = aws_secretsmanager_secret.credential["reader"].arn
+  depends_on  = [aws_secretsmanager_secret_version.credential]
+}

@@ -185,3 +185,23 @@ variable "permissions_boundary_arn" {
     error_message = "permissions_boundary_arn must be an IAM policy ARN."
   }
 }
+
+variable "auth_default_permission" {
+  description = "What an authenticated MLflow user without a grant may do: READ, or NO_PERMISSIONS. Unauthenticated requests are always refused."
+  type        = string
+  default     = "READ"
+  validation {
+    condition     = contains(["READ", "NO_PERMISSIONS"], var.auth_default_permission)
+    error_message = "auth_default_permission must be READ or NO_PERMISSIONS."
+  }
+}
+
+variable "credential_version" {
+  description = "Version of the generated MLflow credentials; increase it to generate new ones (then restart the MLflow service)."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.credential_version >= 1 && floor(var.credential_version) == var.credential_version
+    error_message = "credential_version must be a positive integer."
+  }
+}

@@ -30,7 +30,9 @@ locals {
     ESTEIRA_DATA_BUCKET      = var.bucket_names["data"]
     ESTEIRA_ARTIFACTS_BUCKET = var.bucket_names["artifacts"]
     # The intent taxonomy travels with the data (pipelines/seed_data.py): no step reaches the internet.
+    # Validated data is kept there too, once per dataset hash (pipelines/snapshot.py).
     ESTEIRA_LABELS_URI               = "s3://${var.bucket_names["data"]}/${var.labels_key}"
+    ESTEIRA_SNAPSHOT_URI             = "s3://${var.bucket_names["data"]}/${var.snapshots_prefix}/"
     CAPTURE_S3_URI                   = var.capture_s3_uri
     ESTEIRA_ECS_CLUSTER              = var.cluster_name
     ESTEIRA_ECS_SERVICE              = var.serving_service_name
@@ -155,7 +157,7 @@ locals {
   # evaluate need the same today, but what they call will diverge and a role is free).
   # docs/deploy.md has this table in prose; tests/infra/test_first_apply.py pins it.
   function_grants = {
-    validate_data  = ["read_data", "decrypt"]                                          # read_raw/list_data_files/known_labels
+    validate_data  = ["read_data", "decrypt", "write_snapshots", "encrypt"]            # read_raw/list_data_files/known_labels; pipelines/snapshot.py
     evaluate       = ["read_data", "decrypt"]                                          # the evaluation set and labels; models via MLflow
     promote        = []                                                                # MLflow only
     deploy         = ["serving_service", "revisions", "tag_revisions", "pass_serving"] # pipelines/deploy.py
@@ -184,6 +186,16 @@ locals {
       sid       = "ReadData"
       actions   = ["s3:GetObject", "s3:ListBucket"]
       resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*"]
+    }
+    # pipelines/snapshot.py: add the validated rows under snapshots/sha256=<hash>/ (PutObject with
+    # If-None-Match: *, so an existing snapshot is never replaced). Reading them back is read_data; no
+    # role in the workflow has s3:DeleteObject on the data bucket. Training and evaluation only read:
+    # the workflow gives them the snapshots ValidateData wrote (a CLI run keeps its own snapshot with
+    # the caller's credentials).
+    write_snapshots = {
+      sid       = "WriteSnapshots"
+      actions   = ["s3:PutObject"]
+      resources = ["${var.bucket_arns["data"]}/${var.snapshots_prefix}/*"]
     }
     read_capture = {
       sid       = "ReadCapture"
@@ -586,8 +598,15 @@ data "aws_iam_policy_document" "sagemaker" {
   #checkov:skip=CKV_AWS_111:The ENI actions are limited to the private subnets, the workflow security group and network interfaces in this VPC; PutMetricData to SageMaker's namespace.
   statement {
     sid       = "Data"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    actions   = ["s3:GetObject", "s3:ListBucket"]
     resources = [var.bucket_arns["data"], "${var.bucket_arns["data"]}/*", var.bucket_arns["artifacts"], "${var.bucket_arns["artifacts"]}/*"]
+  }
+  # The job's output upload goes to the artifacts bucket only: nothing in the data bucket (the data
+  # snapshots above all, pipelines/snapshot.py) may be written by training.
+  statement {
+    sid       = "JobOutput"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns["artifacts"]}/*"]
   }
   # --reference recent-traffic, as the ECS training task (local.train_grants); the drift state under
   # the artifacts bucket is already in Data above, which the job's output upload needs.

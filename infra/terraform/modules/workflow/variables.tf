@@ -53,6 +53,15 @@ variable "labels_key" {
   }
 }
 
+variable "snapshots_prefix" {
+  description = "Prefix of the immutable data snapshots in the data bucket (contract.yaml snapshots_prefix): ESTEIRA_SNAPSHOT_URI = s3://<data bucket>/<snapshots_prefix>/; only the validate step may add under it, no role may delete."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9_.-]+)*$", var.snapshots_prefix))
+    error_message = "snapshots_prefix must be a relative S3 prefix without leading or trailing \"/\"."
+  }
+}
+
 variable "capture_s3_uri" {
   description = "CAPTURE_S3_URI: where the service captures inference traffic, s3://<capture bucket>/<contract.yaml capture.prefix>/ (the drift check reads it)."
   type        = string

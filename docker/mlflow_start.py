@@ -1,0 +1,113 @@
+"""Start `mlflow server` with MLflow's basic-auth app, its users taken from the task's secrets.
+
+    python mlflow_start.py <mlflow server arguments, --backend-store-uri included>
+
+The MLflow task (infra/terraform/modules/mlflow) runs this instead of `mlflow server`; the tests run
+the same file against a local server (demo/mlflow_server.py), so what AWS runs is what is tested.
+
+Why a script and not only MLflow's own settings: MLflow bootstraps its admin user once (from
+MLFLOW_AUTH_ADMIN_USERNAME/PASSWORD) and ignores those variables afterwards, and it has no notion of a
+second, read-only user. Here both users are made to match the secrets on every start, so rotating a
+secret in Secrets Manager and restarting the service is the whole rotation (docs/deploy.md).
+
+Environment (ECS injects the secrets from Secrets Manager):
+  MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD  the workflow's credential: MLflow's admin,
+      the only user that may write (register versions, move aliases).
+  ESTEIRA_MLFLOW_READER_USERNAME, ESTEIRA_MLFLOW_READER_PASSWORD  the read-only credential (serving).
+  MLFLOW_FLASK_SERVER_SECRET_KEY  the basic-auth app's CSRF key (MLflow refuses to start without it).
+  ESTEIRA_MLFLOW_DEFAULT_PERMISSION  what an authenticated user without a grant may do: READ (default)
+      or NO_PERMISSIONS. An unauthenticated request is always refused (401).
+
+The users live in the backend store's own database, in MLflow's auth tables (their migrations keep
+their own version table, alembic_version_auth), so no second database is needed. Only the image's
+interpreter, MLflow and the standard library are used: the MLflow image holds nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+READER_USERNAME = "ESTEIRA_MLFLOW_READER_USERNAME"
+READER_PASSWORD = "ESTEIRA_MLFLOW_READER_PASSWORD"
+DEFAULT_PERMISSION = "ESTEIRA_MLFLOW_DEFAULT_PERMISSION"
+
+
+def backend_store_uri(args: list[str]) -> str:
+    """The value of --backend-store-uri in `mlflow server`'s arguments (either spelling)."""
+    for i, arg in enumerate(args):
+        if arg == "--backend-store-uri" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--backend-store-uri="):
+            return arg.split("=", 1)[1]
+    raise SystemExit("mlflow_start: --backend-store-uri is required (the auth store lives in that database)")
+
+
+def write_auth_config(database_uri: str, default_permission: str, directory: str) -> str:
+    """Write MLflow's auth configuration and return its path (for MLFLOW_AUTH_CONFIG_PATH).
+
+    configparser interpolates `%`, and a quoted database password holds `%XX` escapes: doubled here."""
+    if default_permission not in ("READ", "NO_PERMISSIONS"):
+        raise SystemExit(
+            f"mlflow_start: {DEFAULT_PERMISSION} must be READ or NO_PERMISSIONS, not {default_permission!r}"
+        )
+    path = Path(directory) / "esteira-basic-auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    path.chmod(0o600)
+    return str(path)
+
+
+def required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise SystemExit(f"mlflow_start: {name} is not set (the task definition's secrets give it)")
+    return value
+
+
+def sync_users(database_uri: str, users: list[tuple[str, str, bool]]) -> None:
+    """Create each (username, password, is_admin) user, or reset its password and role to these."""
+    # Imported here: the package reads MLFLOW_AUTH_CONFIG_PATH when it is first imported.
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(database_uri)  # runs the auth tables' migrations
+    for username, password, is_admin in users:
+        if not store.has_user(username, use_primary=True):
+            store.create_user(username, password, is_admin=is_admin)
+            print(f"mlflow_start: created user {username} (admin={is_admin})", flush=True)
+            continue
+        if not store.authenticate_user(username, password, use_primary=True):
+            store.update_user(username, password=password)
+            print(f"mlflow_start: {username}: password set from its secret", flush=True)
+        if store.get_user(username).is_admin != is_admin:
+            store.update_user(username, is_admin=is_admin)
+            print(f"mlflow_start: {username}: admin={is_admin}", flush=True)
+
+
+def main(args: list[str]) -> None:
+    uri = backend_store_uri(args)
+    admin, admin_password = required("MLFLOW_AUTH_ADMIN_USERNAME"), required("MLFLOW_AUTH_ADMIN_PASSWORD")
+    reader, reader_password = required(READER_USERNAME), required(READER_PASSWORD)
+    required("MLFLOW_FLASK_SERVER_SECRET_KEY")
+    if reader == admin:
+        raise SystemExit("mlflow_start: the reader and the admin must be different users")
+    directory = os.environ.get("TMPDIR") or tempfile.gettempdir()
+    config = write_auth_config(uri, os.environ.get(DEFAULT_PERMISSION, "READ"), directory)
+    os.environ["MLFLOW_AUTH_CONFIG_PATH"] = config
+    sync_users(uri, [(admin, admin_password, True), (reader, reader_password, False)])
+    # The reader's password has done its job; the server process does not need it.
+    for name in (READER_USERNAME, READER_PASSWORD):
+        os.environ.pop(name, None)
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    os.execv(mlflow, [mlflow, "server", "--app-name", "basic-auth", *args])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
