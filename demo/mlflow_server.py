@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -13,6 +14,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+# The MLflow task's entry (docker/mlflow_start.py): basic-auth with its users set from the task's secrets.
+START_SCRIPT = Path(__file__).resolve().parents[1] / "docker" / "mlflow_start.py"
 
 
 def free_port() -> int:
@@ -29,6 +33,43 @@ class MlflowServer:
     # With credentials (docker/mlflow_start.py's variables), the server runs as the MLflow task runs it:
     # MLflow's basic-auth app, its users synced from these values. Without, an open server.
     auth_env: dict[str, str] | None = None
+
+    @classmethod
+    def as_task(cls, root: Path, port: int) -> MlflowServer:
+        """A server run as the stack's MLflow task runs it (docker/mlflow_start.py, basic-auth), before
+        the stack exists: its users start with passwords of its own and take the stack's secrets when
+        the stack's MLflow service starts (`take_secrets`, given to localaws's bind_external)."""
+        boot = {
+            # modules/mlflow's user names; the passwords are replaced by the secrets' at the service's start.
+            "MLFLOW_AUTH_ADMIN_USERNAME": "esteira-workflow",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+            "ESTEIRA_MLFLOW_READER_USERNAME": "esteira-reader",
+            "ESTEIRA_MLFLOW_READER_PASSWORD": secrets.token_urlsafe(24),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        return cls(root, port, auth_env=boot)
+
+    def take_secrets(self, injected: dict[str, str]) -> None:
+        """Set the users from a task's injected secrets (what the MLflow task does at each start), on the
+        running server: basic-auth reads its users' table on every request."""
+        assert self.auth_env is not None, "take_secrets needs a server started with as_task()"
+        env = {**os.environ, **self.auth_env, **injected}
+        done = subprocess.run(
+            [sys.executable, str(START_SCRIPT), "--sync-users", "--backend-store-uri", self.backend_store_uri],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        with (self.root / "mlflow-server.log").open("a") as log:
+            log.write(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"mlflow_start --sync-users failed ({done.returncode}): {done.stderr[-2000:]}")
+
+    @property
+    def backend_store_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
     def uri(self) -> str:
@@ -47,7 +88,7 @@ class MlflowServer:
         entry = [mlflow_bin, "server"]
         if self.auth_env is not None:
             env.update(self.auth_env)
-            entry = [sys.executable, str(Path(__file__).resolve().parents[1] / "docker" / "mlflow_start.py")]
+            entry = [sys.executable, str(START_SCRIPT)]
         self.process = subprocess.Popen(
             [
                 *entry,
@@ -56,7 +97,7 @@ class MlflowServer:
                 "--port",
                 str(self.port),
                 "--backend-store-uri",
-                f"sqlite:///{self.root / 'mlflow.db'}",
+                self.backend_store_uri,
                 "--artifacts-destination",
                 str(self.root / "artifacts"),
                 "--workers",

@@ -102,7 +102,8 @@ def phase_infrastructure(ctx: Context) -> str:
     tools = require_toolchain(log=lambda line: print(line, flush=True))  # no other way to create the stack
     server = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):  # boots while the emulator and tofu start
-        server = MlflowServer(ctx.workdir / "mlflow", free_port()).launch()
+        # As the stack's MLflow task runs it: basic-auth, users set from the stack's secrets at its start.
+        server = MlflowServer.as_task(ctx.workdir / "mlflow", free_port()).launch()
         ctx.cleanups.append(server.stop)
     # IAM enforced as in AWS: each Lambda, task and training job calls with its own role (localaws.iam).
     aws = LocalAWS(workdir=ctx.workdir / "localaws", time_scale=TIME_SCALE, enforce_iam=True).start()
@@ -118,7 +119,7 @@ def phase_infrastructure(ctx: Context) -> str:
     uri = os.environ["MLFLOW_TRACKING_URI"]
     # MLflow's ECS service is served by this machine's MLflow (its RDS database has no local data plane).
     assert aws.ecs is not None
-    aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, uri)
+    aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, uri, on_start=server.take_secrets if server else None)
     os.environ.update(aws.env())  # this process (seeding, labelling, comparing) talks to the emulator
     how = f"tofu apply of infra/terraform (envs/dev.tfvars) started against the emulator ({tools[0]})"
     if images:
@@ -171,6 +172,9 @@ def phase_stack(ctx: Context) -> str:
     apply.join()
     stack = AppliedStack.from_apply(ctx.state["aws"], apply)
     ctx.state["stack"] = stack
+    # From here this process (labelling, comparing, the report) reads the registry as an operator: with
+    # the workflow user's credential from its secret. MLflow refuses requests without one.
+    os.environ.update(stack.mlflow_credential("workflow"))
     ctx.results["stack"] = {
         "state_machine": stack.outputs["state_machine_arn"],
         "serving_url": stack.outputs["alb_url"],

@@ -1,6 +1,7 @@
 """Start `mlflow server` with MLflow's basic-auth app, its users taken from the task's secrets.
 
     python mlflow_start.py <mlflow server arguments, --backend-store-uri included>
+    python mlflow_start.py --sync-users <the same arguments>     only set the users, start nothing
 
 The MLflow task (infra/terraform/modules/mlflow) runs this instead of `mlflow server`; the tests run
 the same file against a local server (demo/mlflow_server.py), so what AWS runs is what is tested.
@@ -92,6 +93,11 @@ def sync_users(database_uri: str, users: list[tuple[str, str, bool]]) -> None:
 
 
 def main(args: list[str]) -> None:
+    """Sync the users, then exec the server; with --sync-users first, only sync (the local stack sets a
+    running server's users from the task's secrets this way, localaws.ecs bind_external)."""
+    sync_only = bool(args) and args[0] == "--sync-users"
+    if sync_only:
+        args = args[1:]
     uri = backend_store_uri(args)
     admin, admin_password = required("MLFLOW_AUTH_ADMIN_USERNAME"), required("MLFLOW_AUTH_ADMIN_PASSWORD")
     reader, reader_password = required(READER_USERNAME), required(READER_PASSWORD)
@@ -102,6 +108,8 @@ def main(args: list[str]) -> None:
     config = write_auth_config(uri, os.environ.get(DEFAULT_PERMISSION, "READ"), directory)
     os.environ["MLFLOW_AUTH_CONFIG_PATH"] = config
     sync_users(uri, [(admin, admin_password, True), (reader, reader_password, False)])
+    if sync_only:
+        return
     # The reader's password has done its job; the server process does not need it.
     for name in (READER_USERNAME, READER_PASSWORD):
         os.environ.pop(name, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +63,13 @@ class AppliedStack:
     outputs: dict[str, Any] = field(default_factory=dict)
     queue_url: str = ""  # an SQS queue subscribed to the workflow's SNS topic
 
+    def mlflow_credential(self, user: str = "workflow") -> dict[str, str]:
+        """MLFLOW_TRACKING_USERNAME/PASSWORD of one of the stack's MLflow users, read from its secret with
+        administrator keys, as an operator does (`aws secretsmanager get-secret-value`)."""
+        arn = self.outputs["mlflow_credential_secret_arns"][user]
+        value = json.loads(self.local.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+        return {"MLFLOW_TRACKING_USERNAME": value["username"], "MLFLOW_TRACKING_PASSWORD": value["password"]}
+
     @classmethod
     def from_apply(cls, local: LocalAWS, apply: StackApply) -> AppliedStack:
         """Read the applied stack back (the apply must have finished) and route its load balancers."""
@@ -94,6 +101,7 @@ class AppliedStack:
                 },
                 "alarms": alarms,
                 "topic_arn": out["sns_topic_arn"],
+                "mlflow_credential_secret_arns": dict(out["mlflow_credential_secret_arns"]),
                 "lock_table": env["ESTEIRA_LOCK_TABLE"],
                 "listener_arn": env["ESTEIRA_LISTENER_ARN"],
                 "target_groups": {
@@ -148,17 +156,25 @@ def _host(url: str) -> str:
 
 
 @contextmanager
-def applied_stack(workdir: Path, mlflow_uri: str, *, variables: dict[str, str] | None = None) -> Iterator[AppliedStack]:
+def applied_stack(
+    workdir: Path,
+    mlflow_uri: str,
+    *,
+    variables: dict[str, str] | None = None,
+    on_mlflow_start: Callable[[dict[str, str]], None] | None = None,
+) -> Iterator[AppliedStack]:
     """A fresh embedded AWS with `tofu apply` of infra/terraform + dev.tfvars on it, for a suite.
 
     `variables` are the user's own `-var` settings (for example `training_backend=sagemaker`), never a
-    switch that exists for the emulator. The emulator, the apply and its routers stop on exit."""
+    switch that exists for the emulator. `on_mlflow_start` receives the MLflow task's secrets when its
+    service starts (MlflowServer.take_secrets: the server's users become the stack's). The emulator,
+    the apply and its routers stop on exit."""
     tools = require_toolchain()
     # IAM is enforced as in AWS: the apply and the suite's driver use administrator keys, everything the
     # stack runs uses its own role (localaws.iam).
     with LocalAWS(workdir=workdir / "localaws", enforce_iam=True) as aws:
         assert aws.ecs is not None
-        aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, mlflow_uri)
+        aws.ecs.bind_external(MLFLOW_CLUSTER, MLFLOW_SERVICE, mlflow_uri, on_start=on_mlflow_start)
         apply = StackApply(aws.endpoint_url, workdir, *tools, variables=dict(variables or {})).start()
         try:
             apply.join()

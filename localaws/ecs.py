@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import http.server
 import json
+import logging
 import os
 import re
 import shlex
@@ -43,7 +44,10 @@ from typing import Any
 from localaws.images import image_config
 from oci import run as oci_run
 
+log = logging.getLogger(__name__)
+
 FAILURE_THRESHOLD = 3
+EXTERNAL_RETRY_SECONDS = 5.0  # an external service's task start that failed is tried again after this
 DRAIN_SECONDS = 3.0  # scale-in: how long a surplus task keeps answering before it stops (deregistration delay)
 
 
@@ -222,6 +226,9 @@ class EcsPlane:
         # router), or a service bound to a process outside the emulator (bind_external).
         self.hosts: dict[str, str] = {}
         self.external: dict[tuple[str, str], str] = {}
+        self.external_start: dict[tuple[str, str], Callable[[dict[str, str]], None]] = {}
+        # (task definition, failure or None, when) last started for each external service.
+        self.external_started: dict[tuple[str, str], tuple[str, str | None, float]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -395,6 +402,26 @@ class EcsPlane:
             return
         if key in self.external:
             desired = int(svc.desired_count or 0)
+            failure = self._start_external(key, svc, backend) if desired else None
+            if failure is not None:
+                svc.deployments = [
+                    {
+                        "id": f"ecs-svc/{abs(hash(key)) % 10**12}",
+                        "status": "PRIMARY",
+                        "taskDefinition": svc.task_definition,
+                        "desiredCount": desired,
+                        "pendingCount": 0,
+                        "runningCount": 0,
+                        "failedTasks": 1,
+                        "rolloutState": "FAILED",
+                        "rolloutStateReason": failure,
+                        "launchType": svc.launch_type or "FARGATE",
+                        "createdAt": state["created"].setdefault(svc.task_definition, time.time()),
+                        "updatedAt": time.time(),
+                    }
+                ]
+                svc.running_count, svc.pending_count = 0, 0
+                return
             svc.deployments = [
                 {
                     "id": f"ecs-svc/{abs(hash(key)) % 10**12}",
@@ -587,12 +614,51 @@ class EcsPlane:
         with self._lock:
             self.hosts[host] = url.rstrip("/")
 
-    def bind_external(self, cluster: str, service: str, url: str) -> None:
+    def bind_external(
+        self, cluster: str, service: str, url: str, on_start: Callable[[dict[str, str]], None] | None = None
+    ) -> None:
         """Serve an ECS service from a process outside the emulator (one whose dependencies have no local
         data plane, e.g. MLflow's RDS database): no task is started for it, it reports its desired count
-        as running, and its Cloud Map name resolves to `url`. Callers must say so where they do it."""
+        as running, and its Cloud Map name resolves to `url`. Callers must say so where they do it.
+
+        What a task start does before the container runs still happens, once per task definition
+        revision: the execution role's checks (image pull, logs, secrets) and the secrets' values, which
+        `on_start` receives (MLflow's users are set from them). A refusal or a missing secret fails the
+        deployment with AWS's reason, as a task that cannot start would."""
+        key = (cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])
         with self._lock:
-            self.external[(cluster.rsplit("/", 1)[-1], service.rsplit("/", 1)[-1])] = url.rstrip("/")
+            self.external[key] = url.rstrip("/")
+            if on_start is not None:
+                self.external_start[key] = on_start
+
+    def _start_external(self, key: tuple[str, str], svc: Any, backend: Any) -> str | None:
+        """The start of an externally served service's task definition revision (bind_external): None
+        when it started (now or before), else why it cannot start."""
+        started = self.external_started.get(key)
+        # A task that could not start is tried again, as ECS's scheduler does (a role policy may still be
+        # on its way: IAM is eventually consistent in AWS too).
+        if (
+            started is not None
+            and started[0] == svc.task_definition
+            and (started[1] is None or time.time() - started[2] < EXTERNAL_RETRY_SECONDS)
+        ):
+            return started[1]
+        td = backend.describe_task_definition(svc.task_definition)
+        failure: str | None = None
+        try:
+            if self.identity is not None:
+                self.identity(td, {})
+            env: dict[str, str] = {}
+            for definition in td.container_definitions:
+                env.update(secrets(definition.get("secrets"), td.arn))
+            hook = self.external_start.get(key)
+            if hook is not None:
+                hook(env)
+        except Exception as exc:  # the reason a task of this revision could not start
+            failure = f"{type(exc).__name__}: {exc}"
+            log.warning("external service %s/%s cannot start %s: %s", *key, td.arn, failure)
+        self.external_started[key] = (svc.task_definition, failure, time.time())
+        return failure
 
     def is_external(self, host: str) -> bool:
         """Whether a private name stands for a process outside the emulator (bind_external)."""

@@ -157,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A SageMaker training job (and an operator who names the secret) has no injected credential: the
+    # MLflow user comes from ESTEIRA_MLFLOW_CREDENTIALS_SECRET. Does nothing where one is already set.
+    from pipelines.registry import use_credentials_from_secret
+
+    use_credentials_from_secret()
     if args.command == "validate-data":
         from pipelines.validate_data import validate_data
 

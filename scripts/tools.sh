@@ -2,8 +2,8 @@
 # Installs esteira's pinned infrastructure toolchain into ONE cache directory that later runs
 # (make, .ci/run) reuse. It uses what the machine already has and builds only what is missing:
 #
-#   Terraform engine  a `tofu` or `terraform` on PATH that is new enough (OpenTofu >= 1.8, Terraform
-#                     >= 1.10: the S3 backend's use_lockfile) is linked as bin/tf; else OpenTofu is
+#   Terraform engine  a `tofu` or `terraform` on PATH that is new enough (OpenTofu or Terraform
+#                     >= 1.11: write-only attributes, the S3 backend's use_lockfile) is linked as bin/tf; else OpenTofu is
 #                     built from source at a pinned version.
 #   AWS provider      with a provider registry reachable, nothing: `init` downloads it as for any
 #                     user. Offline (this workplace), terraform-provider-aws is built from source,
@@ -57,8 +57,8 @@ CHECKOV_VERSION="3.3.30"
 RIE_MODULE="github.com/aws/aws-lambda-runtime-interface-emulator"
 RIE_VERSION="v0.0.0-20261030222936-bef5c4ba774d"
 # Oldest engines the configuration accepts (infra/terraform/versions.tf; Terraform needs use_lockfile).
-MIN_TOFU="1.8.0"
-MIN_TERRAFORM="1.10.0"
+MIN_TOFU="1.11.0"
+MIN_TERRAFORM="1.11.0"
 # tflint-ruleset-aws is not installable here: proxy.golang.org answers 403 "This module version is
 # not available" for every version, and tflint's own plugin installer downloads from GitHub.
 # tflint runs with its bundled "terraform" ruleset only.

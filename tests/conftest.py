@@ -109,11 +109,13 @@ def deployed(
     if toolchain() is None:
         pytest.skip("the Terraform toolchain is missing: run `make tools`")
     work = tmp_path_factory.mktemp(name)
-    mlflow = MlflowServer(work / "mlflow", free_port()).launch()
+    # MLflow as the stack's MLflow task runs it: basic-auth, its users set from the stack's secrets.
+    mlflow = MlflowServer.as_task(work / "mlflow", free_port()).launch()
     try:
         uri = mlflow.wait_healthy().uri
         # The serving tasks run from the serving image built here, as deploy.yml deploys it (pinned by digest).
-        with applied_stack(work, uri, variables={**image_variables(), **variables}) as stack:
+        variables = {**image_variables(), **variables}
+        with applied_stack(work, uri, variables=variables, on_mlflow_start=mlflow.take_secrets) as stack:
             settings = replace(
                 Settings.from_env(),
                 mlflow_tracking_uri=uri,
@@ -125,6 +127,10 @@ def deployed(
                 for key, value in stack.local.env().items():
                     mp.setenv(key, value)  # credentials for this process's own call to the emulator
                 write_labels(stack.buckets["data"], settings)
-            yield stack, settings
+            # This process is the operator: it reads the registry as the workflow's user (its secret).
+            with pytest.MonkeyPatch.context() as mp:
+                for key, value in stack.mlflow_credential("workflow").items():
+                    mp.setenv(key, value)
+                yield stack, settings
     finally:
         mlflow.stop()

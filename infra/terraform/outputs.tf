@@ -8,6 +8,14 @@ output "mlflow_tracking_uri" {
   value       = module.mlflow.tracking_uri
 }
 
+output "mlflow_credential_secret_arns" {
+  description = "Secrets Manager secrets {username, password} of MLflow's users: workflow (MLflow's admin, the only one that moves aliases) and reader (read-only). An operator opens the MLflow UI with one of them."
+  value = {
+    workflow = module.mlflow.workflow_credential_secret_arn
+    reader   = module.mlflow.reader_credential_secret_arn
+  }
+}
+
 output "ecr_repository_urls" {
   description = "ECR repositories to push the serving, training, lambdas and mlflow images to."
   value       = module.registry.repository_urls

@@ -213,6 +213,16 @@ variable "mlflow_db_multi_az" {
   default     = true
 }
 
+variable "mlflow_credential_version" {
+  description = "Version of MLflow's generated credentials (Secrets Manager): increase it to generate new passwords, then force a new deployment of the MLflow service (docs/deploy.md, \"Who may move an alias\")."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.mlflow_credential_version >= 1 && floor(var.mlflow_credential_version) == var.mlflow_credential_version
+    error_message = "mlflow_credential_version must be a positive integer."
+  }
+}
+
 # ---- workflow and monitoring
 variable "smoke_test_outside_vpc" {
   description = "Run the workflow's smoke-test Lambda outside the VPC: it only calls the service URL, and the internet-facing ALB is unreachable from private subnets without a NAT gateway. Set false with enable_nat_gateway (and allow the NAT addresses in allowed_ingress_cidrs)."

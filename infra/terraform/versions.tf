@@ -1,6 +1,7 @@
 terraform {
-  # OpenTofu >= 1.8 or Terraform >= 1.10 (S3 backend with use_lockfile).
-  required_version = ">= 1.8.0"
+  # OpenTofu or Terraform >= 1.11: ephemeral resources and write-only attributes (the MLflow
+  # credentials never enter the plan or the state, modules/mlflow) and the S3 backend's use_lockfile.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {

@@ -54,6 +54,7 @@ TF_TO_CFN: dict[str, str] = {
     "aws_route_table_association": "AWS::EC2::SubnetRouteTableAssociation",
     "aws_s3_bucket": "AWS::S3::Bucket",
     "aws_s3_bucket_policy": "AWS::S3::BucketPolicy",
+    "aws_secretsmanager_secret": "AWS::SecretsManager::Secret",
     "aws_security_group": "AWS::EC2::SecurityGroup",
     "aws_service_discovery_private_dns_namespace": "AWS::ServiceDiscovery::PrivateDnsNamespace",
     "aws_service_discovery_service": "AWS::ServiceDiscovery::Service",

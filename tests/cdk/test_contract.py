@@ -182,12 +182,17 @@ def test_the_template_has_every_contract_lambda_and_alarm(dev: Synth, contract: 
 
 
 def test_the_template_sets_the_contract_environment(dev: Synth, contract: dict[str, Any]) -> None:
+    from esteira_cdk.workflow import MLFLOW_CREDENTIALS_VARIABLE, MLFLOW_USERS
+
     workflow, serving = set(contract["workflow_environment"]), set(contract["serving_environment"])
     image = contract["image_variable"]
+    # The functions that call MLflow are also told which credential to call it with (not a contract name).
+    mlflow_callers = {function_name(k) for k in MLFLOW_USERS}
     for fn in dev.resources("AWS::Lambda::Function").values():
         if "FunctionName" in fn["Properties"]:
             env = fn["Properties"]["Environment"]["Variables"]
-            assert set(env) == workflow | {image}, fn["Properties"]["FunctionName"]
+            extra = {MLFLOW_CREDENTIALS_VARIABLE} if fn["Properties"]["FunctionName"] in mlflow_callers else set()
+            assert set(env) == workflow | {image} | extra, fn["Properties"]["FunctionName"]
             assert resolve(env[image]) == resolve(fn["Properties"]["Code"]["ImageUri"])
             assert env["ESTEIRA_RETRAIN_ALARM_PREFIX"] == f"{NAME}{contract['alarms']['retrain_prefix']}"
             assert env["ESTEIRA_CANARY_ALARM_PREFIX"] == f"{NAME}{contract['alarms']['canary_prefix']}"
@@ -237,9 +242,9 @@ def test_the_image_variable_follows_the_image_overrides(tmp_path_factory: pytest
     document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
     (job,) = [s for s in document["States"].values() if "createTrainingJob" in str(s.get("Resource", ""))]
     assert job["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == images["training"]
-    assert document["States"]["MergeInput"]["Parameters"]["training_image_environment"] == {
-        variable: images["training"]
-    }
+    training_environment = document["States"]["MergeInput"]["Parameters"]["training_image_environment"]
+    assert training_environment[variable] == images["training"]
+    assert set(training_environment) == {variable, "ESTEIRA_MLFLOW_CREDENTIALS_SECRET"}
 
 
 def test_the_template_uses_the_contract_metrics(dev: Synth, contract: dict[str, Any]) -> None:

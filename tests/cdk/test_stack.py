@@ -474,3 +474,137 @@ def test_the_sagemaker_job_runs_in_the_vpc(tmp_path_factory: Any) -> None:
         "ec2:CreateNetworkInterfacePermission",
         "ec2:DeleteNetworkInterface",
     } <= actions
+
+
+# ---------------------------------------------------------------- MLflow authentication (modules/mlflow)
+
+
+def _secrets(dev: Synth) -> dict[str, str]:
+    """The MLflow auth secrets' logical ids by name suffix (workflow, reader, flask-secret-key)."""
+    return {
+        s["Properties"]["Name"].removeprefix("esteira-dev/mlflow/"): k
+        for k, s in dev.resources("AWS::SecretsManager::Secret").items()
+    }
+
+
+def _secrets_readable_by(dev: Synth, role_id: str) -> set[str]:
+    """Logical ids (or resolved ARNs) of the secrets a role's policies allow GetSecretValue on."""
+    return {
+        r[len("<Ref:") : -1] if str(r).startswith("<Ref:") else str(r)
+        for holder, s in statements(dev.template)
+        if s.get("Effect", "Allow") == "Allow"
+        and role_id in json.dumps(dev.template["Resources"][holder]["Properties"].get("Roles", []))
+        and "secretsmanager:GetSecretValue" in as_list(s["Action"])
+        for r in as_list(resolve(s["Resource"]))
+    }
+
+
+def _role_id(dev: Synth, role_name: str) -> str:
+    (role_id,) = [k for k, r in dev.resources("AWS::IAM::Role").items() if r["Properties"].get("RoleName") == role_name]
+    return role_id
+
+
+def _container(dev: Synth, family: str) -> dict[str, Any]:
+    (task,) = [t for t in dev.resources("AWS::ECS::TaskDefinition").values() if t["Properties"]["Family"] == family]
+    return task["Properties"]["ContainerDefinitions"][0]
+
+
+def test_mlflow_credentials_are_generated_by_secrets_manager_under_the_stack_key(dev: Synth) -> None:
+    secrets = _secrets(dev)
+    assert set(secrets) == {"workflow", "reader", "flask-secret-key"}
+    (key_id,) = dev.resources("AWS::KMS::Key")
+    for name, logical_id in secrets.items():
+        props = dev.template["Resources"][logical_id]["Properties"]
+        assert resolve(props["KmsKeyId"]) == f"<GetAtt:{key_id}.Arn>", name
+        assert "SecretString" not in props, f"{name}: a value in the template"
+        generator = props["GenerateSecretString"]
+        assert generator["ExcludePunctuation"] is True
+        if name == "flask-secret-key":
+            assert generator == {"ExcludePunctuation": True, "PasswordLength": 64}
+        else:
+            assert generator["PasswordLength"] == 40 and generator["GenerateStringKey"] == "password"
+            assert json.loads(generator["SecretStringTemplate"]) == {"username": f"esteira-{name}"}
+    # Who reads a secret decrypts with its own IAM policy; the key policy is Terraform's, unchanged.
+    (key,) = dev.resources("AWS::KMS::Key").values()
+    assert "secretsmanager" not in json.dumps(key["Properties"]["KeyPolicy"])
+
+
+def test_each_mlflow_credential_is_readable_only_by_who_uses_it(dev: Synth) -> None:
+    from esteira_cdk.workflow import FUNCTIONS, MLFLOW_CREDENTIALS_VARIABLE, MLFLOW_USERS
+
+    secrets = _secrets(dev)
+    for key in FUNCTIONS:
+        _, fn = function_by_name(dev, key.replace("_", "-"))
+        role_id, _ = _role_of(dev, key.replace("_", "-"))
+        env = fn["Properties"]["Environment"]["Variables"]
+        user = MLFLOW_USERS.get(key)
+        if user is None:
+            assert MLFLOW_CREDENTIALS_VARIABLE not in env, key
+            assert _secrets_readable_by(dev, role_id) == set(), key
+            continue
+        assert resolve(env[MLFLOW_CREDENTIALS_VARIABLE]) == f"<Ref:{secrets[user]}>", key
+        assert _secrets_readable_by(dev, role_id) == {secrets[user]}, key
+        assert "kms:Decrypt" in _role_actions(dev.template, role_id), key
+    assert set(MLFLOW_USERS.values()) == {"workflow", "reader"}
+    # Only the workflow's user may move an alias: the reader is drift_check's, nothing else calling MLflow.
+    assert [k for k, u in MLFLOW_USERS.items() if u == "reader"] == ["drift_check"]
+
+    assert _secrets_readable_by(dev, _role_id(dev, "esteira-dev-serving-exec")) == {secrets["reader"]}
+    assert _secrets_readable_by(dev, _role_id(dev, "esteira-dev-train-exec")) == {secrets["workflow"]}
+    (db_id,) = dev.resources("AWS::RDS::DBInstance")
+    assert _secrets_readable_by(dev, _role_id(dev, "esteira-dev-mlflow-exec")) == {
+        *secrets.values(),
+        f"<GetAtt:{db_id}.MasterUserSecret.SecretArn>",
+    }
+    for role_name in ("esteira-dev-serving-task", "esteira-dev-train-task", "esteira-dev-mlflow-task"):
+        assert _secrets_readable_by(dev, _role_id(dev, role_name)) == set(), role_name
+
+
+def test_containers_get_their_mlflow_user_as_ecs_secrets(dev: Synth) -> None:
+    secrets = _secrets(dev)
+
+    def injected(family: str) -> dict[str, str]:
+        return {s["Name"]: resolve(s["ValueFrom"]) for s in _container(dev, family).get("Secrets", [])}
+
+    def field(user: str, key: str) -> str:
+        return f"<Ref:{secrets[user]}>:{key}::"
+
+    assert injected("esteira-dev-serving") == {
+        "MLFLOW_TRACKING_USERNAME": field("reader", "username"),
+        "MLFLOW_TRACKING_PASSWORD": field("reader", "password"),
+    }
+    assert injected("esteira-dev-train") == {
+        "MLFLOW_TRACKING_USERNAME": field("workflow", "username"),
+        "MLFLOW_TRACKING_PASSWORD": field("workflow", "password"),
+    }
+    mlflow = injected("esteira-dev-mlflow")
+    assert {k: v for k, v in mlflow.items() if k != "DB_PASSWORD"} == {
+        "MLFLOW_AUTH_ADMIN_USERNAME": field("workflow", "username"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": field("workflow", "password"),
+        "ESTEIRA_MLFLOW_READER_USERNAME": field("reader", "username"),
+        "ESTEIRA_MLFLOW_READER_PASSWORD": field("reader", "password"),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": f"<Ref:{secrets['flask-secret-key']}>",
+    }
+    container = _container(dev, "esteira-dev-mlflow")
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["ESTEIRA_MLFLOW_DEFAULT_PERMISSION"] == "READ"
+    (command,) = resolve(container["Command"])
+    assert command.startswith("exec python /opt/esteira/mlflow_start.py ") and "mlflow server" not in command
+
+
+def test_the_workflow_tells_training_jobs_the_workflow_credential(dev: Synth) -> None:
+    secrets = _secrets(dev)
+    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
+    environment = document["States"]["MergeInput"]["Parameters"]["training_image_environment"]
+    assert environment["ESTEIRA_MLFLOW_CREDENTIALS_SECRET"] == f"<Ref:{secrets['workflow']}>"
+    output = dev.template["Outputs"]["MlflowCredentialSecretArns"]["Value"]
+    assert json.dumps(output).count("Ref") == 2 and secrets["workflow"] in json.dumps(output)
+
+
+def test_the_sagemaker_job_reads_the_workflow_credential(tmp_path_factory: Any) -> None:
+    from .conftest import synthesise
+
+    sagemaker = synthesise(tmp_path_factory.mktemp("cdk-sagemaker-mlflow"), "dev", {"training_backend": "sagemaker"})
+    secrets = _secrets(sagemaker)
+    assert _secrets_readable_by(sagemaker, _role_id(sagemaker, "esteira-dev-sagemaker-train")) == {secrets["workflow"]}

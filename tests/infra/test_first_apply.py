@@ -35,13 +35,17 @@ EVERY_FUNCTION = {
     "xray:puttelemetryrecords",
     "kms:decrypt",  # its own environment (encryption context LambdaFunctionName)
 }
+# A function that calls MLflow reads its MLflow user's credential (lambdas/_runtime.py, modules/workflow
+# local.mlflow_users); the secret is under the stack's key.
+MLFLOW_SECRET = "secretsmanager:getsecretvalue"
 # What each function's code calls (lambdas/<key>.py -> pipelines/ -> boto3), beyond EVERY_FUNCTION.
 # A change here is a change of what a function may do: review it with the code that needs it.
 EXPECTED = {
     "validate_data": {"s3:getobject", "s3:listbucket", "s3:putobject", "kms:generatedatakey"},  # + snapshots
-    "evaluate": {"s3:getobject", "s3:listbucket"},
-    "promote": set(),
+    "evaluate": {"s3:getobject", "s3:listbucket", MLFLOW_SECRET},
+    "promote": {MLFLOW_SECRET},
     "deploy": {
+        MLFLOW_SECRET,
         "ecs:describeservices",
         "ecs:updateservice",
         "ecs:describetaskdefinition",
@@ -50,9 +54,10 @@ EXPECTED = {
         "iam:passrole",
     },
     "service_stable": {"ecs:describeservices"},
-    "smoke_test": {"s3:getobject", "s3:listbucket"},
-    "rollback": {"ecs:describeservices", "ecs:updateservice"},
+    "smoke_test": {"s3:getobject", "s3:listbucket", MLFLOW_SECRET},
+    "rollback": {"ecs:describeservices", "ecs:updateservice", MLFLOW_SECRET},
     "drift_check": {
+        MLFLOW_SECRET,
         "s3:getobject",
         "s3:listbucket",
         "s3:putobject",
@@ -70,6 +75,7 @@ EXPECTED = {
     },
     "lock": {"dynamodb:getitem", "dynamodb:putitem", "dynamodb:deleteitem"},
     "canary_check": {
+        MLFLOW_SECRET,
         "ecs:describeservices",
         "ecs:updateservice",
         "ecs:describetaskdefinition",
@@ -150,8 +156,10 @@ def test_each_role_holds_exactly_what_its_code_calls(plan: dict[str, Any]) -> No
     statements = lambda_statements(plan)
     assert set(statements) == set(functions())
     assert {k: actions_of(s) - EVERY_FUNCTION for k, s in statements.items()} == EXPECTED
-    # kms:Decrypt of the data key (S3 objects, the lock table's items) where the code reads them.
+    # kms:Decrypt of the data key (S3 objects, the lock table's items, the MLflow credential's secret)
+    # where the code reads them.
     decrypts_data = {"validate_data", "evaluate", "smoke_test", "drift_check", "lock", "retrain_trigger"}
+    decrypts_data |= {"promote", "deploy", "rollback", "canary_check"}
     for key, sts in statements.items():
         assert actions_of(sts) >= EVERY_FUNCTION, key
         env = [s for s in sts if s.get("sid") == "DecryptOwnEnvironment"]

@@ -30,15 +30,19 @@ from tests.infra.conftest import CONTRACT, TOOLS_DIR, require
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 MLFLOW = "env:MLFLOW_TRACKING_URI"
+# A Lambda that calls MLflow first reads its MLflow user's credential (lambdas/_runtime.py).
+SECRET = "secretsmanager:GetSecretValue"
 S3_READ = {"s3:GetObject", "s3:ListBucket"}
 # What each unit's own code calls (boto3 requests as IAM actions, internal endpoints as env:NAME or
 # URL templates), read from the code; keyed by Lambda key (contract.yaml) and task family suffix.
 DERIVED_CALLS: dict[str, set[str]] = {
     # model.data.known_labels / read_raw: the labels and the data from S3; pipelines/snapshot.py adds the snapshots
     "lambda:validate_data": S3_READ | {"s3:PutObject"},
-    "lambda:evaluate": S3_READ | {MLFLOW},
-    "lambda:promote": {MLFLOW},
+    "lambda:evaluate": S3_READ | {MLFLOW, SECRET},
+    "lambda:promote": {MLFLOW, SECRET},
     "lambda:deploy": {
+        MLFLOW,
+        SECRET,
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
@@ -47,12 +51,12 @@ DERIVED_CALLS: dict[str, set[str]] = {
     },
     "lambda:service_stable": {"ecs:DescribeServices"},
     # the ALB (ESTEIRA_SERVING_URL); smoke rows from S3 when the execution gives smoke_data
-    "lambda:smoke_test": {"env:ESTEIRA_SERVING_URL"} | S3_READ,
-    "lambda:rollback": {"ecs:UpdateService", MLFLOW},
+    "lambda:smoke_test": {"env:ESTEIRA_SERVING_URL", MLFLOW, SECRET} | S3_READ,
+    "lambda:rollback": {"ecs:UpdateService", MLFLOW, SECRET},
     # the capture window, the per-version drift state (read and written with the report), the metrics;
     # when a drift retrain did not absorb the shift, the notice and the "retrain-paused" lock item
     "lambda:drift_check": S3_READ
-    | {"s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish", "dynamodb:PutItem", MLFLOW},
+    | {"s3:PutObject", "cloudwatch:PutMetricData", "sns:Publish", "dynamodb:PutItem", MLFLOW, SECRET},
     "lambda:retrain_trigger": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "states:StartExecution"},
     "lambda:lock": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
     "lambda:canary_check": {
@@ -71,6 +75,7 @@ DERIVED_CALLS: dict[str, set[str]] = {
         "cloudwatch:PutMetricData",
         "iam:PassRole",
         MLFLOW,
+        SECRET,
     },
     # model/serving: the model from MLflow, capture to S3, shadow copies to canary.<namespace>
     "ecs:serving": {"s3:PutObject", MLFLOW, "env:SHADOW_URL"},
@@ -85,7 +90,7 @@ DERIVED_CALLS: dict[str, set[str]] = {
     # esteira train: data from S3 (with --reference recent-traffic also the capture and the previous
     # champion's drift state), runs and the model to MLflow
     "ecs:train": S3_READ | {"s3:PutObject", MLFLOW},
-    "sagemaker:train": S3_READ | {"s3:PutObject", MLFLOW},
+    "sagemaker:train": S3_READ | {"s3:PutObject", MLFLOW, SECRET},  # esteira train reads its MLflow credential
 }
 
 

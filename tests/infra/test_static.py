@@ -31,6 +31,7 @@ TEMPLATE_VARS = {
     "sagemaker_role_arn": "",
     "training_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-dev/training:0.1.0",
     "image_variable": yaml.safe_load(CONTRACT.read_text())["image_variable"],
+    "mlflow_credentials_secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:esteira-dev/mlflow/workflow-A1",
     "lock_table_name": "esteira-dev-workflow-lock",
     "data_bucket": "esteira-dev-data-123456789012",
     "artifacts_bucket": "esteira-dev-artifacts-123456789012",
@@ -191,13 +192,17 @@ def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
 
 def test_the_sagemaker_training_job_is_told_the_image_it_runs() -> None:
     """Its Environment is validate_data's training_environment plus contract.yaml image_variable set to the
-    training image (the Lambda's own image variable names the Lambda image, never reaches the job)."""
+    training image (the Lambda's own image variable names the Lambda image, never reaches the job) and
+    the secret of the workflow's MLflow user (a job has no secrets injection: `esteira train` reads it)."""
     definition = render_asl(TEMPLATE_VARS | {"training_backend": "sagemaker"})
     (job,) = [s for s in definition["States"].values() if "sagemaker:createTrainingJob" in s.get("Resource", "")]
     assert job["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == TEMPLATE_VARS["training_image_uri"]
     merge = job["Parameters"]["Environment.$"]
     assert merge == "States.JsonMerge($.validation.training_environment, $.training_image_environment, false)"
-    image = {TEMPLATE_VARS["image_variable"]: TEMPLATE_VARS["training_image_uri"]}
+    image = {
+        TEMPLATE_VARS["image_variable"]: TEMPLATE_VARS["training_image_uri"],
+        "ESTEIRA_MLFLOW_CREDENTIALS_SECRET": TEMPLATE_VARS["mlflow_credentials_secret"],
+    }
     assert definition["States"]["MergeInput"]["Parameters"]["training_image_environment"] == image
 
 

@@ -85,10 +85,12 @@ class Workflow:
         ecs = self.aws.client("ecs")
         return dict(ecs.describe_services(cluster=self.stack.cluster, services=[self.stack.service])["services"][0])
 
-    def serving_env(self, task_definition: str) -> dict[str, str]:
+    def serving_container(self, task_definition: str) -> dict[str, Any]:
         td = self.aws.client("ecs").describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
-        serving = next(c for c in td["containerDefinitions"] if c["name"] == "serving")
-        return {e["name"]: e["value"] for e in serving.get("environment", [])}
+        return dict(next(c for c in td["containerDefinitions"] if c["name"] == "serving"))
+
+    def serving_env(self, task_definition: str) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in self.serving_container(task_definition).get("environment", [])}
 
     def champion(self) -> str | None:
         v = registry.version_by_alias(self.settings, registry.CHAMPION)

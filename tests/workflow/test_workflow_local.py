@@ -8,8 +8,10 @@ the champion and the serving revision before it acts and asserts on what changed
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -115,6 +117,47 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
     assert doc["deployment"]["task_definition"] == primary and doc["deployment"]["execution_arn"] == first
     assert doc["releases"][-1]["outcome"] == "serving" and doc["releases"][-1]["smoke"]["passed"]
     assert doc["missing"] == [], doc["missing"]
+
+
+def _set_champion(uri: str, name: str, version: str, who: dict[str, str] | None) -> int:
+    """POST registered-models/alias as any MLflow client does; the HTTP status."""
+    body = json.dumps({"name": name, "alias": registry.CHAMPION, "version": version}).encode()
+    req = urllib.request.Request(f"{uri}/api/2.0/mlflow/registered-models/alias", data=body, method="POST")
+    req.add_header("Content-Type", "application/json")
+    if who is not None:
+        pair = f"{who['MLFLOW_TRACKING_USERNAME']}:{who['MLFLOW_TRACKING_PASSWORD']}"
+        req.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_only_the_workflow_user_moves_champion(workflow: Workflow) -> None:
+    """The registry has an owner on the applied stack: MLflow runs basic-auth with the users Terraform's
+    secrets hold (set when its ECS service started), the workflow reached it with its own credential
+    (the release above), the serving tasks loaded the champion with the read-only one, and a client
+    without a credential, or with serving's, cannot move `champion`."""
+    wf = workflow
+    version = _champion_serving(wf)  # released by the workflow's Lambdas, served by tasks using the reader
+    uri, name = wf.settings.mlflow_tracking_uri, wf.settings.registered_model_name
+    assert _set_champion(uri, name, version, None) == 401
+    reader = wf.stack.mlflow_credential("reader")
+    assert _set_champion(uri, name, version, reader) == 403
+    assert _set_champion(uri, name, version, wf.stack.mlflow_credential("workflow")) == 200
+    assert wf.champion() == version
+    # `esteira lineage --serving`: which version answers traffic, and why (its gate and last release).
+    now = lineage.serving(wf.settings, url=wf.stack.outputs["serving_url"], samples=4)
+    assert now["agree"] and now["serving_versions"] == {version: 4}, now
+    assert now["versions"][version]["gate"]["passed"] is True and now["versions"][version]["last_release"]
+    # Serving got the reader's credential from its task definition's secrets, not the workflow's.
+    secrets = {s["name"]: s["valueFrom"] for s in wf.serving_container(wf.service()["taskDefinition"])["secrets"]}
+    reader_arn = wf.stack.outputs["mlflow_credential_secret_arns"]["reader"]
+    assert secrets == {
+        "MLFLOW_TRACKING_USERNAME": f"{reader_arn}:username::",
+        "MLFLOW_TRACKING_PASSWORD": f"{reader_arn}:password::",
+    }
 
 
 def test_gate_rejection_leaves_serving_alone(workflow: Workflow, tmp_path: Path) -> None:

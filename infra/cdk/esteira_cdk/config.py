@@ -23,6 +23,11 @@ TFVARS_DIR = REPO_ROOT / "infra" / "terraform" / "envs"
 # Terraform variables with no meaning in CloudFormation (listed so the settings-parity test knows).
 TERRAFORM_ONLY_VARIABLES = {
     "aws_endpoint_url": "Provider endpoint override for emulators; CDK synthesises offline and never calls AWS.",
+    "mlflow_credential_version": (
+        "Tells Terraform when to write its write-only MLflow passwords again. CloudFormation generates each "
+        "value once, when it creates the secret (GenerateSecretString); rotate with `aws secretsmanager "
+        "put-secret-value` and a new deployment of the MLflow service (docs/deploy.md)."
+    ),
 }
 
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -33,7 +38,7 @@ PRIVATE_AWS_APIS: dict[str, str] = {
     "ecr.api": "image pulls of the Fargate tasks (serving, MLflow, training)",
     "ecr.dkr": "image pulls of the Fargate tasks",
     "logs": "awslogs of the Fargate tasks; SageMaker training logs in VPC mode",
-    "secretsmanager": "the MLflow task's database password (ECS secrets)",
+    "secretsmanager": "the MLflow users' credentials and database password (ECS secrets, the workflow Lambdas)",
     "ecs": "deploy, service_stable, rollback and canary_check Lambdas",
     "elasticloadbalancing": "canary_check Lambda: listener weights and the shadow tag",
     "monitoring": "drift_check and canary_check Lambdas; SageMaker training metrics in VPC mode",

@@ -1,4 +1,5 @@
-"""MLflow tracking server (modules/mlflow): RDS PostgreSQL backend, ECS service, Cloud Map name.
+"""MLflow tracking server (modules/mlflow): RDS PostgreSQL backend, ECS service, Cloud Map name, and
+the basic-auth users' credentials in Secrets Manager.
 
 The database is written with the L1 constructs on purpose: Terraform lets RDS manage the master
 password in Secrets Manager (manage_master_user_password, rotated by RDS), and the L2
@@ -7,7 +8,10 @@ DatabaseInstance would instead create and own a secret of its own.
 
 from __future__ import annotations
 
-from aws_cdk import CfnDeletionPolicy, Duration
+import json
+from typing import cast
+
+from aws_cdk import CfnDeletionPolicy, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -25,6 +29,78 @@ MLFLOW_PORT = 5000
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
 
+# MLflow's basic-auth users by role (modules/mlflow local.credentials; docs/deploy.md "Who may move an
+# alias"): `workflow`, MLflow's admin and the only user that may write (register versions, move
+# `champion`); `reader`, read-only, for the serving tasks and the drift check.
+CREDENTIAL_USERS: dict[str, str] = {"workflow": "esteira-workflow", "reader": "esteira-reader"}
+CREDENTIAL_DESCRIPTIONS: dict[str, str] = {"workflow": "admin: moves aliases", "reader": "read-only: serving"}
+AUTH_DEFAULT_PERMISSIONS = ("READ", "NO_PERMISSIONS")
+
+
+class MlflowCredentials(Construct):
+    """Who may use the registry: the two users' {username, password} and the Flask secret key.
+
+    Terraform creates these in modules/mlflow with passwords from an ephemeral
+    aws_secretsmanager_random_password written write-only (never in the plan or the state). The
+    CloudFormation counterpart is generate_secret_string: Secrets Manager generates the password when
+    it creates the secret, and the template holds only the generator's settings. They are a construct
+    of their own because the serving tasks (created before the MLflow server) read the reader's.
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, name: str, key: kms.IKey, deletion_protection: bool
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Terraform: recovery_window_in_days = 30 when protected, else 0 (deleted at once). CloudFormation
+        # has no recovery window setting: keep the secrets when protected, delete them with the stack otherwise.
+        removal = RemovalPolicy.RETAIN if deletion_protection else RemovalPolicy.DESTROY
+
+        def secret(
+            construct_id: str, secret_name: str, description: str, generator: secretsmanager.SecretStringGenerator
+        ) -> secretsmanager.Secret:
+            created = secretsmanager.Secret(
+                self,
+                construct_id,
+                secret_name=secret_name,
+                description=description,
+                generate_secret_string=generator,
+                removal_policy=removal,
+            )
+            # Under the stack's key, set on the L1 on purpose: given encryption_key, the L2 (and every
+            # ecs.Secret grant on it) adds statements to the key policy, which Terraform keeps to its
+            # three. Who reads a secret gets kms:Decrypt in its own IAM policy instead, as in Terraform.
+            cast(secretsmanager.CfnSecret, created.node.default_child).kms_key_id = key.key_arn
+            return created
+
+        self.secrets: dict[str, secretsmanager.Secret] = {
+            user: secret(
+                user.capitalize(),
+                f"{name}/mlflow/{user}",
+                f"MLflow basic-auth credential {{username, password}} of the {user} ({CREDENTIAL_DESCRIPTIONS[user]})",
+                secretsmanager.SecretStringGenerator(
+                    secret_string_template=json.dumps({"username": username}),
+                    generate_string_key="password",
+                    password_length=40,
+                    exclude_punctuation=True,
+                ),
+            )
+            for user, username in CREDENTIAL_USERS.items()
+        }
+        self.flask = secret(
+            "FlaskSecretKey",
+            f"{name}/mlflow/flask-secret-key",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY of the MLflow basic-auth app (CSRF), read by the MLflow task only",
+            secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
+        )
+
+    @property
+    def workflow(self) -> secretsmanager.ISecret:
+        return self.secrets["workflow"]
+
+    @property
+    def reader(self) -> secretsmanager.ISecret:
+        return self.secrets["reader"]
+
 
 class Mlflow(Construct):
     """Private MLflow server reachable as mlflow.<namespace>:5000 from inside the VPC."""
@@ -40,6 +116,7 @@ class Mlflow(Construct):
         cluster: ecs.ICluster,
         key: kms.IKey,
         artifacts_bucket: s3.IBucket,
+        credentials: MlflowCredentials,
         image: ecs.ContainerImage,
         image_uri: str,
         db_instance_class: str,
@@ -53,8 +130,11 @@ class Mlflow(Construct):
         db_allocated_storage: int = 20,
         db_backup_retention_days: int = 7,
         db_performance_insights: bool = True,
+        auth_default_permission: str = "READ",
     ) -> None:
         super().__init__(scope, construct_id)
+        if auth_default_permission not in AUTH_DEFAULT_PERMISSIONS:
+            raise ValueError(f"auth_default_permission must be one of {AUTH_DEFAULT_PERMISSIONS}")
         namespace_name = f"{name}.internal"
         host = f"mlflow.{namespace_name}"
         self.tracking_uri = f"http://{host}:{MLFLOW_PORT}"
@@ -166,6 +246,14 @@ class Mlflow(Construct):
                 iam.PolicyStatement(
                     sid="ReadDatabaseSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
                 ),
+                iam.PolicyStatement(
+                    sid="ReadAuthSecrets",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[
+                        *(s.secret_arn for s in credentials.secrets.values()),
+                        credentials.flask.secret_arn,
+                    ],
+                ),
                 iam.PolicyStatement(sid="DecryptDatabaseSecret", actions=["kms:Decrypt"], resources=[key.key_arn]),
             ],
         )
@@ -203,9 +291,12 @@ class Mlflow(Construct):
             volumes=[ecs.Volume(name="tmp")],
         )
         # The RDS-managed password may contain URL-reserved characters: quote it before building the URI.
+        # docker/mlflow_start.py (in the image) syncs the two users from the injected secrets, writes
+        # MLflow's auth configuration (its users in this same database) and execs
+        # `mlflow server --app-name basic-auth` with these arguments.
         server_command = " ".join(
             [
-                f"exec mlflow server --host 0.0.0.0 --port {MLFLOW_PORT} --workers 2",
+                f"exec python /opt/esteira/mlflow_start.py --host 0.0.0.0 --port {MLFLOW_PORT} --workers 2",
                 # $VAR, not ${VAR}: same shell expansion, and CloudFormation linters do not mistake it
                 # for an Fn::Sub parameter.
                 '--backend-store-uri "postgresql://$DB_USER:'
@@ -231,11 +322,20 @@ class Mlflow(Construct):
                 "DB_USER": DB_USER,
                 "MLFLOW_SERVER_ALLOWED_HOSTS": f"{host},{host}:{MLFLOW_PORT},localhost,localhost:{MLFLOW_PORT}",
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                "ESTEIRA_MLFLOW_DEFAULT_PERMISSION": auth_default_permission,
                 "TMPDIR": "/tmp",
                 # The image this container runs (contract.yaml image_variable), as every container of the stack.
                 contract().image_variable: image_uri,
             },
-            secrets={"DB_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password")},
+            secrets={
+                "DB_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password"),
+                # MLflow's admin is the workflow's user; serving's is read-only (docker/mlflow_start.py).
+                "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(credentials.workflow, "username"),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(credentials.workflow, "password"),
+                "ESTEIRA_MLFLOW_READER_USERNAME": ecs.Secret.from_secrets_manager(credentials.reader, "username"),
+                "ESTEIRA_MLFLOW_READER_PASSWORD": ecs.Secret.from_secrets_manager(credentials.reader, "password"),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": ecs.Secret.from_secrets_manager(credentials.flask),
+            },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="mlflow", log_group=logs_group),
         )
         container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))

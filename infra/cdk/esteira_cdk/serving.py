@@ -9,6 +9,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
@@ -37,6 +38,7 @@ class Serving(Construct):
         image_uri: str,
         model_uri: str,
         mlflow_tracking_uri: str,
+        mlflow_credential: secretsmanager.ISecret,
         capture_s3_uri: str,
         capture_bucket: s3.IBucket,
         logs_bucket: s3.IBucket,
@@ -84,6 +86,24 @@ class Serving(Construct):
 
         # ---- IAM: the execution role pulls images and writes logs; the task role is what the code may do
         self.execution_role = ecs_tasks_role(self, "ExecutionRole", f"{name}-serving-exec", execution=True)
+        # ECS reads MLflow's read-only credential for the container (its `secrets`) with the execution role;
+        # the secret is under the stack's key. The service may read the registry, never move an alias.
+        execution_policy = inline_policy(
+            self,
+            "ExecutionPolicy",
+            "serving-secrets",
+            self.execution_role,
+            [
+                iam.PolicyStatement(
+                    sid="ReadMlflowReaderCredential",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[mlflow_credential.secret_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="DecryptMlflowReaderCredential", actions=["kms:Decrypt"], resources=[key.key_arn]
+                ),
+            ],
+        )
         self.task_role = ecs_tasks_role(self, "TaskRole", f"{name}-serving-task", execution=False)
         task_policy = inline_policy(
             self,
@@ -138,6 +158,11 @@ class Serving(Construct):
             readonly_root_filesystem=True,
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
             environment=dict(sorted(environment.items())),
+            # MLflow's clients read these natively: the read-only user (Mlflow construct, docs/deploy.md).
+            secrets={
+                "MLFLOW_TRACKING_USERNAME": ecs.Secret.from_secrets_manager(mlflow_credential, "username"),
+                "MLFLOW_TRACKING_PASSWORD": ecs.Secret.from_secrets_manager(mlflow_credential, "password"),
+            },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="serving", log_group=serving_logs),
         )
         container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
@@ -278,7 +303,7 @@ class Serving(Construct):
         )
         # Adds the ALB -> tasks ingress and egress rules on the container port (Terraform's two rules).
         self.target_group.add_target(self.service)
-        self.service.node.add_dependency(task_policy)
+        self.service.node.add_dependency(task_policy, execution_policy)
 
         # ---- the candidate's service: empty except while a canary or shadow release runs
         self.canary_service = ecs.FargateService(
@@ -303,7 +328,7 @@ class Serving(Construct):
             ),
         )
         self.canary_target_group.add_target(self.canary_service)
-        self.canary_service.node.add_dependency(task_policy)
+        self.canary_service.node.add_dependency(task_policy, execution_policy)
         # Shadow copies go from the serving tasks to the canary service's tasks directly (Cloud Map).
         self.tasks_sg.add_ingress_rule(
             self.tasks_sg, ec2.Port.tcp(CONTAINER_PORT), "Shadow copies from the stable serving tasks"

@@ -12,7 +12,7 @@ from .ci import DEFAULT_QUALIFIER, Ci
 from .common import container_image, image_uri
 from .config import EsteiraConfig
 from .contract import contract
-from .mlflow import Mlflow
+from .mlflow import Mlflow, MlflowCredentials
 from .monitoring import Monitoring, Notifications
 from .network import Network
 from .registry import Registry
@@ -94,6 +94,10 @@ class EsteiraStack(Stack):
         capture_s3_uri = f"s3://{storage.buckets['capture'].bucket_name}/{contract().capture_prefix}/"
         # MLflow's URI is a name (Cloud Map), known before the MLflow construct exists.
         mlflow_tracking_uri = f"http://mlflow.{name}.internal:5000"
+        # modules/mlflow's users: created first, as the serving tasks read the reader's credential.
+        mlflow_credentials = MlflowCredentials(
+            self, "MlflowCredentials", name=name, key=storage.key, deletion_protection=cfg.deletion_protection
+        )
 
         serving = Serving(
             self,
@@ -107,6 +111,7 @@ class EsteiraStack(Stack):
             image_uri=image_uri(repos["serving"], image_tag, cfg.serving_image_uri),
             model_uri=model_uri,
             mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_credential=mlflow_credentials.reader,
             capture_s3_uri=capture_s3_uri,
             capture_bucket=storage.buckets["capture"],
             logs_bucket=storage.logs_bucket,
@@ -129,6 +134,7 @@ class EsteiraStack(Stack):
             cluster=serving.cluster,
             key=storage.key,
             artifacts_bucket=storage.buckets["artifacts"],
+            credentials=mlflow_credentials,
             image=container_image(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
             image_uri=image_uri(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
             db_instance_class=cfg.mlflow_db_instance_class,
@@ -172,6 +178,7 @@ class EsteiraStack(Stack):
             buckets=dict(storage.buckets),
             capture_s3_uri=capture_s3_uri,
             mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_credentials={"workflow": mlflow_credentials.workflow, "reader": mlflow_credentials.reader},
             model_name=cfg.model_name,
             sns_topic_arn=notifications.topic.topic_arn,
             retrain_cooldown_seconds=cfg.retrain_cooldown_seconds,
@@ -211,6 +218,13 @@ class EsteiraStack(Stack):
         outputs: dict[str, tuple[str, str]] = {
             "ServingUrl": (serving.url, "Base URL of the inference service (ALB)"),
             "MlflowTrackingUri": (mlflow_tracking_uri, "MLflow tracking URI (private: reachable inside the VPC only)"),
+            "MlflowCredentialSecretArns": (
+                self.to_json_string(
+                    {"workflow": mlflow_credentials.workflow.secret_arn, "reader": mlflow_credentials.reader.secret_arn}
+                ),
+                "Secrets Manager secrets {username, password} of MLflow's users: workflow (MLflow's admin, the only "
+                "one that moves aliases) and reader (read-only) (JSON)",
+            ),
             "EcsClusterName": (serving.cluster.cluster_name, "ECS cluster running serving, MLflow and training tasks"),
             "ServingServiceName": (serving.service.service_name, "ECS service of the inference service"),
             "StateMachineArn": (workflow.state_machine.state_machine_arn, "Train-evaluate-deploy state machine"),

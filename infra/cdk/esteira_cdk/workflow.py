@@ -20,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -72,16 +73,18 @@ FUNCTIONS: dict[str, FunctionSpec] = {key: FUNCTION_SETTINGS[key] for key in con
 # names): lambdas/<key>.py and the pipelines/ and model/ code it runs, plus the permissions AWS checks
 # implicitly (KMS for the SSE-KMS buckets, the lock table and the state machine; ecs:TagResource and
 # iam:PassRole for RegisterTaskDefinition; cloudwatch:TagResource for PutMetricAlarm with Tags).
-# MLflow is HTTP inside the VPC (the server proxies artifacts): no AWS permission. Every role also
-# gets its own log group, X-Ray (Tracing.ACTIVE) and its environment's key; one role per function.
+# MLflow is HTTP inside the VPC (the server proxies artifacts): a function that calls it needs only its
+# MLflow user's secret (mlflow_workflow or mlflow_reader, MLFLOW_USERS below) and the key it is under.
+# Every role also gets its own log group, X-Ray (Tracing.ACTIVE) and its environment's key; one role
+# per function.
 FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
     "validate_data": ("read_data", "decrypt", "write_snapshots", "encrypt"),
-    "evaluate": ("read_data", "decrypt"),
-    "promote": (),
-    "deploy": ("serving_service", "revisions", "tag_revisions", "pass_serving"),
+    "evaluate": ("read_data", "decrypt", "mlflow_workflow"),
+    "promote": ("mlflow_workflow", "decrypt"),
+    "deploy": ("serving_service", "revisions", "tag_revisions", "pass_serving", "mlflow_workflow", "decrypt"),
     "service_stable": ("describe_serving",),
-    "smoke_test": ("read_data", "decrypt"),
-    "rollback": ("serving_service",),
+    "smoke_test": ("read_data", "decrypt", "mlflow_workflow"),
+    "rollback": ("serving_service", "mlflow_workflow", "decrypt"),
     # The capture window; the per-version state drift-reports/model_version=<v>/state.json (read, then
     # written with the report; ListBucket so a first check's missing state is NoSuchKey, not AccessDenied);
     # when a drift retrain did not absorb the shift, the SNS notice and the "retrain-paused" lock item.
@@ -95,6 +98,7 @@ FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
         "publish_metrics",
         "notify",
         "pause_retraining",
+        "mlflow_reader",
     ),
     "retrain_trigger": ("lock_items", "decrypt", "start_workflow", "encrypt"),
     "lock": ("lock_items", "decrypt"),
@@ -109,9 +113,30 @@ FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
         "canary_alarms",
         "read_metrics",
         "publish_metrics",
+        "mlflow_workflow",
+        "decrypt",
     ),
 }
 require_same("FUNCTION_GRANTS keys", FUNCTION_GRANTS, contract().lambda_functions)
+
+# Which MLflow user each function calls the registry as (modules/workflow local.mlflow_users; the
+# Mlflow construct, docs/deploy.md "Who may move an alias"): lambdas/_runtime.py reads that user's
+# secret, named by ESTEIRA_MLFLOW_CREDENTIALS_SECRET, at a cold start. `workflow` may write (register,
+# tag, move aliases); `reader` may only read. A function not listed never calls MLflow and can read
+# neither secret.
+MLFLOW_CREDENTIALS_VARIABLE = "ESTEIRA_MLFLOW_CREDENTIALS_SECRET"
+MLFLOW_USERS: dict[str, str] = {
+    "evaluate": "workflow",  # the challenger's evaluation run and tags
+    "promote": "workflow",  # moves `champion`
+    "deploy": "workflow",  # the release in the version's lineage
+    "smoke_test": "workflow",  # its outcome in the lineage
+    "rollback": "workflow",  # moves `champion` back
+    "canary_check": "workflow",  # release steps in the lineage
+    "drift_check": "reader",  # the champion's reference profile and tags
+}
+_UNGRANTED = sorted(k for k, user in MLFLOW_USERS.items() if f"mlflow_{user}" not in FUNCTION_GRANTS[k])
+if _UNGRANTED:
+    raise ValueError(f"MLFLOW_USERS without their mlflow_<user> grant in FUNCTION_GRANTS: {_UNGRANTED}")
 
 _ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)(?::(?P<tag>[\w.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
@@ -204,6 +229,7 @@ class Workflow(Construct):
         buckets: dict[str, s3.IBucket],
         capture_s3_uri: str,
         mlflow_tracking_uri: str,
+        mlflow_credentials: dict[str, secretsmanager.ISecret],
         model_name: str,
         sns_topic_arn: str,
         retrain_cooldown_seconds: int,
@@ -225,6 +251,8 @@ class Workflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        if set(mlflow_credentials) != set(MLFLOW_USERS.values()):
+            raise ValueError(f"mlflow_credentials must name exactly {sorted(set(MLFLOW_USERS.values()))}")
         self.state_machine_name = f"{name}-train-evaluate-deploy"
         # Built from names, not read from the resources: the Lambdas need the state machine ARN in
         # their environment and the state machine needs the Lambda ARNs (a cycle otherwise).
@@ -375,6 +403,18 @@ class Workflow(Construct):
                 actions=["s3:PutObject"],
                 resources=[buckets["artifacts"].arn_for_objects("drift-reports/*")],
             ),
+            # The MLflow credential a function calls the registry with (MLFLOW_USERS); the secrets are
+            # under the stack's key, which is the decrypt grant.
+            "mlflow_workflow": iam.PolicyStatement(
+                sid="ReadMlflowWorkflowCredential",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[mlflow_credentials["workflow"].secret_arn],
+            ),
+            "mlflow_reader": iam.PolicyStatement(
+                sid="ReadMlflowReaderCredential",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[mlflow_credentials["reader"].secret_arn],
+            ),
             "decrypt": iam.PolicyStatement(sid="DecryptWithDataKey", actions=["kms:Decrypt"], resources=[key.key_arn]),
             "encrypt": iam.PolicyStatement(
                 sid="EncryptWithDataKey", actions=["kms:GenerateDataKey"], resources=[key.key_arn]
@@ -504,7 +544,16 @@ class Workflow(Construct):
                 memory_size=spec.memory_size,
                 architecture=lambda_.Architecture.X86_64,
                 environment_encryption=key,
-                environment={**self.environment, **spec.environment, image_variable: image.uri},
+                environment={
+                    **self.environment,
+                    **spec.environment,
+                    image_variable: image.uri,
+                    **(
+                        {MLFLOW_CREDENTIALS_VARIABLE: mlflow_credentials[MLFLOW_USERS[key_]].secret_arn}
+                        if key_ in MLFLOW_USERS
+                        else {}
+                    ),
+                },
                 vpc=vpc if in_vpc else None,
                 vpc_subnets=private_subnets if in_vpc else None,
                 security_groups=[self.security_group] if in_vpc else None,
@@ -519,6 +568,18 @@ class Workflow(Construct):
 
         # ---- training task (ECS Fargate in private subnets)
         self.train_execution_role = ecs_tasks_role(self, "TrainExecutionRole", f"{name}-train-exec", execution=True)
+        # ECS reads the workflow's MLflow credential for the training container (its `secrets`): training
+        # registers the new version, so it is the writing user.
+        inline_policy(
+            self,
+            "TrainExecutionPolicy",
+            "train-secrets",
+            self.train_execution_role,
+            [
+                grants["mlflow_workflow"],
+                iam.PolicyStatement(sid="DecryptMlflowCredential", actions=["kms:Decrypt"], resources=[key.key_arn]),
+            ],
+        )
         self.train_task_role = ecs_tasks_role(self, "TrainTaskRole", f"{name}-train-task", execution=False)
         inline_policy(
             self,
@@ -557,6 +618,11 @@ class Workflow(Construct):
             readonly_root_filesystem=True,
             command=train_command or ["esteira", "train"],
             environment=dict(sorted({**self.environment, image_variable: training_image_uri}.items())),
+            # MLflow's clients read these natively: the workflow's (writing) user.
+            secrets={
+                "MLFLOW_TRACKING_USERNAME": ecs.Secret.from_secrets_manager(mlflow_credentials["workflow"], "username"),
+                "MLFLOW_TRACKING_PASSWORD": ecs.Secret.from_secrets_manager(mlflow_credentials["workflow"], "password"),
+            },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="train", log_group=train_logs),
         )
         train_container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
@@ -598,6 +664,9 @@ class Workflow(Construct):
                     iam.PolicyStatement(
                         sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
                     ),
+                    # `esteira train` reads the workflow's MLflow credential itself (ESTEIRA_MLFLOW_CREDENTIALS_SECRET
+                    # in the job's environment, from the state machine): a training job has no secrets injection.
+                    grants["mlflow_workflow"],
                     iam.PolicyStatement(sid="PullImage", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
                     iam.PolicyStatement(
                         sid="PullTrainingImage",
@@ -757,6 +826,7 @@ class Workflow(Construct):
             "sagemaker_role_arn": self.sagemaker_role.role_arn if self.sagemaker_role is not None else "",
             "training_image_uri": training_image_uri,
             "image_variable": image_variable,
+            "mlflow_credentials_secret": mlflow_credentials["workflow"].secret_arn,
             "lock_table_name": self.lock_table.table_name,
             "data_bucket": buckets["data"].bucket_name,
             "artifacts_bucket": buckets["artifacts"].bucket_name,

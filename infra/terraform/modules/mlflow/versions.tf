@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6.0"
+  required_version = ">= 1.11.0" # ephemeral resources, write-only attributes
   required_providers {
     aws = {
       source  = "hashicorp/aws"

@@ -88,6 +88,27 @@ resource "aws_iam_role_policy_attachment" "execution" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
+# ECS reads MLflow's read-only credential for the container (its `secrets`) with the execution role;
+# the secret is under the stack's key. The service may read the registry, never move an alias.
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid       = "ReadMlflowReaderCredential"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.mlflow_credential_secret_arn]
+  }
+  statement {
+    sid       = "DecryptMlflowReaderCredential"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "serving-secrets"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
 resource "aws_iam_role" "task" {
   name                 = "${var.name}-serving-task"
   assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
@@ -151,6 +172,11 @@ resource "aws_ecs_task_definition" "serving" {
       portMappings           = [{ containerPort = var.container_port, protocol = "tcp" }]
       environment            = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      # MLflow's clients read these natively: the read-only user (modules/mlflow, docs/deploy.md).
+      secrets = [
+        { name = "MLFLOW_TRACKING_USERNAME", valueFrom = "${var.mlflow_credential_secret_arn}:username::" },
+        { name = "MLFLOW_TRACKING_PASSWORD", valueFrom = "${var.mlflow_credential_secret_arn}:password::" },
+      ]
       logConfiguration = {
         logDriver = "awslogs"
         options = {

@@ -72,6 +72,15 @@ variable "mlflow_tracking_uri" {
   type        = string
 }
 
+variable "mlflow_credential_secret_arn" {
+  description = "Secrets Manager secret {username, password} of MLflow's read-only user (modules/mlflow): the tasks' MLFLOW_TRACKING_USERNAME/PASSWORD."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.mlflow_credential_secret_arn))
+    error_message = "mlflow_credential_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "discovery_namespace" {
   description = "Name of the Cloud Map private DNS namespace (e.g. esteira-dev.internal). The canary service registers as canary.<namespace>, the address every serving task copies traffic to during a shadow release (SHADOW_URL)."
   type        = string

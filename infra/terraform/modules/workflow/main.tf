@@ -72,7 +72,23 @@ locals {
   # out), and it wins over extra_environment and a function's own environment.
   train_environment = merge(local.environment, { (var.image_variable) = var.training_image_uri })
   function_environments = {
-    for k, f in local.functions : k => merge(local.environment, try(f.environment, {}), { (var.image_variable) = var.lambda_image_uri })
+    for k, f in local.functions : k => merge(
+      local.environment, try(f.environment, {}), { (var.image_variable) = var.lambda_image_uri },
+      contains(keys(local.mlflow_users), k) ? { ESTEIRA_MLFLOW_CREDENTIALS_SECRET = var.mlflow_credential_secret_arns[local.mlflow_users[k]] } : {},
+    )
+  }
+  # Which MLflow user each function calls the registry as (modules/mlflow, docs/deploy.md "Who may move
+  # an alias"): lambdas/_runtime.py reads that user's secret at a cold start. `workflow` may write
+  # (register, tag, move aliases); `reader` may only read. A function not listed never calls MLflow
+  # and can read neither secret.
+  mlflow_users = {
+    evaluate     = "workflow" # the challenger's evaluation run and tags
+    promote      = "workflow" # moves `champion`
+    deploy       = "workflow" # the release in the version's lineage
+    smoke_test   = "workflow" # its outcome in the lineage
+    rollback     = "workflow" # moves `champion` back
+    canary_check = "workflow" # release steps in the lineage
+    drift_check  = "reader"   # the champion's reference profile and tags
   }
 }
 
@@ -151,32 +167,33 @@ locals {
   # in the SSE-KMS buckets, the DynamoDB table and the state machine under the stack's key;
   # ecs:TagResource for RegisterTaskDefinition with tags; iam:PassRole for the task definition's
   # roles; cloudwatch:TagResource for PutMetricAlarm with Tags). MLflow is HTTP inside the VPC and
-  # the server proxies its artifacts, so the registry needs no AWS permission. Every role also gets
+  # the server proxies its artifacts: a function that calls it needs only its MLflow user's secret
+  # (mlflow_workflow or mlflow_reader, local.mlflow_users) and the key it is under. Every role also gets
   # its own log group, X-Ray and its environment's key (data.aws_iam_policy_document.lambda below);
   # in-VPC roles get AWSLambdaVPCAccessExecutionRole. No two functions share a role (validate_data and
   # evaluate need the same today, but what they call will diverge and a role is free).
   # docs/deploy.md has this table in prose; tests/infra/test_first_apply.py pins it.
   function_grants = {
-    validate_data  = ["read_data", "decrypt", "write_snapshots", "encrypt"]            # read_raw/list_data_files/known_labels; pipelines/snapshot.py
-    evaluate       = ["read_data", "decrypt"]                                          # the evaluation set and labels; models via MLflow
-    promote        = []                                                                # MLflow only
-    deploy         = ["serving_service", "revisions", "tag_revisions", "pass_serving"] # pipelines/deploy.py
-    service_stable = ["describe_serving"]                                              # pipelines/service_stable.py
-    smoke_test     = ["read_data", "decrypt"]                                          # optional smoke_data s3:// rows and labels; HTTP to the ALB
-    rollback       = ["serving_service"]                                               # pipelines/rollback.py; the alias via MLflow
+    validate_data  = ["read_data", "decrypt", "write_snapshots", "encrypt"]                                          # read_raw/list_data_files/known_labels; pipelines/snapshot.py
+    evaluate       = ["read_data", "decrypt", "mlflow_workflow"]                                                     # the evaluation set and labels; models via MLflow
+    promote        = ["mlflow_workflow", "decrypt"]                                                                  # MLflow only
+    deploy         = ["serving_service", "revisions", "tag_revisions", "pass_serving", "mlflow_workflow", "decrypt"] # pipelines/deploy.py
+    service_stable = ["describe_serving"]                                                                            # pipelines/service_stable.py
+    smoke_test     = ["read_data", "decrypt", "mlflow_workflow"]                                                     # optional smoke_data s3:// rows and labels; HTTP to the ALB
+    rollback       = ["serving_service", "mlflow_workflow", "decrypt"]                                               # pipelines/rollback.py; the alias via MLflow
     # pipelines/drift_check.py: the capture window; the per-version state drift-reports/model_version=<v>/state.json
     # (read, then written with the report; ListBucket so a first check's missing state is NoSuchKey, not
     # AccessDenied); when a drift retrain did not absorb the shift, the SNS notice and the "retrain-paused"
     # lock item. The topic, the objects and the table are under the stack's key: decrypt and encrypt.
     drift_check = [
       "read_capture", "read_drift_state", "list_drift_reports", "write_drift_reports", "decrypt", "encrypt",
-      "publish_metrics", "notify", "pause_retraining",
+      "publish_metrics", "notify", "pause_retraining", "mlflow_reader",
     ]
     retrain_trigger = ["lock_items", "decrypt", "start_workflow", "encrypt"] # DynamoDB and the state machine under the CMK
     lock            = ["lock_items", "decrypt"]
     canary_check = [
       "serving_service", "canary_service", "revisions", "tag_revisions", "pass_serving",
-      "shift_traffic", "mark_shadow", "canary_alarms", "read_metrics", "publish_metrics",
+      "shift_traffic", "mark_shadow", "canary_alarms", "read_metrics", "publish_metrics", "mlflow_workflow", "decrypt",
     ]
   }
 
@@ -192,6 +209,18 @@ locals {
     # role in the workflow has s3:DeleteObject on the data bucket. Training and evaluation only read:
     # the workflow gives them the snapshots ValidateData wrote (a CLI run keeps its own snapshot with
     # the caller's credentials).
+    # The MLflow credential a function calls the registry with (local.mlflow_users); the secrets are
+    # under the stack's key, which is the decrypt grant.
+    mlflow_workflow = {
+      sid       = "ReadMlflowWorkflowCredential"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.mlflow_credential_secret_arns["workflow"]]
+    }
+    mlflow_reader = {
+      sid       = "ReadMlflowReaderCredential"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [var.mlflow_credential_secret_arns["reader"]]
+    }
     write_snapshots = {
       sid       = "WriteSnapshots"
       actions   = ["s3:PutObject"]
@@ -475,6 +504,27 @@ resource "aws_iam_role_policy_attachment" "train_execution" {
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 }
 
+# ECS reads the workflow's MLflow credential for the training container (its `secrets`): training
+# registers the new version, so it is the writing user.
+data "aws_iam_policy_document" "train_execution" {
+  statement {
+    sid       = local.grants.mlflow_workflow.sid
+    actions   = local.grants.mlflow_workflow.actions
+    resources = local.grants.mlflow_workflow.resources
+  }
+  statement {
+    sid       = "DecryptMlflowCredential"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "train_execution" {
+  name   = "train-secrets"
+  role   = aws_iam_role.train_execution.id
+  policy = data.aws_iam_policy_document.train_execution.json
+}
+
 resource "aws_iam_role" "train_task" {
   name                 = "${var.name}-train-task"
   assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
@@ -549,6 +599,11 @@ resource "aws_ecs_task_definition" "train" {
       command                = var.train_command
       environment            = [for k in sort(keys(local.train_environment)) : { name = k, value = local.train_environment[k] }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      # MLflow's clients read these natively: the workflow's (writing) user, modules/mlflow.
+      secrets = [
+        { name = "MLFLOW_TRACKING_USERNAME", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:username::" },
+        { name = "MLFLOW_TRACKING_PASSWORD", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:password::" },
+      ]
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -619,6 +674,13 @@ data "aws_iam_policy_document" "sagemaker" {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
+  }
+  # `esteira train` reads the workflow's MLflow credential itself (ESTEIRA_MLFLOW_CREDENTIALS_SECRET in
+  # the job's environment, from the state machine): a training job has no secrets injection.
+  statement {
+    sid       = local.grants.mlflow_workflow.sid
+    actions   = local.grants.mlflow_workflow.actions
+    resources = local.grants.mlflow_workflow.resources
   }
   statement {
     sid       = "PullImage"
@@ -801,6 +863,7 @@ locals {
       sagemaker_role_arn        = try(aws_iam_role.sagemaker[0].arn, "")
       training_image_uri        = var.training_image_uri
       image_variable            = var.image_variable
+      mlflow_credentials_secret = var.mlflow_credential_secret_arns["workflow"]
       lock_table_name           = aws_dynamodb_table.lock.name
       data_bucket               = var.bucket_names["data"]
       artifacts_bucket          = var.bucket_names["artifacts"]

@@ -62,6 +62,14 @@ variable "snapshots_prefix" {
   }
 }
 
+variable "mlflow_credential_secret_arns" {
+  description = "Secrets Manager secrets {username, password} of MLflow's users (modules/mlflow): `workflow` (may write and move aliases: training and the functions that change the registry) and `reader` (read-only: the drift check)."
+  type = object({
+    workflow = string
+    reader   = string
+  })
+}
+
 variable "capture_s3_uri" {
   description = "CAPTURE_S3_URI: where the service captures inference traffic, s3://<capture bucket>/<contract.yaml capture.prefix>/ (the drift check reads it)."
   type        = string
