@@ -13,11 +13,13 @@ secret in Secrets Manager and restarting the service is the whole rotation (docs
 
 Environment (ECS injects the secrets from Secrets Manager):
   MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD  the workflow's credential: MLflow's admin,
-      the only user that may write (register versions, move aliases).
+      the only user that may write to the stack's registered model (register versions, move aliases).
   ESTEIRA_MLFLOW_READER_USERNAME, ESTEIRA_MLFLOW_READER_PASSWORD  the read-only credential (serving).
   MLFLOW_FLASK_SERVER_SECRET_KEY  the basic-auth app's CSRF key (MLflow refuses to start without it).
   ESTEIRA_MLFLOW_DEFAULT_PERMISSION  what an authenticated user without a grant may do: READ (default)
       or NO_PERMISSIONS. An unauthenticated request is always refused (401).
+  ESTEIRA_MODEL_NAME  the registered model the workflow releases: created here, so that no user but the
+      admin can own it (see claim_model).
 
 The users live in the backend store's own database, in MLflow's auth tables (their migrations keep
 their own version table, alembic_version_auth), so no second database is needed. Only the image's
@@ -34,6 +36,7 @@ from pathlib import Path
 READER_USERNAME = "ESTEIRA_MLFLOW_READER_USERNAME"
 READER_PASSWORD = "ESTEIRA_MLFLOW_READER_PASSWORD"
 DEFAULT_PERMISSION = "ESTEIRA_MLFLOW_DEFAULT_PERMISSION"
+MODEL_NAME = "ESTEIRA_MODEL_NAME"
 
 
 def backend_store_uri(args: list[str]) -> str:
@@ -92,6 +95,34 @@ def sync_users(database_uri: str, users: list[tuple[str, str, bool]]) -> None:
             print(f"mlflow_start: {username}: admin={is_admin}", flush=True)
 
 
+def claim_model(database_uri: str, model_name: str, non_admins: list[str]) -> None:
+    """Create the stack's registered model now, before any client can, and take every grant on it from
+    the users who are not MLflow's admin.
+
+    Why: MLflow's basic-auth lets any signed-in user create a registered model, and the creator gets
+    MANAGE on it. Without this, the read-only credential (serving's) could create the name the workflow
+    registers into before the first training run, own it and move its `champion`. The model already
+    existing makes such a create fail, and the grants check undoes an owner taken in an earlier life."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore as AuthStore
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+
+    registry = RegistryStore(database_uri)
+    try:
+        registry.get_registered_model(model_name)
+    except MlflowException:
+        registry.create_registered_model(model_name, description="Registered by the MLflow task at its start.")
+        print(f"mlflow_start: registered model {model_name} created (owned by the admin only)", flush=True)
+    auth = AuthStore()
+    auth.init_db(database_uri)
+    for username in non_admins:
+        try:
+            auth.delete_registered_model_permission(model_name, username)
+        except MlflowException:
+            continue  # no grant: the default permission (READ) applies
+        print(f"mlflow_start: {username}: its grant on {model_name} removed", flush=True)
+
+
 def main(args: list[str]) -> None:
     """Sync the users, then exec the server; with --sync-users first, only sync (the local stack sets a
     running server's users from the task's secrets this way, localaws.ecs bind_external)."""
@@ -108,6 +139,9 @@ def main(args: list[str]) -> None:
     config = write_auth_config(uri, os.environ.get(DEFAULT_PERMISSION, "READ"), directory)
     os.environ["MLFLOW_AUTH_CONFIG_PATH"] = config
     sync_users(uri, [(admin, admin_password, True), (reader, reader_password, False)])
+    model_name = os.environ.get(MODEL_NAME, "")
+    if model_name:
+        claim_model(uri, model_name, [reader])
     if sync_only:
         return
     # The reader's password has done its job; the server process does not need it.

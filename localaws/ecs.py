@@ -403,25 +403,7 @@ class EcsPlane:
         if key in self.external:
             desired = int(svc.desired_count or 0)
             failure = self._start_external(key, svc, backend) if desired else None
-            if failure is not None:
-                svc.deployments = [
-                    {
-                        "id": f"ecs-svc/{abs(hash(key)) % 10**12}",
-                        "status": "PRIMARY",
-                        "taskDefinition": svc.task_definition,
-                        "desiredCount": desired,
-                        "pendingCount": 0,
-                        "runningCount": 0,
-                        "failedTasks": 1,
-                        "rolloutState": "FAILED",
-                        "rolloutStateReason": failure,
-                        "launchType": svc.launch_type or "FARGATE",
-                        "createdAt": state["created"].setdefault(svc.task_definition, time.time()),
-                        "updatedAt": time.time(),
-                    }
-                ]
-                svc.running_count, svc.pending_count = 0, 0
-                return
+            running = 0 if failure is not None else desired
             svc.deployments = [
                 {
                     "id": f"ecs-svc/{abs(hash(key)) % 10**12}",
@@ -429,16 +411,16 @@ class EcsPlane:
                     "taskDefinition": svc.task_definition,
                     "desiredCount": desired,
                     "pendingCount": 0,
-                    "runningCount": desired,
-                    "failedTasks": 0,
-                    "rolloutState": "COMPLETED",
-                    "rolloutStateReason": f"served outside the emulator at {self.external[key]}",
+                    "runningCount": running,
+                    "failedTasks": 0 if failure is None else 1,
+                    "rolloutState": "COMPLETED" if failure is None else "FAILED",
+                    "rolloutStateReason": failure or f"served outside the emulator at {self.external[key]}",
                     "launchType": svc.launch_type or "FARGATE",
                     "createdAt": state["created"].setdefault(svc.task_definition, time.time()),
                     "updatedAt": time.time(),
                 }
             ]
-            svc.running_count, svc.pending_count = desired, 0
+            svc.running_count, svc.pending_count = running, 0
             return
         target = backend.describe_task_definition(svc.task_definition).arn
         desired = int(svc.desired_count or 0)

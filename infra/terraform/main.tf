@@ -229,6 +229,7 @@ module "mlflow" {
   db_instance_class     = var.mlflow_db_instance_class
   db_multi_az           = var.mlflow_db_multi_az
   credential_version    = var.mlflow_credential_version
+  model_name            = var.model_name
   deletion_protection   = var.deletion_protection
   log_retention_days    = var.log_retention_days
   tags                  = local.tags

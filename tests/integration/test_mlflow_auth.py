@@ -33,6 +33,7 @@ from pipelines.train import train
 FAST = ModelParams(estimator="svm", calibration_folds=3, n_jobs=1)
 WORKFLOW = ("esteira-workflow", secrets.token_urlsafe(24))
 READER = ("esteira-reader", secrets.token_urlsafe(24))
+STACK_MODEL = "esteira-intent"  # the task's ESTEIRA_MODEL_NAME (modules/mlflow), claimed at start
 
 
 def auth_env(workflow: tuple[str, str], reader: tuple[str, str]) -> dict[str, str]:
@@ -43,6 +44,7 @@ def auth_env(workflow: tuple[str, str], reader: tuple[str, str]) -> dict[str, st
         "ESTEIRA_MLFLOW_READER_USERNAME": reader[0],
         "ESTEIRA_MLFLOW_READER_PASSWORD": reader[1],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+        "ESTEIRA_MODEL_NAME": STACK_MODEL,
     }
 
 
@@ -118,6 +120,24 @@ def test_only_the_workflow_credential_moves_champion(auth_server: MlflowServer, 
         mlflow.set_tracking_uri(auth_server.uri)
         model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
         assert len(model.predict(pd.DataFrame({"text": ["I lost my card"]}))) == 1
+
+
+def test_the_reader_cannot_take_the_stack_model(auth_server: MlflowServer) -> None:
+    """Any signed-in MLflow user may create a registered model and would own it: the start script has
+    created the stack's model already, so the reader's create fails and it stays read-only on it."""
+    body = json.dumps({"name": STACK_MODEL}).encode()
+    req = urllib.request.Request(f"{auth_server.uri}/api/2.0/mlflow/registered-models/create", data=body)
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{READER[0]}:{READER[1]}".encode()).decode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=30)
+    assert refused.value.code == 400 and b"RESOURCE_ALREADY_EXISTS" in refused.value.read()
+    # The workflow registers into it and moves its alias; the reader cannot.
+    with pytest.MonkeyPatch.context() as mp:
+        as_user(mp, WORKFLOW)
+        client = MlflowClient(auth_server.uri)
+        assert client.get_registered_model(STACK_MODEL).name == STACK_MODEL
+    assert set_alias(auth_server.uri, STACK_MODEL, "1", READER) == 403
 
 
 def test_rotation_is_a_new_secret_and_a_restart(auth_server: MlflowServer, auth_root: Path) -> None:

@@ -194,10 +194,11 @@ def test_bad_data_stops_before_training(workflow: Workflow, tmp_path: Path) -> N
 def test_training_failure_notifies_and_touches_nothing(workflow: Workflow, tmp_path: Path) -> None:
     wf = workflow
     champion, before = wf.champion(), wf.service()["taskDefinition"]
-    # Training data is valid (so validation passes) but the training job's evaluation file is missing:
-    # the `esteira train` process exits non-zero and the SageMaker .sync task fails.
+    # The data is valid (so validation passes and snapshots it) but the training job is given a drift
+    # reference policy `esteira train` refuses: the process exits non-zero and the SageMaker .sync task
+    # fails. (A missing data file is ValidateData's failure now: it validates the evaluation set too.)
     train_data = str(_variant(wf, tmp_path, 2))
-    done = wf.wait(wf.start("train-fails", **wf.inputs(train_data=train_data, eval_data="/nonexistent/eval.csv")))
+    done = wf.wait(wf.start("train-fails", **wf.inputs(train_data=train_data, reference="no-such-policy")))
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED"
     expected = ["ValidateData", "TrainSageMaker", "NotifyFailure", "ReleaseLockAfterFailure", "Failed"]

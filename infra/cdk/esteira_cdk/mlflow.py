@@ -119,6 +119,7 @@ class Mlflow(Construct):
         credentials: MlflowCredentials,
         image: ecs.ContainerImage,
         image_uri: str,
+        model_name: str,
         db_instance_class: str,
         db_multi_az: bool,
         deletion_protection: bool,
@@ -323,6 +324,8 @@ class Mlflow(Construct):
                 "MLFLOW_SERVER_ALLOWED_HOSTS": f"{host},{host}:{MLFLOW_PORT},localhost,localhost:{MLFLOW_PORT}",
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 "ESTEIRA_MLFLOW_DEFAULT_PERMISSION": auth_default_permission,
+                # Created by docker/mlflow_start.py at start: no signed-in user but the admin can own it.
+                "ESTEIRA_MODEL_NAME": model_name,
                 "TMPDIR": "/tmp",
                 # The image this container runs (contract.yaml image_variable), as every container of the stack.
                 contract().image_variable: image_uri,

@@ -137,6 +137,7 @@ class EsteiraStack(Stack):
             credentials=mlflow_credentials,
             image=container_image(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
             image_uri=image_uri(repos["mlflow"], image_tag, cfg.mlflow_image_uri),
+            model_name=cfg.model_name,
             db_instance_class=cfg.mlflow_db_instance_class,
             db_multi_az=cfg.mlflow_db_multi_az,
             deletion_protection=cfg.deletion_protection,

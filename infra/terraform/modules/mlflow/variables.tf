@@ -186,6 +186,15 @@ variable "permissions_boundary_arn" {
   }
 }
 
+variable "model_name" {
+  description = "The registered model the workflow releases (ESTEIRA_MODEL_NAME): the MLflow task creates it at start, so that no user but MLflow's admin (the workflow's) can own it and move its aliases."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$", var.model_name))
+    error_message = "model_name must be 1-256 letters, digits, '_', '.' or '-', starting with a letter or digit."
+  }
+}
+
 variable "auth_default_permission" {
   description = "What an authenticated MLflow user without a grant may do: READ, or NO_PERMISSIONS. Unauthenticated requests are always refused."
   type        = string
