@@ -13,9 +13,7 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
     version = event.get("model_version")
     if version in (None, ""):
         raise ValueError("event needs 'model_version'")
-    return smoke_test(
-        str(version), smoke_data=event.get("smoke_data") or None, execution_arn=event.get("execution_arn")
-    )
+    return smoke_test(str(version), smoke_data=event.get("smoke_data") or None)
 
 
 handler = _run

@@ -124,3 +124,24 @@ def deploy(
         "task_definition": new_arn,
         "previous_task_definition": previous,
     }
+
+
+def record_smoke_passed(
+    model_version: str, smoke: dict[str, Any], *, execution_arn: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The all-at-once release's outcome in the version's lineage, from the smoke test's result: it
+    passed, so the version serves. Recorded here, in the VPC, because the smoke test may run outside it
+    (smoke_test_outside_vpc) where MLflow's private name does not resolve."""
+    if smoke.get("status") != "passed":
+        raise ValueError(f"record_smoke_passed: the smoke test did not pass: {smoke}")
+    lineage.record_release(
+        str(model_version),
+        strategy="all_at_once",
+        event="smoke",
+        execution_arn=execution_arn,
+        passed=True,
+        detail=f"{smoke.get('requests')} requests, accuracy {smoke.get('accuracy')}",
+        outcome="serving",
+        settings=settings,
+    )
+    return {"step": "record-release", "status": "recorded", "model_version": str(model_version), "outcome": "serving"}

@@ -51,7 +51,7 @@ DERIVED_CALLS: dict[str, set[str]] = {
     },
     "lambda:service_stable": {"ecs:DescribeServices"},
     # the ALB (ESTEIRA_SERVING_URL); smoke rows from S3 when the execution gives smoke_data
-    "lambda:smoke_test": {"env:ESTEIRA_SERVING_URL", MLFLOW, SECRET} | S3_READ,
+    "lambda:smoke_test": {"env:ESTEIRA_SERVING_URL"} | S3_READ,
     "lambda:rollback": {"ecs:UpdateService", MLFLOW, SECRET},
     # the capture window, the per-version drift state (read and written with the report), the metrics;
     # when a drift retrain did not absorb the shift, the notice and the "retrain-paused" lock item

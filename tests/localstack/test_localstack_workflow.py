@@ -101,7 +101,7 @@ def _subjects(localstack: str, machine: dict[str, str]) -> list[str]:
     ("case", "status", "must", "must_not"),
     [
         ("HappyPath", "SUCCEEDED", ["TrainEcs", "Promote", "Deploy", "WaitServiceStable", "SmokeTest",
-                                    "NotifyDeployed"], ["Rollback"]),
+                                    "RecordRelease", "NotifyDeployed"], ["Rollback"]),
         ("GateRejected", "SUCCEEDED", ["Evaluate", "NotifyRejected", "ReleaseLock"], ["Promote", "Deploy"]),
         ("TrainingFails", "FAILED", ["TrainEcs", "NotifyFailure", "ReleaseLockAfterFailure"], ["Evaluate"]),
         ("SmokeFails", "FAILED", ["SmokeTest", "Rollback", "WaitRollbackStable", "NotifyRolledBack"],

@@ -191,7 +191,13 @@ def test_smoke_test_checks_version_and_accuracy(
     )
     out = smoke_test.handler({"model_version": "3", "smoke_data": str(rows)}, None)
     assert out["status"] == "passed" and out["accuracy"] == 1.0 and out["requests"] == 30
+    assert recorded == [], "the smoke test may run outside the VPC: it never calls MLflow"
+    # RecordRelease: the deploy function records the passed smoke test as the release's outcome.
+    done = deploy.handler({"model_version": "3", "smoke": out, "execution_arn": "arn:x"}, None)
+    assert done["status"] == "recorded"
     assert [(r["event"], r["outcome"], r["passed"]) for r in recorded] == [("smoke", "serving", True)]
+    with pytest.raises(ValueError, match="did not pass"):
+        deploy.handler({"model_version": "3", "smoke": {"status": "failed"}}, None)
     with pytest.raises(SmokeTestFailed, match="model version"):
         smoke_test.handler({"model_version": "4"}, None)
     serving.intent = "lost_or_stolen_card"

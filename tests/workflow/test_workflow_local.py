@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # a tofu apply per module
 
 HAPPY = [
     "AcquireLock", "LockAcquired?", "ValidateData", "TrainingBackend?", "TrainSageMaker", "Evaluate", "Gate?",
-    "Promote", "Deploy", "WaitServiceStable", "SmokeTest", "NotifyDeployed", "ReleaseLock", "Done",
+    "Promote", "Deploy", "WaitServiceStable", "SmokeTest", "RecordRelease", "NotifyDeployed", "ReleaseLock", "Done",
 ]  # fmt: skip
 
 

@@ -83,7 +83,7 @@ FUNCTION_GRANTS: dict[str, tuple[str, ...]] = {
     "promote": ("mlflow_workflow", "decrypt"),
     "deploy": ("serving_service", "revisions", "tag_revisions", "pass_serving", "mlflow_workflow", "decrypt"),
     "service_stable": ("describe_serving",),
-    "smoke_test": ("read_data", "decrypt", "mlflow_workflow"),
+    "smoke_test": ("read_data", "decrypt"),
     "rollback": ("serving_service", "mlflow_workflow", "decrypt"),
     # The capture window; the per-version state drift-reports/model_version=<v>/state.json (read, then
     # written with the report; ListBucket so a first check's missing state is NoSuchKey, not AccessDenied);
@@ -129,7 +129,6 @@ MLFLOW_USERS: dict[str, str] = {
     "evaluate": "workflow",  # the challenger's evaluation run and tags
     "promote": "workflow",  # moves `champion`
     "deploy": "workflow",  # the release in the version's lineage
-    "smoke_test": "workflow",  # its outcome in the lineage
     "rollback": "workflow",  # moves `champion` back
     "canary_check": "workflow",  # release steps in the lineage
     "drift_check": "reader",  # the champion's reference profile and tags

@@ -84,8 +84,7 @@ locals {
   mlflow_users = {
     evaluate     = "workflow" # the challenger's evaluation run and tags
     promote      = "workflow" # moves `champion`
-    deploy       = "workflow" # the release in the version's lineage
-    smoke_test   = "workflow" # its outcome in the lineage
+    deploy       = "workflow" # the release in the version's lineage, and the smoke test's outcome (RecordRelease)
     rollback     = "workflow" # moves `champion` back
     canary_check = "workflow" # release steps in the lineage
     drift_check  = "reader"   # the champion's reference profile and tags
@@ -179,7 +178,7 @@ locals {
     promote        = ["mlflow_workflow", "decrypt"]                                                                  # MLflow only
     deploy         = ["serving_service", "revisions", "tag_revisions", "pass_serving", "mlflow_workflow", "decrypt"] # pipelines/deploy.py
     service_stable = ["describe_serving"]                                                                            # pipelines/service_stable.py
-    smoke_test     = ["read_data", "decrypt", "mlflow_workflow"]                                                     # optional smoke_data s3:// rows and labels; HTTP to the ALB
+    smoke_test     = ["read_data", "decrypt"]                                                                        # optional smoke_data s3:// rows and labels; HTTP to the ALB (no MLflow: it may run outside the VPC)
     rollback       = ["serving_service", "mlflow_workflow", "decrypt"]                                               # pipelines/rollback.py; the alias via MLflow
     # pipelines/drift_check.py: the capture window; the per-version state drift-reports/model_version=<v>/state.json
     # (read, then written with the report; ListBucket so a first check's missing state is NoSuchKey, not
