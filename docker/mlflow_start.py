@@ -20,6 +20,8 @@ Environment (ECS injects the secrets from Secrets Manager):
       or NO_PERMISSIONS. An unauthenticated request is always refused (401).
   ESTEIRA_MODEL_NAME  the registered model the workflow releases: created here, so that no user but the
       admin can own it (see claim_model).
+  ESTEIRA_MLFLOW_AUTH_CACHE_SECONDS  how long a checked credential is trusted (default 60; 0 checks the
+      password hash on every request; see write_auth_config).
 
 The users live in the backend store's own database, in MLflow's auth tables (their migrations keep
 their own version table, alembic_version_auth), so no second database is needed. Only the image's
@@ -37,6 +39,7 @@ READER_USERNAME = "ESTEIRA_MLFLOW_READER_USERNAME"
 READER_PASSWORD = "ESTEIRA_MLFLOW_READER_PASSWORD"
 DEFAULT_PERMISSION = "ESTEIRA_MLFLOW_DEFAULT_PERMISSION"
 MODEL_NAME = "ESTEIRA_MODEL_NAME"
+CACHE_SECONDS = "ESTEIRA_MLFLOW_AUTH_CACHE_SECONDS"
 
 
 def backend_store_uri(args: list[str]) -> str:
@@ -49,10 +52,15 @@ def backend_store_uri(args: list[str]) -> str:
     raise SystemExit("mlflow_start: --backend-store-uri is required (the auth store lives in that database)")
 
 
-def write_auth_config(database_uri: str, default_permission: str, directory: str) -> str:
+def write_auth_config(database_uri: str, default_permission: str, directory: str, cache_seconds: int = 60) -> str:
     """Write MLflow's auth configuration and return its path (for MLFLOW_AUTH_CONFIG_PATH).
 
-    configparser interpolates `%`, and a quoted database password holds `%XX` escapes: doubled here."""
+    configparser interpolates `%`, and a quoted database password holds `%XX` escapes: doubled here.
+
+    The credential cache: MLflow checks the password's scrypt hash on every request unless it is on,
+    about 200 ms of CPU per request on this project's machines (a fraction of a vCPU in the task), which
+    a model load or a lineage record makes dozens of. A credential checked once is trusted for
+    `cache_seconds`; a rotation restarts the task, which empties the cache."""
     if default_permission not in ("READ", "NO_PERMISSIONS"):
         raise SystemExit(
             f"mlflow_start: {DEFAULT_PERMISSION} must be READ or NO_PERMISSIONS, not {default_permission!r}"
@@ -63,6 +71,7 @@ def write_auth_config(database_uri: str, default_permission: str, directory: str
         f"default_permission = {default_permission}\n"
         f"database_uri = {database_uri.replace('%', '%%')}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {cache_seconds}\n"
     )
     path.chmod(0o600)
     return str(path)
@@ -136,7 +145,8 @@ def main(args: list[str]) -> None:
     if reader == admin:
         raise SystemExit("mlflow_start: the reader and the admin must be different users")
     directory = os.environ.get("TMPDIR") or tempfile.gettempdir()
-    config = write_auth_config(uri, os.environ.get(DEFAULT_PERMISSION, "READ"), directory)
+    cache = int(os.environ.get(CACHE_SECONDS, "60"))
+    config = write_auth_config(uri, os.environ.get(DEFAULT_PERMISSION, "READ"), directory, cache)
     os.environ["MLFLOW_AUTH_CONFIG_PATH"] = config
     sync_users(uri, [(admin, admin_password, True), (reader, reader_password, False)])
     model_name = os.environ.get(MODEL_NAME, "")

@@ -45,6 +45,8 @@ def auth_env(workflow: tuple[str, str], reader: tuple[str, str]) -> dict[str, st
         "ESTEIRA_MLFLOW_READER_PASSWORD": reader[1],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
         "ESTEIRA_MODEL_NAME": STACK_MODEL,
+        # The rotation test syncs users on the running server (a task restarts, emptying the cache).
+        "ESTEIRA_MLFLOW_AUTH_CACHE_SECONDS": "0",
     }
 
 
@@ -140,17 +142,15 @@ def test_the_reader_cannot_take_the_stack_model(auth_server: MlflowServer) -> No
     assert set_alias(auth_server.uri, STACK_MODEL, "1", READER) == 403
 
 
-def test_rotation_is_a_new_secret_and_a_restart(auth_server: MlflowServer, auth_root: Path) -> None:
-    """The start script resets both users' passwords to their secrets on every start."""
-    auth_server.stop()
+def test_rotation_is_a_new_secret_and_the_start_script(auth_server: MlflowServer) -> None:
+    """The start script resets both users' passwords to their secrets on every start: here its user sync
+    (the same code, `--sync-users`, without starting a second server) with rotated secrets, on the
+    running server, whose basic-auth reads the users' table on every request."""
     rotated_workflow = (WORKFLOW[0], secrets.token_urlsafe(24))
     rotated_reader = (READER[0], secrets.token_urlsafe(24))
-    server = MlflowServer(auth_root, free_port(), auth_env=auth_env(rotated_workflow, rotated_reader)).start()
-    try:
-        missing = f"no-such-model-{uuid.uuid4().hex[:6]}"
-        assert set_alias(server.uri, missing, "1", WORKFLOW) == 401  # the old password is gone
-        assert set_alias(server.uri, missing, "1", READER) == 401
-        assert set_alias(server.uri, missing, "1", rotated_reader) == 403
-        assert set_alias(server.uri, missing, "1", rotated_workflow) == 404  # allowed; the model does not exist
-    finally:
-        server.stop()
+    auth_server.take_secrets(auth_env(rotated_workflow, rotated_reader))
+    missing = f"no-such-model-{uuid.uuid4().hex[:6]}"
+    assert set_alias(auth_server.uri, missing, "1", WORKFLOW) == 401  # the old password is gone
+    assert set_alias(auth_server.uri, missing, "1", READER) == 401
+    assert set_alias(auth_server.uri, missing, "1", rotated_reader) == 403
+    assert set_alias(auth_server.uri, missing, "1", rotated_workflow) == 404  # allowed; the model does not exist
