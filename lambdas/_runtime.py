@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,20 +53,25 @@ def _is_transient(exc: BaseException) -> bool:
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-_credentials_loaded = False
+# The MLflow credential read from each secret, once per execution environment (its cold start).
+_credentials: dict[str, dict[str, str]] = {}
 
 
 def _mlflow_credentials() -> None:
-    """At the first call in this execution environment (its cold start), the MLflow credential from
-    Secrets Manager (pipelines.registry.use_credentials_from_secret); every later call reuses it. A
-    failure is raised in the call, so the step's Retry/Catch sees it, and is tried again next call."""
-    global _credentials_loaded
-    if _credentials_loaded:
-        return
-    from pipelines.registry import use_credentials_from_secret
+    """The function's MLflow user from the secret ESTEIRA_MLFLOW_CREDENTIALS_SECRET names, read at the
+    first call (pipelines.registry.use_credentials_from_secret) and set for every call. A failure is
+    raised in the call, so the step's Retry/Catch sees it, and is tried again next call. Kept per secret
+    and set on each call, not only once: the embedded AWS runs several functions in one process."""
+    from pipelines.registry import CREDENTIALS_SECRET_VARIABLE, use_credentials_from_secret
 
-    use_credentials_from_secret()
-    _credentials_loaded = True
+    arn = os.environ.get(CREDENTIALS_SECRET_VARIABLE, "")
+    if not arn:
+        return
+    if arn not in _credentials:
+        read = {CREDENTIALS_SECRET_VARIABLE: arn}
+        use_credentials_from_secret(read)
+        _credentials[arn] = {k: v for k, v in read.items() if k != CREDENTIALS_SECRET_VARIABLE}
+    os.environ.update(_credentials[arn])
 
 
 def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Handler]:

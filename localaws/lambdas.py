@@ -97,10 +97,17 @@ def handler_path(fn: Any) -> str:
     return str(handler)
 
 
+# This process's own MLflow credential (a test driver, the demo acting as an operator) is never a
+# function's: in AWS a function has only its environment, and reads its own (lambdas/_runtime.py).
+HIDDEN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
 @contextlib.contextmanager
 def patched_environ(env: dict[str, str]) -> Iterator[None]:
     with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in env}
+        saved = {k: os.environ.get(k) for k in (*env, *HIDDEN)}
+        for k in HIDDEN:
+            os.environ.pop(k, None)
         os.environ.update(env)
         try:
             yield
@@ -194,7 +201,7 @@ class LambdaRuntime:
     def _subprocess(self, path: str, env: dict[str, str], event: Any, timeout: float = 900) -> tuple[Any, bool]:
         from localaws.lambda_worker import INIT_SECONDS
 
-        full_env = {**os.environ, **env}
+        full_env = {**{k: v for k, v in os.environ.items() if k not in HIDDEN}, **env}
         if env.get("LOCALAWS_PRIVATE_DNS"):  # private names resolve per request, as for tasks
             from localaws.private_dns import proxy_env
 
