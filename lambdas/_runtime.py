@@ -57,7 +57,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 _credentials: dict[str, dict[str, str]] = {}
 
 
-def _mlflow_credentials() -> None:
+def mlflow_credentials() -> None:
     """The function's MLflow user from the secret ESTEIRA_MLFLOW_CREDENTIALS_SECRET names, read at the
     first call (pipelines.registry.use_credentials_from_secret) and set for every call. A failure is
     raised in the call, so the step's Retry/Catch sees it, and is tried again next call. Kept per secret
@@ -80,7 +80,7 @@ def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Ha
         def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             started = time.monotonic()
             try:
-                _mlflow_credentials()
+                mlflow_credentials()
                 result = fn(event or {})
             except Exception as exc:
                 log.error(json.dumps({"step": name, "error": type(exc).__name__, "message": str(exc)[:2000]}))

@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any
 
+from lambdas._runtime import mlflow_credentials
 from pipelines.drift_check import drift_check
 
 log = logging.getLogger("esteira.lambda.drift_check")
@@ -16,6 +17,7 @@ log.setLevel(logging.INFO)
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    mlflow_credentials()  # the read-only MLflow user, from its secret (not a workflow step: no @step)
     version = event.get("model_version") if isinstance(event, dict) else None
     result = drift_check(None if version in (None, "") else str(version))
     # One JSON line in CloudWatch Logs, without the per-test details (they are in the S3 report).
