@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -289,3 +290,28 @@ def test_notify_publishes_or_says_why_not(aws: None, monkeypatch: pytest.MonkeyP
     assert out["status"] == "sent"
     body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
     assert body["Subject"] == "esteira: model 3 deployed ( )" and json.loads(body["Message"]) == {"version": "3"}
+
+
+def test_every_mlflow_caller_reads_its_own_credential(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function named an MLflow secret (ESTEIRA_MLFLOW_CREDENTIALS_SECRET) calls MLflow as that user,
+    the workflow steps (@step) and the scheduled drift check alike; never with a credential it did not
+    read itself."""
+    import lambdas._runtime as runtime
+    from lambdas import drift_check
+
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    arn = sm.create_secret(Name="esteira-dev/mlflow/reader", SecretString=json.dumps(
+        {"username": "esteira-reader", "password": "p" * 40}))["ARN"]  # fmt: skip
+    monkeypatch.setenv("ESTEIRA_MLFLOW_CREDENTIALS_SECRET", arn)
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setattr(runtime, "_credentials", {})
+    seen: dict[str, str | None] = {}
+
+    def check(version: str | None = None) -> dict[str, Any]:
+        seen["user"] = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        return {"status": "ok"}
+
+    monkeypatch.setattr(drift_check, "drift_check", check)
+    drift_check.handler({}, None)
+    assert seen == {"user": "esteira-reader"}
