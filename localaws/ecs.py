@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 FAILURE_THRESHOLD = 3
 EXTERNAL_RETRY_SECONDS = 5.0  # an external service's task start that failed is tried again after this
+# A task started by RunTask (training) is batch work: on Fargate it has vCPUs of its own; here it shares
+# two cores with the serving tasks, MLflow and the emulator, so it gets the lowest CPU weight and a
+# prediction never waits behind a training step (seen as p99 > 1 s and connection resets in the demo).
+BATCH_CPU_SHARES = 2
+BATCH_NICE = 19
 DRAIN_SECONDS = 3.0  # scale-in: how long a surplus task keeps answering before it stops (deregistration delay)
 
 
@@ -55,6 +60,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Listener(http.server.ThreadingHTTPServer):
+    """A load balancer's or service's local listener. socketserver's accept backlog is 5: a moment's CPU
+    starvation with 40 requests a second in flight would overflow it, which an ALB never does."""
+
+    request_queue_size = 256
+    daemon_threads = True
 
 
 class TargetConnections:
@@ -89,6 +102,11 @@ class TargetConnections:
     def give(self, port: int, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             self._idle.setdefault(port, []).append((conn, time.monotonic()))
+
+
+def _batch_priority() -> None:
+    """In the child before exec: a RunTask task run as a process yields the CPU as a container would."""
+    os.nice(BATCH_NICE)
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -266,7 +284,11 @@ class EcsPlane:
             image = str(definition.get("image") or "")
             if local_image(image):
                 self.modes[image] = "container"
-                containers.append(self._start_container(task_id, td, definition, override, env, ports, log_path))
+                containers.append(
+                    self._start_container(
+                        task_id, td, definition, override, env, ports, log_path, batch=service is None
+                    )
+                )
                 continue
             self.modes[image] = "process"
             for container_port, local in ports.items():
@@ -287,6 +309,7 @@ class EcsPlane:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_batch_priority if service is None else None,
                 )
             containers.append(LocalContainer(name, bool(definition.get("essential", True)), proc, log_path, ports))
         task = LocalTask(task_arn, td.arn, containers, service)
@@ -303,6 +326,8 @@ class EcsPlane:
         env: dict[str, str],
         ports: dict[int, int],
         log_path: Path,
+        *,
+        batch: bool = False,
     ) -> LocalContainer:
         """Run one container definition from its image (oci.run), in a network namespace of its own."""
         env = {k: v for k, v in env.items() if k not in PROCESS_ONLY}
@@ -318,6 +343,7 @@ class EcsPlane:
             command=override.get("command"),
             memory_mb=memory,
             labels={self.label.split("=")[0]: self.label.split("=")[1]},
+            cpu_shares=BATCH_CPU_SHARES if batch else None,
         )
         proc = oci_run.start(run, log_path)
         essential = bool(definition.get("essential", True))
@@ -558,7 +584,9 @@ class EcsPlane:
                     self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in hop}, data)
                 except OSError as exc:  # as an ALB: no retry, the target failed: 502
                     conn.close()
-                    self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
+                    self._reply(
+                        502, {"Content-Type": "text/plain"}, f"bad gateway: {key[1]} target :{port}: {exc}\n".encode()
+                    )
                     return
                 except http.client.HTTPException:
                     conn.close()
@@ -578,7 +606,7 @@ class EcsPlane:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Proxy)
+        server = Listener(("127.0.0.1", free_port()), Proxy)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True, name=f"proxy-{key[1]}").start()
         self.proxies[key] = server

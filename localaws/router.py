@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from localaws.ecs import free_port
+from localaws.ecs import Listener, free_port
 
 _HOP = ("connection", "transfer-encoding", "keep-alive", "content-length")
 
@@ -141,7 +141,11 @@ class WeightedRouter:
                     data = resp.read()
                     self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
                 except (OSError, http.client.HTTPException) as exc:  # as an ALB: the target failed, 502
-                    self._reply(502, {"Content-Type": "text/plain"}, f"bad gateway: {exc}\n".encode())
+                    self._reply(
+                        502,
+                        {"Content-Type": "text/plain"},
+                        f"bad gateway: router -> {service} service: {exc}\n".encode(),
+                    )
                     return
                 finally:
                     conn.close()
@@ -158,7 +162,7 @@ class WeightedRouter:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._server = Listener(("127.0.0.1", free_port()), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True, name="localaws-router").start()
         return self

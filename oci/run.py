@@ -12,7 +12,10 @@
 - awsvpc networking: the container gets a network namespace of its own (slirp4netns), its container
   ports published on free host ports; the host is 10.0.2.2 from inside, so URLs in the environment that
   name this host's loopback are rewritten to it (the one thing that differs from the definition);
-- the task's memory as a hard limit; stopTimeout as the grace between SIGTERM and SIGKILL.
+- the task's memory as a hard limit; stopTimeout as the grace between SIGTERM and SIGKILL;
+- CPU: on Fargate every task has vCPUs of its own; here all tasks share this host's cores, so a caller
+  may give a batch task (training) the lowest CPU share, and the tasks that answer requests are never
+  starved by it (`cpu_shares`, cgroup cpu.shares: only a weight under contention, no limit).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class ContainerRun:
     stop_timeout: int = 30
     labels: dict[str, str] = field(default_factory=dict)
     mounts: dict[str, str] = field(default_factory=dict)  # host path -> container path, read-only
+    cpu_shares: int | None = None
 
     def argv(self) -> list[str]:
         argv = ["podman", *RUNTIME, "run", "--rm", "--name", self.name, "--network", NETWORK, *ULIMITS]
@@ -78,6 +82,8 @@ class ContainerRun:
             argv += ["--workdir", self.workdir]
         if self.memory_mb:
             argv += ["--memory", f"{self.memory_mb}m"]
+        if self.cpu_shares:
+            argv += ["--cpu-shares", str(self.cpu_shares)]
         for key, value in sorted(self.labels.items()):
             argv += ["--label", f"{key}={value}"]
         for key, value in sorted(self.env.items()):
@@ -103,6 +109,7 @@ def from_definition(
     command: list[str] | None = None,
     memory_mb: int | None = None,
     labels: dict[str, str] | None = None,
+    cpu_shares: int | None = None,
 ) -> ContainerRun:
     """A container definition as ECS would start it; `env` is its environment with secrets and identity merged."""
     volumes = [str(m["containerPath"]) for m in definition.get("mountPoints") or [] if not m.get("readOnly")]
@@ -120,6 +127,7 @@ def from_definition(
         memory_mb=memory_mb or definition.get("memory") or None,
         stop_timeout=int(definition.get("stopTimeout") or 30),
         labels=labels or {},
+        cpu_shares=cpu_shares,
     )
 
 

@@ -67,6 +67,7 @@ def machine(localstack: str) -> dict[str, str]:
         "canary_steps": "[10, 50, 100]",
         "canary_bake_seconds": "600",
         "shadow_seconds": "1800",
+        "mlflow_credentials_secret": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:esteira/mlflow/workflow",
     }
     arn = _client(localstack, "stepfunctions").create_state_machine(
         name=SM_NAME, definition=render_definition(variables), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"

@@ -54,7 +54,8 @@ def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
     with LocalAWS(workdir=tmp_path) as aws:
         ecs = aws.client("ecs")
         ecs.create_cluster(clusterName="c")
-        script = "import os, sys; print(os.environ['GREETING']); sys.exit(int(os.environ['CODE']))"
+        # A RunTask task is batch work: it runs at the lowest CPU priority so serving tasks never wait on it.
+        script = "import os, sys; print(os.environ['GREETING'], os.nice(0)); sys.exit(int(os.environ['CODE']))"
         env = [{"name": "GREETING", "value": "hello"}, {"name": "CODE", "value": "0"}]
         container = {
             "name": "main",
@@ -87,7 +88,16 @@ def test_run_task_runs_the_command_with_its_environment(tmp_path: Path) -> None:
         codes = {t["taskArn"]: t["containers"][0]["exitCode"] for t in tasks}
         assert [codes[a] for a in arns] == [0, 3]
         logs = sorted((tmp_path / "logs").glob("*.log"))
-        assert logs and all(p.read_text().strip() == "hello" for p in logs)
+        assert logs and all(p.read_text().strip() == "hello 19" for p in logs)
+
+
+def test_a_batch_container_gets_the_lowest_cpu_weight() -> None:
+    from oci.run import from_definition
+
+    definition = {"name": "train", "image": "i", "memory": 512}
+    argv = from_definition(definition, name="t", env={}, ports={}, cpu_shares=2).argv()
+    assert argv[argv.index("--cpu-shares") + 1] == "2"
+    assert "--cpu-shares" not in from_definition(definition, name="s", env={}, ports={}).argv()
 
 
 def test_a_task_says_which_container_settings_it_cannot_honour() -> None:
