@@ -269,6 +269,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--recent-seconds", type=float, default=5.0, help="length of that closed-loop measurement")
     ap.add_argument("--thread-variant", action="store_true", help="also measure SERVING_BATCH_THREAD=1")
+    ap.add_argument(
+        "--no-plain-variant",
+        dest="plain_variant",
+        action="store_false",
+        help="skip the service with its fast path off (SERVING_FAST_PATH=0, plain uvicorn)",
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
     ap.add_argument(
         "--from-results", help="write the section from a saved results.json of an earlier run (its own command)"
@@ -353,20 +359,31 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         svc.stop()
 
+    # Variants of the same service, closed loop at the best concurrency (best of --repeat runs). The fast
+    # path off is plain uvicorn (model/serving/fast_path.py): what runs whenever its guard falls back.
+    variants: dict[str, dict[str, str]] = {}
+    if args.plain_variant:
+        variants[PLAIN_VARIANT] = {"SERVING_FAST_PATH": "0"}
     if args.thread_variant:
-        svc = ServiceProcess(
-            {"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench", "SERVING_BATCH_THREAD": "1"}, work, name="thread"
-        ).start()
+        variants["predict in a worker thread"] = {"SERVING_BATCH_THREAD": "1"}
+    best_c = max(results["esteira"], key=lambda c: results["esteira"][c]["rps"])
+    for vname, venv in variants.items():
+        slug = "-".join(vname.split()[:3])
+        svc = ServiceProcess({"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench", **venv}, work, name=slug).start()
         try:
             svc.wait_ready()
             load(svc.port, 8, 2, texts)
-            best_c = max(results["esteira"], key=lambda c: results["esteira"][c]["rps"])
-            v = {"closed": load(svc.port, best_c, args.seconds, texts, server_pid=svc.process.pid)}
+            v: dict[str, Any] = {"closed": {"rps": 0.0}}
+            for _ in range(args.repeat):
+                wait_quiet()
+                res = load(svc.port, best_c, args.seconds, texts, server_pid=svc.process.pid)
+                if res["rps"] > v["closed"]["rps"]:
+                    v["closed"] = res
             v["open70"] = load(
                 svc.port, args.open_connections, args.seconds, texts, rate=round(0.7 * best), server_pid=svc.process.pid
             )
-            results["variants"]["predict in a worker thread"] = v
-            print("thread variant", v, flush=True)
+            results["variants"][vname] = v
+            print("variant", vname, v, flush=True)
         finally:
             svc.stop()
 
@@ -390,6 +407,9 @@ def main(argv: list[str] | None = None) -> None:
     print(body)
     if not args.no_write:
         write_section("serve", body)
+
+
+PLAIN_VARIANT = "fast path off (SERVING_FAST_PATH=0, plain uvicorn)"
 
 
 def _median(values: list[float]) -> float:
@@ -471,7 +491,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
     lines += [
         "",
         f"- Max throughput (best closed loop): {best:.0f} req/s at c={best_c}. "
-        + (f"vs mlflow best {ml_best:.0f} req/s: **{best / ml_best:.1f}x** (goal ≥ 5x). " if ml_best else "")
+        + (f"vs mlflow best {ml_best:.0f} req/s: **{best / ml_best:.1f}x** (goal ≥ 25x). " if ml_best else "")
         + f"vs in-process: **{100 * best / inproc:.0f} %** (goal ≥ 40 %).",
         f"- p99 at 70 % of max throughput (open loop, median of {len(open70)} runs: "
         f"{', '.join(str(v['p99_ms']) for v in open70)}): **{p99_70:.1f} ms** (goal ≤ 25 ms); "
@@ -479,6 +499,15 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"- RSS: esteira {r.get('esteira_rss_mb', '?')} MB, mlflow serve {r.get('mlflow_rss_mb', '?')} MB "
         "(process tree).",
     ]
+    plain = r.get("variants", {}).get(PLAIN_VARIANT)
+    if plain:
+        rps = plain["closed"]["rps"]
+        lines.append(
+            f"- Fast path off (plain uvicorn, what the service runs when its guard falls back): {rps:.0f} req/s "
+            f"at c={best_c}"
+            + (f", **{rps / ml_best:.1f}x** mlflow (goal ≥ 15x)" if ml_best else "")
+            + f"; the fast path is **{best / rps:.2f}x** that."
+        )
     recent = r.get("esteira_open_recent", [])
     if recent:
         maxes = ", ".join(f"{v['recent_max_rps']:.0f}" for v in recent)

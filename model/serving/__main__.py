@@ -16,7 +16,7 @@ from types import FrameType
 import uvicorn
 
 from model.serving.app import ServingState, create_app
-from model.serving.http_protocol import ServingHttpProtocol
+from model.serving.fast_path import http_protocol
 from model.serving.logs import configure_logging
 from model.serving.settings import ServingSettings
 
@@ -59,7 +59,7 @@ def main() -> None:
         port=settings.port,
         workers=1,
         loop="uvloop",
-        http=ServingHttpProtocol.for_state(state),  # httptools; POST /predict answered in the protocol
+        http=http_protocol(settings.fast_path, state),  # POST /predict answered in the protocol, if safe
         proxy_headers=False,  # nothing reads the client address (no access log); one ASGI layer less
         lifespan="on",
         access_log=False,

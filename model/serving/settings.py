@@ -75,6 +75,9 @@ class ServingSettings:
     shutdown_timeout_s: float = 20.0
     keep_alive_s: int = 65
     log_level: str = "info"
+    # POST /predict answered in uvicorn's protocol (model/serving/fast_path.py): on by default while the
+    # installed uvicorn is the tested one; SERVING_FAST_PATH=0 runs plain uvicorn.
+    fast_path: bool = True
     # Release role: "serving" (the stable fleet, and a canary candidate) or "shadow" (a candidate that
     # only receives copies). A serving process with SHADOW_URL set copies its traffic to that URL while
     # the process there answers /health with role "shadow" (docs/canary.md, shadow mode).
@@ -119,6 +122,7 @@ class ServingSettings:
             shutdown_timeout_s=_num("SERVING_SHUTDOWN_TIMEOUT_S", cls.shutdown_timeout_s, float, 0.0, 3600.0),
             keep_alive_s=int(_num("SERVING_KEEP_ALIVE_S", cls.keep_alive_s, int, 1, 3600)),
             log_level=_env("LOG_LEVEL", cls.log_level).lower(),
+            fast_path=bool(_num("SERVING_FAST_PATH", int(cls.fast_path), int, 0, 1)),
             role=_role(_env("SERVING_ROLE", cls.role)),
             shadow_url=_env("SHADOW_URL", ""),
             shadow_sample_rate=_num("SHADOW_SAMPLE_RATE", cls.shadow_sample_rate, float, 0.0, 1.0),

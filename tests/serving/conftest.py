@@ -103,6 +103,23 @@ def read_capture(endpoint: str, bucket: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+# Both HTTP paths answer one contract (model/serving/fast_path.py): every test that talks to a service
+# process runs on the fast path and on plain uvicorn.
+HTTP_PATHS = {"fast": "1", "plain": "0"}
+
+
+@pytest.fixture(scope="module", params=list(HTTP_PATHS))
+def http_path(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that selects one HTTP path; merge it into a service's environment."""
+    return {"SERVING_FAST_PATH": HTTP_PATHS[request.param]}
+
+
+def assert_http_path(proc: ServiceProcess, path: dict[str, str]) -> None:
+    """The process runs the path asked for: its log names it (a silent fallback would test the other)."""
+    want = "fast" if path["SERVING_FAST_PATH"] == "1" else "plain uvicorn"
+    assert f'"http path: {want}"' in proc.stderr_path.read_text(), proc.stderr_path.read_text()[-2000:]
+
+
 def service_env(model: dict[str, Any], **extra: str) -> dict[str, str]:
     return {
         "MODEL_URI": f"models:/{model['name']}@champion",
@@ -115,7 +132,10 @@ def service_env(model: dict[str, Any], **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service(
-    registered_model: dict[str, Any], moto_s3: str, tmp_path_factory: pytest.TempPathFactory
+    registered_model: dict[str, Any],
+    moto_s3: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    http_path: dict[str, str],
 ) -> Iterator[tuple[ServiceProcess, str]]:
     """A real `python -m model.serving` on a free port, capturing to a fresh moto bucket."""
     bucket = new_bucket(moto_s3)
@@ -127,10 +147,12 @@ def service(
         SERVING_MAX_TEXT_CHARS="200",
         SERVING_MAX_BATCH="8",
         SERVING_MAX_BODY_BYTES="20000",
+        **http_path,
     )
     proc = ServiceProcess(env, tmp_path_factory.mktemp("service")).start()
     try:
         proc.wait_ready()
+        assert_http_path(proc, http_path)
         yield proc, bucket
     finally:
         proc.stop()

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.loadgen import ServiceProcess
 from pipelines import registry
 from pipelines.train import train
-from tests.serving.conftest import FAST, new_bucket, read_capture, service_env
+from tests.serving.conftest import FAST, assert_http_path, new_bucket, read_capture, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def _loadgen(port: int, seconds: float, tmp_path: Path, record: Path, concurrenc
 
 
 def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
-    registered_model: dict[str, Any], moto_s3: str, tmp_path: Path
+    registered_model: dict[str, Any], moto_s3: str, tmp_path: Path, http_path: dict[str, str]
 ) -> None:
     bucket = new_bucket(moto_s3)
     # A long flush interval: whatever reaches S3 after the first seconds was written by the shutdown flush.
@@ -52,9 +52,11 @@ def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
         # here): this test is about the shutdown flush, not the overflow drop (test_capture.py has that).
         CAPTURE_MAX_BUFFER="1000000",
         AWS_ENDPOINT_URL=moto_s3,
+        **http_path,
     )
     proc = ServiceProcess(env, tmp_path).start()
     proc.wait_ready()
+    assert_http_path(proc, http_path)
     record = tmp_path / "ok-ids.txt"
     load = _loadgen(proc.port, 20, tmp_path, record)
     time.sleep(3)
@@ -78,7 +80,7 @@ def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
 
 @pytest.mark.slow
 def test_model_swap_under_load_has_no_failed_requests(
-    registered_model: dict[str, Any], slice_files: dict[str, Path], tmp_path: Path
+    registered_model: dict[str, Any], slice_files: dict[str, Path], tmp_path: Path, http_path: dict[str, str]
 ) -> None:
     """SIGHUP re-resolves MODEL_URI (the alias moved), loads beside the old model, swaps atomically."""
     from dataclasses import replace
@@ -97,7 +99,7 @@ def test_model_swap_under_load_has_no_failed_requests(
     )
     client = registry.client(settings)
     client.set_registered_model_alias(name, "champion", first["model_version"])
-    env = service_env({**registered_model, "name": name})
+    env = service_env({**registered_model, "name": name}, **http_path)
     proc = ServiceProcess(env, tmp_path).start()
     try:
         assert proc.wait_ready()["model_version"] == first["model_version"]

@@ -37,7 +37,7 @@ def _shadow_totals(proc: ServiceProcess) -> dict[str, int]:
 
 
 def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
-    registered_model: dict[str, Any], moto_s3: str, tmp_path: Path
+    registered_model: dict[str, Any], moto_s3: str, tmp_path: Path, http_path: dict[str, str]
 ) -> None:
     bucket = new_bucket(moto_s3)
     capture = {"CAPTURE_S3_URI": f"s3://{bucket}/capture", "CAPTURE_FLUSH_S": "0.5", "AWS_ENDPOINT_URL": moto_s3}
@@ -52,14 +52,25 @@ def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
     candidate_port = free_port()
     candidate = ServiceProcess(
         service_env(
-            registered_model, MODEL_URI=local_model, SERVING_ROLE="shadow", MODEL_VERSION="candidate", **capture
+            registered_model,
+            MODEL_URI=local_model,
+            SERVING_ROLE="shadow",
+            MODEL_VERSION="candidate",
+            **capture,
+            **http_path,
         ),
         tmp_path / "candidate",
         port=candidate_port,
         name="candidate",
     )
     champion = ServiceProcess(
-        service_env(registered_model, SHADOW_URL=f"http://127.0.0.1:{candidate_port}", SHADOW_PROBE_S="0.2", **capture),
+        service_env(
+            registered_model,
+            SHADOW_URL=f"http://127.0.0.1:{candidate_port}",
+            SHADOW_PROBE_S="0.2",
+            **capture,
+            **http_path,
+        ),
         tmp_path / "champion",
         name="champion",
     )
