@@ -5,6 +5,12 @@ default bus once a second and delivers to its targets through the same path alar
 (alarms.py). A demo cannot wait six hours for a drift check, so `time_scale` (LOCALAWS_TIME_SCALE,
 default 1) divides every period: with 4, `rate(1 minute)` fires every 15 s. cron() expressions are
 not evaluated (they are kept, and `skipped` says so).
+
+A compressed schedule can fire a rule again before its previous delivery has ended, which the real
+period never does (a drift check every 6 hours takes seconds; at x1440 it is due every 15 s, and
+checks that pile up on two cores slow every other part of the loop). So with a time scale above 1 a
+rule does not fire while its previous firing is still being delivered; `deferred` counts those.
+At the real time scale, firings may overlap, as in AWS.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class Scheduler:
         self.time_scale = time_scale
         self.fired: list[dict[str, Any]] = []
         self.skipped: set[str] = set()
+        self.deferred: dict[str, int] = {}  # rule -> firings not made while its previous one still ran
+        self._running: dict[str, list[threading.Thread]] = {}
         self._next: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="localaws-schedule")
@@ -82,9 +90,17 @@ class Scheduler:
                     if now < due:
                         continue
                     self._next[rule.arn] = now + period / self.time_scale
+                    if self.time_scale > 1 and any(t.is_alive() for t in self._running.get(rule.arn, [])):
+                        self.deferred[rule.name] = self.deferred.get(rule.name, 0) + 1
+                        continue
                     event = scheduled_event(rule, account, region)
-                    for target in list(rule.targets):
-                        threading.Thread(target=self.local.deliver, args=(rule, target, event), daemon=True).start()
+                    threads = [
+                        threading.Thread(target=self.local.deliver, args=(rule, target, event), daemon=True)
+                        for target in list(rule.targets)
+                    ]
+                    for thread in threads:
+                        thread.start()
+                    self._running[rule.arn] = threads
                     self.fired.append({"rule": rule.name, "at": time.time()})
 
     def _loop(self) -> None:

@@ -47,6 +47,31 @@ def test_a_schedule_rule_fires_on_time_scaled_periods(tmp_path: Path) -> None:
         assert body["detail-type"] == "Scheduled Event" and body["resources"][0].endswith("rule/tick")
 
 
+def test_a_compressed_schedule_does_not_fire_while_its_last_delivery_runs(tmp_path: Path) -> None:
+    """At x1440 a 6-hour drift check is due every 15 s; checks must not pile up on the emulator's cores."""
+    import threading
+
+    from localaws.schedule import Scheduler
+
+    with LocalAWS(workdir=tmp_path) as aws:
+        aws.client("events").put_rule(Name="slow", ScheduleExpression="rate(1 minute)")
+        aws.client("events").put_targets(Rule="slow", Targets=[{"Id": "t", "Arn": "arn:aws:sqs:us-east-1:1:q"}])
+        release = threading.Event()
+
+        class Local:
+            def deliver(self, rule: object, target: object, event: object) -> None:
+                release.wait(10)
+
+        scheduler = Scheduler(Local(), time_scale=60)  # every second; ticked by hand below
+        scheduler.tick(now=0.0)
+        for now in (1.0, 2.0, 3.0):  # the first delivery has not ended: due, but not fired again
+            scheduler.tick(now=now)
+        release.set()
+        time.sleep(0.2)
+        scheduler.tick(now=4.0)
+    assert [f["rule"] for f in scheduler.fired] == ["slow", "slow"] and scheduler.deferred == {"slow": 2}
+
+
 def _emf(version: str, p99: float, ts_ms: int) -> dict[str, object]:
     return {
         "_aws": {
