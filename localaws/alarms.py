@@ -24,6 +24,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.config import Config
+
+LAMBDA_MAX_SECONDS = 900  # the longest a Lambda function may run
+
 OPS = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -162,7 +166,13 @@ def install(local: Any) -> Any:
         try:
             service = arn.split(":")[2]
             if service == "lambda":
-                local.client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=body.encode())
+                # Here an Event invocation runs to its end before the call returns (AWS queues it and answers
+                # 202 at once), so the delivery waits as long as a function may run and never retries: a
+                # retried call would start the function again (seen: one drift check became four under load).
+                once = Config(read_timeout=LAMBDA_MAX_SECONDS + 60, retries={"total_max_attempts": 1})
+                local.client("lambda", config=once).invoke(
+                    FunctionName=arn, InvocationType="Event", Payload=body.encode()
+                )
             elif service == "states":
                 name = f"{rule.name[:40]}-{uuid.uuid4().hex[:16]}"
                 record["execution"] = local.client("stepfunctions").start_execution(

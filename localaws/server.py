@@ -199,7 +199,7 @@ class LocalAWS:
         self.stop()
 
     # ---- helpers
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Any = None) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
@@ -207,6 +207,7 @@ class LocalAWS:
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
+            config=config,
         )
 
     def expose_load_balancers(self, cluster: str) -> dict[str, str]:
