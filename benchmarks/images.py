@@ -46,7 +46,12 @@ def serving_container_ready(image: str, model_dir: Path, log: Path) -> float:
     spec = run.ContainerRun(
         name=f"bench-serving-{port}",
         image=image,
-        env={"MODEL_URI": "/model", "MODEL_VERSION": "bench", "PORT": "8080", "SERVICE_NAME": "bench"},
+        env={
+            "ESTEIRA_MODEL_URI": "/model",
+            "ESTEIRA_MODEL_VERSION": "bench",
+            "ESTEIRA_SERVING_PORT": "8080",
+            "ESTEIRA_SERVICE_NAME": "bench",
+        },
         ports={8080: port},
         read_only=True,
         writable=["/tmp"],
@@ -63,7 +68,7 @@ def serving_container_ready(image: str, model_dir: Path, log: Path) -> float:
 
 
 def serving_process_ready(model_dir: Path, workdir: Path) -> float:
-    service = ServiceProcess({"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench"}, workdir)
+    service = ServiceProcess({"ESTEIRA_MODEL_URI": str(model_dir), "ESTEIRA_MODEL_VERSION": "bench"}, workdir)
     started = time.monotonic()
     service.start()
     try:

@@ -218,7 +218,17 @@ class ServiceProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.stdout_path = workdir / f"{name}.stdout"
         self.stderr_path = workdir / f"{name}.stderr"
-        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1", **env}
+        from model.serving.settings import ServingSettings
+
+        # The service's settings under their current names: a caller's deprecated ones (MODEL_URI, SERVING_*,
+        # ...) are renamed, so the process reads one name per setting and logs no deprecation warning.
+        self.env = {
+            **os.environ,
+            "ESTEIRA_SERVING_HOST": "127.0.0.1",
+            "ESTEIRA_SERVING_PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+            **ServingSettings.renamed(env),
+        }
         self.process: Any = None
 
     @property

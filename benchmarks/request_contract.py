@@ -1,13 +1,17 @@
 """POST /predict's request contract in one schema: what msgspec and pydantic v2 cost per request against the
-hand-written validator in model/serving/app.py, and whether the three give the same decisions.
+hand-written validator model/serving/app.py had (kept as the baseline in benchmarks/_previous_serving_contract.py),
+and whether they give the same decisions. `shipped` is what the service runs now (model/serving/contract.py,
+msgspec-strip with the fallback, and its error mapping).
 
-The contract (model/serving/app.py `parse_predict`, limits from ServingSettings' defaults): a JSON object with
+The contract (the previous validator's `parse_predict`, limits from ServingSettings' defaults): a JSON object with
 exactly one of `text` (a string) or `texts` (an array of 1..max_batch strings), each string 1..max_text_chars
 characters and not only whitespace, an optional integer `top_k` in 1..max_top_k (default default_top_k), no
 other fields; malformed JSON or non-UTF-8 is a 400, a contract violation a 422 naming the field.
 
 Contenders, each with the same constraints:
-  current           orjson (stdlib json behind it) + `parse_predict`; response: dict + `encode_json` (orjson)
+  current           the previous validator: orjson (stdlib json behind it) + `parse_predict`; response: dict +
+                    `encode_json` (orjson)
+  shipped           model/serving/contract.py: Contract.parse_predict; response: contract.prediction_answer
   msgspec           msgspec.Struct + msgspec.json.Decoder (pattern `\\S` checked by Python's `re` per string);
                     response: Structs + msgspec.json.Encoder
   msgspec-strip     the same, "not only whitespace" as str.strip() in __post_init__ (pattern documented only)
@@ -58,9 +62,10 @@ from pydantic import (  # noqa: E402
 )
 from typing_extensions import TypedDict  # noqa: E402  (pydantic needs it on Python < 3.12)
 
+from benchmarks import _previous_serving_contract as serving  # noqa: E402
+from benchmarks._previous_serving_contract import BadRequest, decode_json, encode_json, parse_predict  # noqa: E402
 from model.classifier import Prediction  # noqa: E402
-from model.serving import app as serving  # noqa: E402
-from model.serving.app import BadRequest, decode_json, encode_json, parse_predict  # noqa: E402
+from model.serving import contract as shipped  # noqa: E402
 from model.serving.settings import ServingSettings  # noqa: E402
 
 S = ServingSettings()  # the defaults: max_text_chars 1000, max_batch 64, max_top_k 10, default_top_k 3
@@ -374,6 +379,20 @@ def current_encode(
     return encode_json(serving._prediction_body(_NO_SIDE_EFFECTS, texts, is_batch, top_k, version, preds, rid, False))
 
 
+# -- shipped: what the service runs ---------------------------------------------------------------------
+SHIPPED = shipped.Contract(S)
+
+
+def shipped_parse(raw: bytes) -> Parsed:
+    return SHIPPED.parse_predict(raw)
+
+
+def shipped_encode(
+    texts: list[str], is_batch: bool, top_k: int, version: str, preds: list[Prediction], rid: str
+) -> bytes:
+    return shipped.prediction_answer(version, rid, is_batch, preds, top_k)
+
+
 # -- outcomes: what each validator decides, as (status, field or the parsed request) ----------------------
 Outcome = tuple[int, object]  # (200, (texts, is_batch, top_k)) | (400 | 422, field)
 _MS_PATH = re.compile(r" - at `\$(.*)`$")
@@ -390,14 +409,14 @@ def outcome(parse: Callable[[bytes], Parsed], raw: bytes) -> Outcome:
     try:
         texts, is_batch, top_k = parse(raw)
         return 200, (tuple(texts), is_batch, top_k)
-    except BadRequest as exc:
+    except (BadRequest, shipped.BadRequest) as exc:
         return exc.status, exc.field
     except msgspec.ValidationError as exc:  # before DecodeError: ValidationError is a subclass
         m = _MS_PATH.search(str(exc))
         unknown = re.match(r"Object contains unknown field `(.*)`", str(exc))
         field = m.group(1).lstrip(".") if m and m.group(1) else (unknown.group(1) if unknown else "body")
         return 422, field
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec 0.22 lets a non-UTF-8 body's error through
         return 400, "body"
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
@@ -495,6 +514,7 @@ class Stack:
 
 STACKS = [
     Stack("current", current_parse, current_encode),
+    Stack("shipped", shipped_parse, shipped_encode),
     Stack("msgspec", ms_parse, ms_encode),
     Stack("msgspec-strip", ms_strip_parse, ms_encode),
     Stack("pydantic", pd_parse, pd_encode),
@@ -547,7 +567,7 @@ def message(parse: Callable[[bytes], Parsed], raw: bytes) -> str:
     try:
         parse(raw)
         return "(accepted)"
-    except BadRequest as exc:
+    except (BadRequest, shipped.BadRequest) as exc:
         return f"{exc.error}: {exc.message}"
     except msgspec.DecodeError as exc:  # ValidationError included
         return str(exc)

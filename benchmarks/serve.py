@@ -268,12 +268,12 @@ def main(argv: list[str] | None = None) -> None:
         help="skip the extra open-loop runs at 70 %% of a closed-loop rate measured just before each",
     )
     ap.add_argument("--recent-seconds", type=float, default=5.0, help="length of that closed-loop measurement")
-    ap.add_argument("--thread-variant", action="store_true", help="also measure SERVING_BATCH_THREAD=1")
+    ap.add_argument("--thread-variant", action="store_true", help="also measure ESTEIRA_SERVING_BATCH_THREAD=1")
     ap.add_argument(
         "--no-plain-variant",
         dest="plain_variant",
         action="store_false",
-        help="skip the service with its fast path off (SERVING_FAST_PATH=0, plain uvicorn)",
+        help="skip the service with its fast path off (ESTEIRA_SERVING_FAST_PATH=0, plain uvicorn)",
     )
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/benchmarks.md")
     ap.add_argument(
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Other jobs share this machine: every closed-loop point runs `--repeat` times, interleaved with the
     # in-process limit, and the best run of each is kept (the least disturbed), with the load it saw.
-    svc = ServiceProcess({"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench"}, work).start()
+    svc = ServiceProcess({"ESTEIRA_MODEL_URI": str(model_dir), "ESTEIRA_MODEL_VERSION": "bench"}, work).start()
     try:
         svc.wait_ready()
         pid = svc.process.pid
@@ -363,13 +363,15 @@ def main(argv: list[str] | None = None) -> None:
     # path off is plain uvicorn (model/serving/fast_path.py): what runs whenever its guard falls back.
     variants: dict[str, dict[str, str]] = {}
     if args.plain_variant:
-        variants[PLAIN_VARIANT] = {"SERVING_FAST_PATH": "0"}
+        variants[PLAIN_VARIANT] = {"ESTEIRA_SERVING_FAST_PATH": "0"}
     if args.thread_variant:
-        variants["predict in a worker thread"] = {"SERVING_BATCH_THREAD": "1"}
+        variants["predict in a worker thread"] = {"ESTEIRA_SERVING_BATCH_THREAD": "1"}
     best_c = max(results["esteira"], key=lambda c: results["esteira"][c]["rps"])
     for vname, venv in variants.items():
         slug = "-".join(vname.split()[:3])
-        svc = ServiceProcess({"MODEL_URI": str(model_dir), "MODEL_VERSION": "bench", **venv}, work, name=slug).start()
+        svc = ServiceProcess(
+            {"ESTEIRA_MODEL_URI": str(model_dir), "ESTEIRA_MODEL_VERSION": "bench", **venv}, work, name=slug
+        ).start()
         try:
             svc.wait_ready()
             load(svc.port, 8, 2, texts)
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         write_section("serve", body)
 
 
-PLAIN_VARIANT = "fast path off (SERVING_FAST_PATH=0, plain uvicorn)"
+PLAIN_VARIANT = "fast path off (ESTEIRA_SERVING_FAST_PATH=0, plain uvicorn)"
 
 
 def _median(values: list[float]) -> float:

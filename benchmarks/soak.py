@@ -2,7 +2,7 @@
 
 Reports errors (any non-200 or transport error) and RSS growth of the service process between the end of
 warm-up and the end of the run (goals: 0 errors, < 10 % growth). The swap is SIGHUP: the service
-re-resolves MODEL_URI, loads the model beside the current one and swaps it atomically.
+re-resolves ESTEIRA_MODEL_URI, loads the model beside the current one and swaps it atomically.
 
     python benchmarks/soak.py [--seconds 600] [--concurrency 16] [--rate 0] [--model-uri URI] [--no-write]
 """
@@ -60,7 +60,7 @@ def soak(seconds: float, concurrency: int, rate: float, model_uri: str, env: dic
 
     work = Path(tempfile.mkdtemp(prefix="soak-"))
     texts = texts_file()
-    svc = ServiceProcess({"MODEL_URI": model_uri, **env}, work).start()
+    svc = ServiceProcess({"ESTEIRA_MODEL_URI": model_uri, **env}, work).start()
     svc.wait_ready()
     proc = psutil.Process(svc.process.pid)
     latency_log = work / "latencies.npy"
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     load_start = [round(x, 2) for x in os.getloadavg()]
     model_uri = args.model_uri or str(ensure_model())
-    r = soak(args.seconds, args.concurrency, args.rate, model_uri, {"MODEL_VERSION": "soak"})
+    r = soak(args.seconds, args.concurrency, args.rate, model_uri, {"ESTEIRA_MODEL_VERSION": "soak"})
     print(json.dumps(r))
     if args.no_write:
         return

@@ -219,9 +219,9 @@ def ensure_metrics_interval(stack: Any, seconds: float = 1.0) -> None:
     td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
     serving = next(c for c in td["containerDefinitions"] if c["name"] == "serving")
     env = {e["name"]: e["value"] for e in serving.get("environment", [])}
-    if "SERVING_METRICS_INTERVAL_S" in env:
+    if "ESTEIRA_SERVING_METRICS_INTERVAL_S" in env or "SERVING_METRICS_INTERVAL_S" in env:
         return
-    env["SERVING_METRICS_INTERVAL_S"] = str(seconds)
+    env["ESTEIRA_SERVING_METRICS_INTERVAL_S"] = str(seconds)
     keep = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "executionRoleArn", "taskRoleArn")
     request = {k: td[k] for k in keep if td.get(k)}
     request["containerDefinitions"] = [

@@ -302,7 +302,7 @@ def phase_campaign(ctx: Context) -> str:
     story, stack, traffic = ctx.state["scenario"], ctx.state["stack"], ctx.state["traffic"]
     labeller = Labeller(
         ctx.state["aws"].client("s3"),
-        stack.environment["CAPTURE_S3_URI"],
+        stack.environment["ESTEIRA_CAPTURE_S3_URI"],
         stack.buckets["data"],
         story.truth,
         Settings.from_env(),

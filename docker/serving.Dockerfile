@@ -36,14 +36,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOST=0.0.0.0 \
-    PORT=8080
+    ESTEIRA_SERVING_HOST=0.0.0.0
 WORKDIR /app
 USER 10001:10001
+# The port is the task definition's (ESTEIRA_SERVING_PORT; 8080 unset, model/serving/settings.py).
 EXPOSE 8080
 # /ready is 200 only when the model is loaded and passed its self-test; the start period covers the load.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=90s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/ready', timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + (os.environ.get('ESTEIRA_SERVING_PORT') or os.environ.get('PORT') or '8080') + '/ready', timeout=2)"]
 STOPSIGNAL SIGTERM
 # Provenance last, so a new commit rebuilds one small layer: the commit the image was built from.
 # The RUN reads the argument so that the layer cache is keyed on its value: buildah --layers (1.28,

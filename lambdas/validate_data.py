@@ -20,7 +20,7 @@ _TRAINING_ENV = (
     # Where the snapshots are: a job given a raw URI finds (or keeps) its snapshot in the same place.
     "ESTEIRA_SNAPSHOT_URI",
     # The recent-traffic reference (pipelines/reference.py) reads the captures and the drift state.
-    "CAPTURE_S3_URI",
+    "ESTEIRA_CAPTURE_S3_URI",
     "ESTEIRA_ARTIFACTS_BUCKET",
 )
 

@@ -8,8 +8,9 @@
   Dockerfile filling in), a working directory and a log file of its own, and the settings a process
   cannot take are named in its log. Either way: RunTask overrides, the definition's environment and
   secrets, the emulator endpoint and the task role's credentials. A container port is mapped to a free
-  local port; a process's PORT variable naming that container port is rewritten to the local one
-  (processes on one host cannot share a port; containers can, each in its own namespace).
+  local port; a process's ESTEIRA_SERVING_PORT (or PORT) variable naming that container port is
+  rewritten to the local one (processes on one host cannot share a port; containers can, each in its
+  own namespace).
 - A task stops when an essential container exits; DescribeTasks then shows STOPPED with exit codes.
 - Services keep `desiredCount` tasks of their current task definition running. UpdateService starts
   a rolling deployment: new tasks start, become healthy (their first port answers `health_path` with
@@ -219,7 +220,18 @@ def _secret_value(ref: str) -> str:
 
 
 # What a local process needs from this machine, which a container gets from its image instead.
-PROCESS_ONLY = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "GIT_COMMIT", "HOST", "LOCALAWS_WORKDIR")
+PROCESS_ONLY = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "VIRTUAL_ENV",
+    "GIT_COMMIT",
+    "HOST",
+    "ESTEIRA_SERVING_HOST",
+    "LOCALAWS_WORKDIR",
+)
 
 
 def local_image(image: str) -> bool:
@@ -292,8 +304,9 @@ class EcsPlane:
                 continue
             self.modes[image] = "process"
             for container_port, local in ports.items():
-                if env.get("PORT") == str(container_port):
-                    env["PORT"] = str(local)
+                for var in ("ESTEIRA_SERVING_PORT", "PORT"):  # PORT: task definitions from before the rename
+                    if env.get(var) == str(container_port):
+                        env[var] = str(local)
             env.setdefault("ECS_CONTAINER_METADATA_URI_V4", "")
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("ab") as log:

@@ -94,8 +94,8 @@ class LocalAWS:
         bindir = str(Path(sys.executable).parent)
         base["PATH"] = bindir + os.pathsep + base.get("PATH", "/usr/bin:/bin")
         base["LOCALAWS_WORKDIR"] = str(self.workdir)
-        # Servers bind loopback unless the container definition says otherwise (model.serving reads HOST).
-        base["HOST"] = "127.0.0.1"
+        # Servers bind loopback unless the container definition says otherwise (model.serving reads this).
+        base["ESTEIRA_SERVING_HOST"] = "127.0.0.1"
         return {**base, **self.env()}
 
     def start(self) -> LocalAWS:

@@ -24,5 +24,5 @@ test-drift: venv ## only the drift tests (statistics, calibration on BANKING77, 
 	@mkdir -p $(REPORTS)
 	$(PY) -m pytest tests/drift -m "not slow" --junitxml=$(REPORTS)/junit-$@.xml
 
-drift-check: venv ## run one drift check with the current environment (CAPTURE_S3_URI, MLFLOW_TRACKING_URI, ...)
+drift-check: venv ## run one drift check with the current environment (ESTEIRA_CAPTURE_S3_URI, MLFLOW_TRACKING_URI, ...)
 	$(PY) -m pipelines.cli drift-check

@@ -4,9 +4,9 @@
 MODEL_URI ?=
 SOAK_SECONDS ?= 600
 
-serve: venv ## run the inference service locally (MODEL_URI=models:/<name>@champion or a model dir; PORT=8080)
+serve: venv ## run the inference service locally (MODEL_URI=models:/<name>@champion or a model dir; ESTEIRA_SERVING_PORT=8080)
 	@test -n "$(MODEL_URI)" || { echo "set MODEL_URI, e.g. make serve MODEL_URI=models:/esteira-intent@champion"; exit 2; }
-	MODEL_URI="$(MODEL_URI)" $(PY) -m model.serving
+	ESTEIRA_MODEL_URI="$(MODEL_URI)" $(PY) -m model.serving
 
 bench-serve: venv ## serving benchmark vs mlflow models serve and in-process -> docs/benchmarks.md
 	$(PY) benchmarks/serve.py

@@ -88,7 +88,7 @@ class Alarms:
 
 @dataclass(frozen=True)
 class Capture:
-    prefix: str  # CAPTURE_S3_URI = s3://<capture bucket>/<prefix>/
+    prefix: str  # ESTEIRA_CAPTURE_S3_URI = s3://<capture bucket>/<prefix>/
     partition: str  # "model_version={model_version}/dt={date}/hour={hour}/"
 
     def partition_key(self, model_version: str, date: str, hour: str) -> str:

@@ -596,7 +596,7 @@ def compare(
         ),
     ]
     tests[3].details["typicality_shift"] = float(feats.typicality.mean()) - profile.typicality_mean
-    if not text_tests:  # texts not captured (CAPTURE_REDACTION=drop): OOV and typicality are unknown
+    if not text_tests:  # texts not captured (ESTEIRA_CAPTURE_REDACTION=drop): OOV and typicality are unknown
         tests = tests[:2]
     new_evidence = evidence
     if cfg.sequential_alpha is not None:

@@ -25,7 +25,7 @@ What is detected (one precompiled pass; a message with no digit and no "@" costs
   run preceded by a currency sign is never a phone. Not detected (by design, to keep order numbers): a
   bare run of digits without "+", "0" or grouping ("5551234567"), unless it is a Luhn-valid card.
 
-Modes (CAPTURE_REDACTION, model/serving/settings.py):
+Modes (ESTEIRA_CAPTURE_REDACTION, model/serving/settings.py):
 
 - ``redact`` (default): each value becomes a typed placeholder, ``[PII_CARD]``, ``[PII_EMAIL]``,
   ``[PII_PHONE]``, ``[PII_IBAN]``. Why not ``[CARD]``: the drift check's tokeniser (model/profile.py,
@@ -35,7 +35,7 @@ Modes (CAPTURE_REDACTION, model/serving/settings.py):
   section drift-redaction, for the verdicts on original vs redacted text).
 - ``hash``: ``[PII_CARD_<12 hex>]``: HMAC-SHA256 of the normalised value (digits of a card or phone,
   the lower-cased e-mail, the upper-cased IBAN without spaces) under a key from configuration
-  (CAPTURE_REDACTION_KEY, at least 16 characters; never a default in code). Equal values give equal
+  (ESTEIRA_CAPTURE_REDACTION_KEY, at least 16 characters; never a default in code). Equal values give equal
   tokens, so "the same card in 40 complaints" can be seen without the card. Keyed because an unkeyed
   hash of a card number is reversible by enumeration (a BIN plus 9 digits is ~10^9 candidates); the
   key id (HMAC of a fixed label, 8 hex) is recorded so an auditor can tell which key was used, and
@@ -147,7 +147,7 @@ class Redactor:
         if mode == "hash":
             if not key or len(key) < MIN_KEY_CHARS:
                 raise ValueError(
-                    f"redaction mode 'hash' needs CAPTURE_REDACTION_KEY of at least {MIN_KEY_CHARS} characters"
+                    f"redaction mode 'hash' needs ESTEIRA_CAPTURE_REDACTION_KEY of at least {MIN_KEY_CHARS} characters"
                 )
             self._mac = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
             self.key_id = self._digest("key-id", "esteira-capture-redaction")[:8]

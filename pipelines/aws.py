@@ -3,20 +3,19 @@
 Product code never knows whether it talks to AWS or to an emulator: the only difference is
 AWS_ENDPOINT_URL (read by model.config.Settings), which this factory passes to boto3.
 
-The deploy-side names below are read here, not in model/config.py, until the lead folds them in; the
-names match the environment the Terraform workflow module gives every Lambda.
+The deploy-side settings below are declared here with the project's one settings mechanism
+(model/settings.py); the names match the environment the Terraform workflow module gives every Lambda.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
 
 from model.config import Settings
+from model.settings import EsteiraSettings, setting
 
 # Standard retry mode backs off on throttling and 5xx itself; Step Functions retries on top of that.
 _BOTO_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -33,44 +32,46 @@ def client(service: str, settings: Settings | None = None) -> Any:
     )
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-@dataclass(frozen=True)
-class WorkflowSettings:
+class WorkflowSettings(EsteiraSettings):
     """What the deploy-side steps need to find the serving service and the workflow's resources."""
 
-    # ECS cluster and service that serve the model.
-    cluster: str = "esteira"
-    service: str = "esteira-serving"
-    # Name of the serving container inside the task definition (its MODEL_URI is pinned on deploy).
-    serving_container: str = "serving"
-    # Base URL the smoke test calls (the ALB in AWS; localaws's per-service proxy locally).
-    serving_url: str = "http://127.0.0.1:8080"
-    # DynamoDB table holding the one-execution-at-a-time lock (hash key `lock_id`, TTL `expires_at`).
-    lock_table: str = "esteira-workflow-lock"
-    # How long a lock lives if its holder dies without releasing it.
-    lock_ttl_seconds: int = 6 * 3600
-    # SNS topic for notifications.
-    sns_topic_arn: str = ""
-    # Smoke test: labelled rows to send (CSV/Parquet URI; empty = a built-in handful) and the bar.
-    smoke_data: str = ""
-    smoke_min_accuracy: float = 0.6
-    smoke_timeout_seconds: float = 60.0
+    doc_title: ClassVar[str] = "Workflow steps (pipelines/aws.py `WorkflowSettings`)"
 
-    @classmethod
-    def from_env(cls) -> WorkflowSettings:
-        return cls(
-            cluster=_env("ESTEIRA_ECS_CLUSTER", cls.cluster),
-            service=_env("ESTEIRA_ECS_SERVICE", cls.service),
-            serving_container=_env("ESTEIRA_SERVING_CONTAINER", cls.serving_container),
-            serving_url=_env("ESTEIRA_SERVING_URL", cls.serving_url),
-            lock_table=_env("ESTEIRA_LOCK_TABLE", cls.lock_table),
-            lock_ttl_seconds=int(_env("ESTEIRA_LOCK_TTL_SECONDS", str(cls.lock_ttl_seconds))),
-            sns_topic_arn=_env("ESTEIRA_SNS_TOPIC_ARN", cls.sns_topic_arn),
-            smoke_data=_env("ESTEIRA_SMOKE_DATA", cls.smoke_data),
-            smoke_min_accuracy=float(_env("ESTEIRA_SMOKE_MIN_ACCURACY", str(cls.smoke_min_accuracy))),
-            smoke_timeout_seconds=float(_env("ESTEIRA_SMOKE_TIMEOUT_SECONDS", str(cls.smoke_timeout_seconds))),
-        )
+    cluster: str = setting("esteira", env="ESTEIRA_ECS_CLUSTER", description="ECS cluster that serves the model.")
+    service: str = setting(
+        "esteira-serving", env="ESTEIRA_ECS_SERVICE", description="ECS service that serves the model."
+    )
+    serving_container: str = setting(
+        "serving",
+        env="ESTEIRA_SERVING_CONTAINER",
+        description="Name of the serving container inside the task definition (its ESTEIRA_MODEL_URI is pinned on "
+        "deploy).",
+    )
+    serving_url: str = setting(
+        "http://127.0.0.1:8080",
+        env="ESTEIRA_SERVING_URL",
+        description="Base URL the smoke test calls (the ALB in AWS; localaws's per-service proxy locally).",
+    )
+    lock_table: str = setting(
+        "esteira-workflow-lock",
+        env="ESTEIRA_LOCK_TABLE",
+        description="DynamoDB table holding the one-execution-at-a-time lock (hash key lock_id, TTL expires_at).",
+    )
+    lock_ttl_seconds: int = setting(
+        6 * 3600,
+        env="ESTEIRA_LOCK_TTL_SECONDS",
+        description="How long a lock lives if its holder dies without releasing it (0 or less: expired at once, "
+        "for tests).",
+    )
+    sns_topic_arn: str = setting("", env="ESTEIRA_SNS_TOPIC_ARN", description="SNS topic for notifications.")
+    smoke_data: str = setting(
+        "",
+        env="ESTEIRA_SMOKE_DATA",
+        description="Smoke test: labelled rows to send (CSV/Parquet URI; empty: a built-in handful).",
+    )
+    smoke_min_accuracy: float = setting(
+        0.6, env="ESTEIRA_SMOKE_MIN_ACCURACY", ge=0.0, le=1.0, description="Smoke test: the accuracy it must reach."
+    )
+    smoke_timeout_seconds: float = setting(
+        60.0, env="ESTEIRA_SMOKE_TIMEOUT_SECONDS", gt=0.0, description="Smoke test: how long it may take."
+    )

@@ -22,20 +22,18 @@ Every action is idempotent, because Step Functions retries them.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
-import os
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from model.config import Settings
 from model.contract import contract
 from model.drift import homogeneity_p_value, js_divergence
+from model.settings import EsteiraSettings, setting
 from pipelines import aws, lineage, registry
-from pipelines.deploy import current_task_definition, pin_model
+from pipelines.deploy import current_task_definition, pin_model, served_model_uri
 from pipelines.rollback import rollback
 from pipelines.service_stable import check as service_check
 
@@ -48,59 +46,106 @@ class CanaryNotReady(RuntimeError):
     """Too little traffic reached the candidate to judge it yet; the state machine asks again."""
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name)
-    return default if value is None or value.strip() == "" else value.strip()
+class CanarySettings(EsteiraSettings):
+    """Where the canary lives and the bars it must clear. A breach of any one bar rolls the release back."""
 
+    doc_title: ClassVar[str] = "Canary and shadow releases (pipelines/canary.py `CanarySettings`)"
 
-@dataclass(frozen=True)
-class CanarySettings:
-    """Where the canary lives and the bars it must clear. Environment names in `from_env`."""
-
-    canary_service: str = ""  # ECS service for the candidate; default "<serving service>-canary"
-    listener_arn: str = ""  # ALB listener whose default action forwards to both target groups
-    stable_target_group_arn: str = ""
-    canary_target_group_arn: str = ""
-    desired_count: int = 1  # candidate tasks while a canary runs
-    namespace: str = contract().metrics_namespace
-    metrics_service: str = ""  # the Service dimension the serving tasks emit; default: the ECS service
-    alarm_prefix: str = f"esteira{contract().alarms.canary_prefix}"  # per-version alarms: <prefix>-v<version>-<kind>
-    alarm_topic_arn: str = ""  # alarm actions (SNS), optional
-    # Bars. A breach of any one rolls the release back.
-    max_5xx_rate: float = 0.01
-    max_5xx_count: int = 5  # per-version alarm: 5xx per minute
-    max_p99_ms: float = 500.0
-    max_low_confidence_rate: float = 0.5
-    max_prediction_drift: float = 0.2  # Jensen-Shannon divergence (base 2, 0..1) candidate vs champion
-    # ...and only when that divergence is unlikely to be sampling noise (permutation-test p-value below this):
-    # with 10-50 candidate requests per step, noise alone gives JS of 0.1-0.3 over many intents.
-    drift_p_value: float = 0.001
-    min_requests: int = 30  # below this many candidate requests in a bake window: not ready, ask again
-    min_shadow_agreement: float = 0.0  # reported; below it the shadow release is marked "disagrees"
+    canary_service: str = setting(
+        "",
+        env="ESTEIRA_CANARY_SERVICE",
+        default_doc="<ESTEIRA_ECS_SERVICE>-canary",
+        description="ECS service for the candidate.",
+    )
+    listener_arn: str = setting(
+        "", env="ESTEIRA_LISTENER_ARN", description="ALB listener whose default action forwards to both target groups."
+    )
+    stable_target_group_arn: str = setting(
+        "", env="ESTEIRA_STABLE_TARGET_GROUP_ARN", description="Target group of the stable service."
+    )
+    canary_target_group_arn: str = setting(
+        "", env="ESTEIRA_CANARY_TARGET_GROUP_ARN", description="Target group of the canary service."
+    )
+    desired_count: int = setting(
+        1, env="ESTEIRA_CANARY_DESIRED_COUNT", ge=1, description="Candidate tasks while a canary runs."
+    )
+    namespace: str = setting(
+        contract().metrics_namespace,
+        env="ESTEIRA_METRICS_NAMESPACE",
+        description="CloudWatch namespace of the metrics.",
+    )
+    metrics_service: str = setting(
+        "",
+        env="ESTEIRA_METRICS_SERVICE",
+        default_doc="<ESTEIRA_ECS_SERVICE>",
+        description="The Service dimension the serving tasks emit.",
+    )
+    alarm_prefix: str = setting(
+        f"esteira{contract().alarms.canary_prefix}",
+        env="ESTEIRA_CANARY_ALARM_PREFIX",
+        description="Per-version alarms are <prefix>-v<version>-<kind>.",
+    )
+    alarm_topic_arn: str = setting(
+        "",
+        env="ESTEIRA_CANARY_ALARM_TOPIC_ARN",
+        default_doc="<ESTEIRA_SNS_TOPIC_ARN>",
+        description="Alarm actions (SNS), optional.",
+    )
+    max_5xx_rate: float = setting(
+        0.01,
+        env="ESTEIRA_CANARY_MAX_5XX_RATE",
+        ge=0.0,
+        le=1.0,
+        description="Bar: the candidate's share of 5xx answers.",
+    )
+    max_5xx_count: int = setting(
+        5, env="ESTEIRA_CANARY_MAX_5XX_COUNT", ge=0, description="Per-version alarm: 5xx answers per minute."
+    )
+    max_p99_ms: float = setting(
+        500.0, env="ESTEIRA_CANARY_MAX_P99_MS", gt=0.0, description="Bar: the candidate's p99 latency."
+    )
+    max_low_confidence_rate: float = setting(
+        0.5,
+        env="ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE",
+        ge=0.0,
+        le=1.0,
+        description="Bar: the candidate's share of low-confidence predictions.",
+    )
+    max_prediction_drift: float = setting(
+        0.2,
+        env="ESTEIRA_CANARY_MAX_PREDICTION_DRIFT",
+        ge=0.0,
+        le=1.0,
+        description="Bar: Jensen-Shannon divergence (base 2, 0..1) of the candidate's predictions from the "
+        "champion's...",
+    )
+    drift_p_value: float = setting(
+        0.001,
+        env="ESTEIRA_CANARY_DRIFT_P_VALUE",
+        ge=0.0,
+        le=1.0,
+        description="...counted only when unlikely to be sampling noise (permutation-test p-value below this): with "
+        "10-50 candidate requests per step, noise alone gives JS of 0.1-0.3 over many intents.",
+    )
+    min_requests: int = setting(
+        30,
+        env="ESTEIRA_CANARY_MIN_REQUESTS",
+        ge=0,
+        description="Below this many candidate requests in a bake window the canary is not ready: ask again.",
+    )
+    min_shadow_agreement: float = setting(
+        0.0,
+        env="ESTEIRA_SHADOW_MIN_AGREEMENT",
+        ge=0.0,
+        le=1.0,
+        description="Reported; below it the shadow release is marked disagrees.",
+    )
 
     @classmethod
-    def from_env(cls, wf: aws.WorkflowSettings | None = None) -> CanarySettings:
+    def from_env(cls, wf: aws.WorkflowSettings | None = None) -> Self:
         wf = wf or aws.WorkflowSettings.from_env()
-        return cls(
-            canary_service=_env("ESTEIRA_CANARY_SERVICE", f"{wf.service}-canary"),
-            listener_arn=_env("ESTEIRA_LISTENER_ARN", ""),
-            stable_target_group_arn=_env("ESTEIRA_STABLE_TARGET_GROUP_ARN", ""),
-            canary_target_group_arn=_env("ESTEIRA_CANARY_TARGET_GROUP_ARN", ""),
-            desired_count=int(_env("ESTEIRA_CANARY_DESIRED_COUNT", str(cls.desired_count))),
-            namespace=_env("ESTEIRA_METRICS_NAMESPACE", cls.namespace),
-            metrics_service=_env("ESTEIRA_METRICS_SERVICE", wf.service),
-            alarm_prefix=_env("ESTEIRA_CANARY_ALARM_PREFIX", cls.alarm_prefix),
-            alarm_topic_arn=_env("ESTEIRA_CANARY_ALARM_TOPIC_ARN", wf.sns_topic_arn),
-            max_5xx_rate=float(_env("ESTEIRA_CANARY_MAX_5XX_RATE", str(cls.max_5xx_rate))),
-            max_5xx_count=int(_env("ESTEIRA_CANARY_MAX_5XX_COUNT", str(cls.max_5xx_count))),
-            max_p99_ms=float(_env("ESTEIRA_CANARY_MAX_P99_MS", str(cls.max_p99_ms))),
-            max_low_confidence_rate=float(
-                _env("ESTEIRA_CANARY_MAX_LOW_CONFIDENCE_RATE", str(cls.max_low_confidence_rate))
-            ),
-            max_prediction_drift=float(_env("ESTEIRA_CANARY_MAX_PREDICTION_DRIFT", str(cls.max_prediction_drift))),
-            drift_p_value=float(_env("ESTEIRA_CANARY_DRIFT_P_VALUE", str(cls.drift_p_value))),
-            min_requests=int(_env("ESTEIRA_CANARY_MIN_REQUESTS", str(cls.min_requests))),
-            min_shadow_agreement=float(_env("ESTEIRA_SHADOW_MIN_AGREEMENT", str(cls.min_shadow_agreement))),
+        return cls.read_env(
+            canary_service=f"{wf.service}-canary", metrics_service=wf.service, alarm_topic_arn=wf.sns_topic_arn
         )
 
 
@@ -383,7 +428,7 @@ def start(
         if c["name"] == wf.serving_container
         for e in c.get("environment", [])
     }
-    if previous_champion and env.get("MODEL_URI") != registry.model_uri(settings, previous_champion):
+    if previous_champion and served_model_uri(env) != registry.model_uri(settings, previous_champion):
         stable_td = register(str(previous_champion))
         ecs.update_service(cluster=wf.cluster, service=wf.service, taskDefinition=stable_td)
     # A shadow candidate says so on /health; the stable tasks' mirror copies traffic only to such a one.
@@ -425,7 +470,7 @@ def stable(
     cs: CanarySettings | None = None,
 ) -> dict[str, Any]:
     settings, wf, cs = _settings(settings, wf, cs)
-    canary_wf = dataclasses.replace(wf, service=cs.canary_service)
+    canary_wf = wf.replace(service=cs.canary_service)
     canary = service_check(candidate_task_definition, settings=settings, wf=canary_wf)
     main = service_check(stable_task_definition, settings=settings, wf=wf)
     return {"step": "canary-stable", "canary": canary, "stable": main}

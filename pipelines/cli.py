@@ -39,7 +39,7 @@ def _run(step: str, fn: Callable[[], dict[str, Any]]) -> int:
         _print({"step": step, "status": "unreadable", "error": str(exc)})
         print(str(exc), file=sys.stderr)
         return 2
-    except ValueError as exc:  # configuration the step cannot run with (e.g. CAPTURE_S3_URI unset)
+    except ValueError as exc:  # configuration the step cannot run with (e.g. ESTEIRA_CAPTURE_S3_URI unset)
         _print({"step": step, "status": "error", "error": str(exc)})
         print(str(exc), file=sys.stderr)
         return 1

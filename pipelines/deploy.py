@@ -1,6 +1,6 @@
 """Step: deploy a model version as a new, immutable ECS task-definition revision, then point the service at it.
 
-The revision pins `MODEL_URI=models:/<name>/<version>` (never the moving `@champion` alias), so a
+The revision pins `ESTEIRA_MODEL_URI=models:/<name>/<version>` (never the moving `@champion` alias), so a
 running task always says which model it serves and a rollback is just choosing the previous revision.
 The previous revision is returned so the workflow can hand it to `rollback` if anything after fails.
 """
@@ -11,6 +11,9 @@ from typing import Any
 
 from model.config import Settings
 from pipelines import aws, lineage, registry
+
+# The serving container's setting the deploy pins (model/serving/settings.py ServingSettings.model_uri).
+MODEL_URI_VARIABLE = "ESTEIRA_MODEL_URI"
 
 # Fields of DescribeTaskDefinition that RegisterTaskDefinition accepts back unchanged.
 _COPY_FIELDS = (
@@ -41,12 +44,18 @@ def current_task_definition(wf: aws.WorkflowSettings, settings: Settings | None 
     return str(services[0]["taskDefinition"])
 
 
+def served_model_uri(env: dict[str, str]) -> str:
+    """The model URI a serving container's environment names (model/serving/settings.py), under its
+    current name or the deprecated MODEL_URI that revisions registered before the rename carry."""
+    return env.get(MODEL_URI_VARIABLE) or env.get("MODEL_URI") or ""
+
+
 def pin_model(
     task_definition: dict[str, Any], container: str, model_uri: str, version: str, role: str | None = None
 ) -> dict[str, Any]:
     """The register-task-definition request for a copy of `task_definition` serving `model_uri`.
 
-    `role` sets SERVING_ROLE: "shadow" for a shadow candidate (the stable tasks copy traffic to it),
+    `role` sets ESTEIRA_SERVING_ROLE: "shadow" for a shadow candidate (the stable tasks copy traffic to it),
     "serving" otherwise; None keeps what the copied revision has."""
     request = {k: task_definition[k] for k in _COPY_FIELDS if task_definition.get(k) not in (None, [], {})}
     containers = []
@@ -56,9 +65,11 @@ def pin_model(
         if definition["name"] == container:
             matched = True
             env = {e["name"]: e["value"] for e in definition.get("environment", [])}
-            env["MODEL_URI"] = model_uri
+            env.pop("MODEL_URI", None)  # the deprecated names, in revisions registered before the rename
+            env[MODEL_URI_VARIABLE] = model_uri
             if role is not None:
-                env["SERVING_ROLE"] = role
+                env.pop("SERVING_ROLE", None)
+                env["ESTEIRA_SERVING_ROLE"] = role
             definition["environment"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
             definition["dockerLabels"] = {**definition.get("dockerLabels", {}), "esteira.model-version": version}
         containers.append(definition)
@@ -86,7 +97,7 @@ def deploy(
     td = described["taskDefinition"]
     serving = next((c for c in td["containerDefinitions"] if c["name"] == wf.serving_container), None)
     env = {e["name"]: e["value"] for e in (serving or {}).get("environment", [])}
-    if env.get("MODEL_URI") == model_uri:  # a retried deploy: the service already runs this version
+    if served_model_uri(env) == model_uri:  # a retried deploy: the service already runs this version
         lineage.record_release(
             model_version,
             strategy="all_at_once",

@@ -19,18 +19,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import boto3
+from pydantic import Field
 
-from model.config import Settings, env_float, env_int
+from model.config import Settings
 from model.contract import contract
 from model.drift import DriftConfig, DriftReport, Evidence, check_window
 from model.profile import Profile
+from model.settings import EsteiraSettings, setting
 from pipelines import drift_state, registry, retrain_effect
 
 log = logging.getLogger(__name__)
@@ -40,57 +40,86 @@ PROFILE_ARTIFACT = "profile/reference_profile.json"
 MAX_LOOKBACK = dt.timedelta(days=7)
 
 
-@dataclass(frozen=True)
-class DriftSettings:
-    """Drift-check configuration (shared settings such as the MLflow URI come from model/config.py).
+class DriftSettings(EsteiraSettings):
+    """The drift check (shared settings such as the MLflow URI come from model/config.py)."""
 
-    Env vars: CAPTURE_S3_URI (capture root, as the service writes it), ESTEIRA_DRIFT_WINDOW_HOURS (1: how
-    far back the FIRST check of a version looks; later checks start where the previous one ended),
-    ESTEIRA_DRIFT_MAX_REQUESTS (5000; a uniform sample above it), ESTEIRA_DRIFT_ALPHA (0.001 per window),
-    ESTEIRA_DRIFT_SEQUENTIAL_ALPHA (0.005 per epoch; 0: off),
-    ESTEIRA_DRIFT_MIN_WINDOW (200), ESTEIRA_DRIFT_REPORT_S3_URI (default s3://<ESTEIRA_ARTIFACTS_BUCKET>/
-    drift-reports, else <capture bucket>/drift-reports), ESTEIRA_METRICS_NAMESPACE (Esteira), SERVICE_NAME
-    (esteira-serving; must equal the service's, it is the metric dimension the alarms read),
-    ESTEIRA_RETRAIN_EFFECT_WINDOWS (3), ESTEIRA_SNS_TOPIC_ARN and ESTEIRA_LOCK_TABLE (where "the retrain
-    did not absorb the drift" is said and retraining paused).
-    """
+    doc_title: ClassVar[str] = "Drift check (pipelines/drift_check.py `DriftSettings`)"
 
-    capture_s3_uri: str = ""
-    window_hours: float = 1.0
-    max_requests: int = 5000
-    alpha: float = DriftConfig().alpha  # the statistics' defaults live once, in model/drift.py
-    sequential_alpha: float = DriftConfig().sequential_alpha or 0.0
-    min_window: int = DriftConfig().min_window
-    report_s3_uri: str = ""
-    namespace: str = contract().metrics_namespace
-    service_name: str = contract().serving_service_name
-    retrain_effect_windows: int = retrain_effect.DEFAULT_WINDOWS
-    sns_topic_arn: str = ""
-    lock_table: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    capture_s3_uri: str = setting(
+        "",
+        env="ESTEIRA_CAPTURE_S3_URI",
+        old=("CAPTURE_S3_URI",),
+        description="Capture root, as the service writes it (the same name as the service's).",
+    )
+    window_hours: float = setting(
+        1.0,
+        env="ESTEIRA_DRIFT_WINDOW_HOURS",
+        gt=0.0,
+        le=MAX_LOOKBACK.total_seconds() / 3600,
+        description="How far back the first check of a version looks; later checks start where the previous one ended.",
+    )
+    max_requests: int = setting(
+        5000, env="ESTEIRA_DRIFT_MAX_REQUESTS", ge=1, description="Requests a check reads; a uniform sample above it."
+    )
+    # The statistics' defaults live once, in model/drift.py.
+    alpha: float = setting(
+        DriftConfig().alpha, env="ESTEIRA_DRIFT_ALPHA", gt=0.0, lt=1.0, description="Significance level per window."
+    )
+    sequential_alpha: float = setting(
+        DriftConfig().sequential_alpha or 0.0,
+        env="ESTEIRA_DRIFT_SEQUENTIAL_ALPHA",
+        ge=0.0,
+        lt=1.0,
+        description="Significance level per epoch of the sequential test; 0: off.",
+    )
+    min_window: int = setting(
+        DriftConfig().min_window,
+        env="ESTEIRA_DRIFT_MIN_WINDOW",
+        ge=1,
+        description="Fewest requests a window is judged on.",
+    )
+    report_s3_uri: str = setting(
+        "",
+        env="ESTEIRA_DRIFT_REPORT_S3_URI",
+        default_doc="s3://<ESTEIRA_ARTIFACTS_BUCKET>/drift-reports, else <capture bucket>/drift-reports",
+        description="Where the drift reports go.",
+    )
+    artifacts_bucket: str = setting(
+        "", env="ESTEIRA_ARTIFACTS_BUCKET", description="The artifacts bucket; the reports' default home."
+    )
+    namespace: str = setting(
+        contract().metrics_namespace,
+        env="ESTEIRA_METRICS_NAMESPACE",
+        description="CloudWatch namespace of the metrics.",
+    )
+    service_name: str = setting(
+        contract().serving_service_name,
+        env="ESTEIRA_SERVICE_NAME",
+        old=("SERVICE_NAME",),
+        description="Must equal the service's: the Service dimension of the metrics the alarms read.",
+    )
+    retrain_effect_windows: int = setting(
+        retrain_effect.DEFAULT_WINDOWS,
+        env="ESTEIRA_RETRAIN_EFFECT_WINDOWS",
+        ge=1,
+        description="Windows after a retrain in which the drift must be gone, else retraining is paused.",
+    )
+    sns_topic_arn: str = setting(
+        "", env="ESTEIRA_SNS_TOPIC_ARN", description='Where "the retrain did not absorb the drift" is said.'
+    )
+    lock_table: str = setting("", env="ESTEIRA_LOCK_TABLE", description="Where retraining is paused.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form, set by code only.")
 
     @classmethod
-    def from_env(cls) -> DriftSettings:
-        capture = os.environ.get("CAPTURE_S3_URI", "")
-        report = os.environ.get("ESTEIRA_DRIFT_REPORT_S3_URI", "")
-        if not report and os.environ.get("ESTEIRA_ARTIFACTS_BUCKET"):
-            report = f"s3://{os.environ['ESTEIRA_ARTIFACTS_BUCKET']}/drift-reports"
-        if not report and capture.startswith("s3://"):
-            report = f"s3://{capture[5:].split('/', 1)[0]}/drift-reports"
-        return cls(
-            capture_s3_uri=capture,
-            window_hours=env_float("ESTEIRA_DRIFT_WINDOW_HOURS", cls.window_hours),
-            max_requests=env_int("ESTEIRA_DRIFT_MAX_REQUESTS", cls.max_requests),
-            alpha=env_float("ESTEIRA_DRIFT_ALPHA", cls.alpha),
-            sequential_alpha=env_float("ESTEIRA_DRIFT_SEQUENTIAL_ALPHA", cls.sequential_alpha),
-            min_window=env_int("ESTEIRA_DRIFT_MIN_WINDOW", cls.min_window),
-            report_s3_uri=report,
-            namespace=os.environ.get("ESTEIRA_METRICS_NAMESPACE") or cls.namespace,
-            service_name=os.environ.get("SERVICE_NAME") or cls.service_name,
-            retrain_effect_windows=env_int("ESTEIRA_RETRAIN_EFFECT_WINDOWS", cls.retrain_effect_windows),
-            sns_topic_arn=os.environ.get("ESTEIRA_SNS_TOPIC_ARN", ""),
-            lock_table=os.environ.get("ESTEIRA_LOCK_TABLE", ""),
-        )
+    def from_env(cls) -> Self:
+        ds = cls.read_env()
+        if ds.report_s3_uri:
+            return ds
+        if ds.artifacts_bucket:
+            return ds.replace(report_s3_uri=f"s3://{ds.artifacts_bucket}/drift-reports")
+        if ds.capture_s3_uri.startswith("s3://"):
+            return ds.replace(report_s3_uri=f"s3://{ds.capture_s3_uri[5:].split('/', 1)[0]}/drift-reports")
+        return ds
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -194,7 +223,7 @@ def _parse(line: str) -> dict[str, Any] | None:
         ts = dt.datetime.fromisoformat(str(rec["ts"]).replace("Z", "+00:00"))
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
-        # text None: captured with CAPTURE_REDACTION=drop (model/redact.py); a missing key is malformed
+        # text None: captured with ESTEIRA_CAPTURE_REDACTION=drop (model/redact.py); a missing key is malformed
         if not isinstance(rec["text"], str | None) or not isinstance(rec["intent"], str):
             return None
         rec["confidence"] = float(rec["confidence"])
@@ -232,7 +261,7 @@ def drift_check(
     settings = settings or Settings.from_env()
     ds = drift_settings or DriftSettings.from_env()
     if not ds.capture_s3_uri:
-        raise ValueError("CAPTURE_S3_URI is not set: there is no capture to check")
+        raise ValueError("ESTEIRA_CAPTURE_S3_URI is not set: there is no capture to check")
     cfg = DriftConfig(alpha=ds.alpha, min_window=ds.min_window, sequential_alpha=ds.sequential_alpha or None)
     end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     if model_version is None:

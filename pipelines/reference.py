@@ -77,7 +77,7 @@ def plan(
     ds = DriftSettings.from_env()
     version = str(champion.version)
     if not ds.capture_s3_uri:
-        fallback.tags["reference.note"] = "CAPTURE_S3_URI is not set: no traffic to read"
+        fallback.tags["reference.note"] = "ESTEIRA_CAPTURE_S3_URI is not set: no traffic to read"
         return fallback
     end = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)

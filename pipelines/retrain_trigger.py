@@ -19,18 +19,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.exceptions import ClientError
 
 from model.config import Settings
 from model.contract import contract
+from model.settings import EsteiraSettings, setting
 from pipelines import lineage
 
 COOLDOWN_KEY = "retrain-cooldown"
@@ -40,31 +39,26 @@ REFERENCE_RECENT = "recent-traffic"  # the `reference` input of the workflow (pi
 ALARM_PREFIX = f"esteira{contract().alarms.retrain_prefix}"
 
 
-@dataclass(frozen=True)
-class TriggerSettings:
-    """Env: ESTEIRA_LOCK_TABLE (esteira-workflow-lock), ESTEIRA_STATE_MACHINE_ARN (required),
-    ESTEIRA_RETRAIN_COOLDOWN_SECONDS (3600), ESTEIRA_RETRAIN_ALARM_PREFIX (esteira-model-)."""
+class TriggerSettings(EsteiraSettings):
+    """The retrain trigger (model-health alarm -> one workflow execution, with a cooldown)."""
 
-    table: str = "esteira-workflow-lock"
-    state_machine_arn: str = ""
-    cooldown_seconds: int = 3600
-    alarm_prefix: str = ALARM_PREFIX
+    doc_title: ClassVar[str] = "Retrain trigger (pipelines/retrain_trigger.py `TriggerSettings`)"
 
-    @classmethod
-    def from_env(cls) -> TriggerSettings:
-        raw = os.environ.get("ESTEIRA_RETRAIN_COOLDOWN_SECONDS") or str(cls.cooldown_seconds)
-        try:
-            cooldown = int(raw)
-        except ValueError as exc:
-            raise ValueError(f"ESTEIRA_RETRAIN_COOLDOWN_SECONDS={raw!r} is not an integer") from exc
-        if cooldown < 0:
-            raise ValueError("ESTEIRA_RETRAIN_COOLDOWN_SECONDS must be >= 0")
-        return cls(
-            table=os.environ.get("ESTEIRA_LOCK_TABLE") or cls.table,
-            state_machine_arn=os.environ.get("ESTEIRA_STATE_MACHINE_ARN", ""),
-            cooldown_seconds=cooldown,
-            alarm_prefix=os.environ.get("ESTEIRA_RETRAIN_ALARM_PREFIX") or ALARM_PREFIX,
-        )
+    table: str = setting(
+        "esteira-workflow-lock", env="ESTEIRA_LOCK_TABLE", description="DynamoDB table of the cooldown and the pause."
+    )
+    state_machine_arn: str = setting(
+        "", env="ESTEIRA_STATE_MACHINE_ARN", description="The workflow the trigger starts (required)."
+    )
+    cooldown_seconds: int = setting(
+        3600,
+        env="ESTEIRA_RETRAIN_COOLDOWN_SECONDS",
+        ge=0,
+        description="Seconds after a triggered retrain during which alarms start no other.",
+    )
+    alarm_prefix: str = setting(
+        ALARM_PREFIX, env="ESTEIRA_RETRAIN_ALARM_PREFIX", description="Alarms named <prefix>* are model-health alarms."
+    )
 
 
 def parse_alarm(event: Any, prefix: str = ALARM_PREFIX) -> tuple[dict[str, str] | None, str]:

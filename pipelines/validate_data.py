@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from model.config import Settings
@@ -34,7 +33,7 @@ def load_validated(
         raw = read_raw(uri, settings)
         return validate_table(raw, known, new_labels=new_labels, label_column=label_column, settings=settings)
     # Row-count limits apply to the data set, not to each file: a labelling batch may be small.
-    one = replace(settings, min_rows=1)
+    one = settings.replace(min_rows=1)
     parts = [
         validate_table(read_raw(f, settings), known, new_labels=new_labels, label_column=label_column, settings=one)
         for f in list_data_files(uri, settings)

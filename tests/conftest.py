@@ -7,7 +7,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,9 @@ from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
 from model.data import banking77_dir
+
+# Qase's reporter (docs/qase.md): off unless QASE_MODE asks for it; stable case ids for the operator's suites.
+pytest_plugins = ["tests.qase_plugin"]
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +74,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 def settings(mlflow_server: MlflowServer) -> Settings:
     """Settings bound to the test server, with a registered model name of its own per test."""
     name = f"intent-{uuid.uuid4().hex[:8]}"
-    return replace(
-        Settings.from_env(),
+    return Settings.from_env().replace(
         mlflow_tracking_uri=mlflow_server.uri,
         registered_model_name=name,
         experiment_name=name,
@@ -116,8 +117,7 @@ def deployed(
         # The serving tasks run from the serving image built here, as deploy.yml deploys it (pinned by digest).
         variables = {**image_variables(), **variables}
         with applied_stack(work, uri, variables=variables, on_mlflow_start=mlflow.take_secrets) as stack:
-            settings = replace(
-                Settings.from_env(),
+            settings = Settings.from_env().replace(
                 mlflow_tracking_uri=uri,
                 registered_model_name=stack.environment["ESTEIRA_MODEL_NAME"],
                 aws_endpoint_url=stack.local.endpoint_url,

@@ -15,10 +15,11 @@ from types import FrameType
 
 import uvicorn
 
-from model.serving.app import ServingState, create_app
+from model.serving.app import create_app
 from model.serving.fast_path import http_protocol
 from model.serving.logs import configure_logging
 from model.serving.settings import ServingSettings
+from model.serving.state import ServingState
 
 log = logging.getLogger("esteira.serving")
 

@@ -4,7 +4,7 @@ Why a thread: S3 calls block, and the event loop must keep serving while they ru
 bounded buffer: when S3 is down the service keeps answering; records wait and are retried, and once the
 buffer is full the oldest are dropped and counted (EMF `CaptureDropped`) instead of exhausting memory.
 A failed object keeps its key when retried, so a write that succeeded but timed out is not duplicated.
-Customer data: every record's text goes through model/redact.py (CAPTURE_REDACTION: redact, hash or
+Customer data: every record's text goes through model/redact.py (ESTEIRA_CAPTURE_REDACTION: redact, hash or
 drop) when its object is encoded, on the writer thread, so the request path never pays for it and the
 prediction was already made on the original text. Each record says what was applied (`"redaction":
 "redact/v1"`), and so does each object's S3 metadata (`x-amz-meta-redaction`).
@@ -31,10 +31,10 @@ log = logging.getLogger("esteira.serving.capture")
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://") or len(uri) <= 5:
-        raise ValueError(f"CAPTURE_S3_URI must look like s3://bucket/prefix, got {uri!r}")
+        raise ValueError(f"ESTEIRA_CAPTURE_S3_URI must look like s3://bucket/prefix, got {uri!r}")
     bucket, _, prefix = uri[5:].partition("/")
     if not bucket:
-        raise ValueError(f"CAPTURE_S3_URI has no bucket: {uri!r}")
+        raise ValueError(f"ESTEIRA_CAPTURE_S3_URI has no bucket: {uri!r}")
     return bucket, prefix.strip("/")
 
 

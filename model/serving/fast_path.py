@@ -4,7 +4,7 @@ The fast path subclasses uvicorn's httptools protocol, which is not a public API
 rename what it overrides or fix response writing in code the fast path replaces, and nothing would say
 so. So it runs only where it was tested: uvicorn is pinned exactly in pyproject.toml
 (tests/serving/test_fast_path.py keeps that pin and TESTED_UVICORN equal), and with any other uvicorn
-installed, or the module failing to import, or SERVING_FAST_PATH=0, the service runs plain uvicorn
+installed, or the module failing to import, or ESTEIRA_SERVING_FAST_PATH=0, the service runs plain uvicorn
 (httptools) and says so in its log. Both paths answer the same contract: the serving suite runs on
 each (tests/serving/conftest.py).
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from model.serving.app import ServingState
+from model.serving.state import ServingState
 
 log = logging.getLogger("esteira.serving")
 
@@ -27,7 +27,7 @@ PLAIN = "httptools"
 def http_protocol(enabled: bool, state: ServingState, installed: str = uvicorn.__version__) -> Any:
     """uvicorn.Config's `http`: the fast path's protocol class when it is safe to run, else "httptools"."""
     if not enabled:
-        log.info("http path: plain uvicorn", extra={"reason": "SERVING_FAST_PATH=0", "uvicorn": installed})
+        log.info("http path: plain uvicorn", extra={"reason": "ESTEIRA_SERVING_FAST_PATH=0", "uvicorn": installed})
         return PLAIN
     if installed != TESTED_UVICORN:
         reason = f"uvicorn {installed} is installed; the fast path is tested on uvicorn {TESTED_UVICORN} only"

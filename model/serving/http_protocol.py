@@ -6,12 +6,13 @@ RequestResponseCycle with an asyncio.Event, and a task that runs the ASGI app, w
 and the batcher's future and sends two ASGI messages. On this service that machinery was most of the
 non-model CPU per request (a plain ASGI app under uvicorn costs ~35 us a request here, the model ~40 us a
 row). So the protocol answers POST /predict itself, with no task: it collects the body as httptools
-parses it, hands it to `app.handle_predict` (the same validation, batching, capture and metrics the ASGI
-app uses) and writes the answer, head and body in one `write`, from the batcher's callback. Everything
-else - other routes, and the /predict requests this path does not take (`Expect: 100-continue`, a
-request pipelined behind another, an upgrade) - goes to uvicorn and the FastAPI app as before. What
-stays uvicorn's: the parser, keep-alive and its timeout, pipelining, flow control, graceful shutdown
-(the exchange stands where uvicorn keeps its cycle, with the attributes uvicorn reads there).
+parses it, hands it to the predict core (model/serving/predict.py: the same validation, batching,
+capture and metrics the ASGI layer uses) and writes the answer, head and body in one `write`, from the
+batcher's callback. Everything else - other routes, and the /predict requests this path does not take
+(`Expect: 100-continue`, a request pipelined behind another, an upgrade) - goes to uvicorn and the ASGI
+layer (model/serving/asgi.py). What stays uvicorn's: the parser, keep-alive and its timeout, pipelining,
+flow control, graceful shutdown (the exchange stands where uvicorn keeps its cycle, with the attributes
+uvicorn reads there).
 
 **One send per response**, for the ASGI path.
 
@@ -36,7 +37,9 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from model.serving.app import ServingState, handle_predict
+from model.serving.contract import answer_headers
+from model.serving.predict import handle_predict
+from model.serving.state import ServingState
 
 log = logging.getLogger("esteira.serving")
 
@@ -197,10 +200,9 @@ class ServingHttpProtocol(OneWriteHttpToolsProtocol):
             parts = [STATUS_LINE[status]]
             for name, value in self.server_state.default_headers:  # `date`, kept current by uvicorn
                 parts += (name, b": ", value, b"\r\n")
-            parts.append(
-                b"content-type: application/json\r\ncontent-length: %d\r\nx-model-version: %s\r\n"
-                b"x-request-id: %s\r\n" % (len(payload), version.encode(), rid.encode("latin-1", "replace"))
-            )
+            parts.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(payload))
+            for name, value in answer_headers(version, rid):
+                parts += (name, b": ", value, b"\r\n")
             if not exchange.keep_alive:
                 parts.append(b"connection: close\r\n")
             parts += (b"\r\n", payload)

@@ -1,4 +1,4 @@
-"""Load the model named by MODEL_URI and pin down which version it is.
+"""Load the model named by ESTEIRA_MODEL_URI and pin down which version it is.
 
 Why resolve an alias before loading: `models:/name@champion` can move while we load; resolving it once to
 a version number and loading `models:/name/<n>` means the version we report is the one we serve.
@@ -35,7 +35,7 @@ class ModelLoadError(RuntimeError):
 def resolve(model_uri: str, tracking_uri: str | None = None, fallback_version: str = "") -> tuple[str, str]:
     """Return (concrete_uri, version) for a registry alias/version URI, an s3:// URI or a local path."""
     if not model_uri:
-        raise ModelLoadError("MODEL_URI is not set")
+        raise ModelLoadError("ESTEIRA_MODEL_URI is not set")
     if m := _ALIAS.match(model_uri):
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient

@@ -3,20 +3,21 @@
 Why in the serving process: an ALB cannot mirror requests, and the champion is the only component
 that holds both the request and its own answer. After the client has its answer, `offer()` puts
 the texts and the champion's intents on a bounded queue. Background threads post them to
-`SHADOW_URL/predict` (header `X-Esteira-Shadow: 1`, so the candidate does not capture them as live
+`ESTEIRA_SHADOW_URL/predict` (header `X-Esteira-Shadow: 1`, so the candidate does not capture them as live
 traffic), compare the candidate's intents with the champion's, and print `ShadowRequests` /
 `ShadowAgreements` as EMF on [Service, ModelVersion=<candidate version>]. The release workflow
 (pipelines/canary.py shadow_report) reads those metrics. Copies are best effort: a full queue or a
 slow candidate drops copies (`ShadowDropped`, `ShadowErrors`) and never delays a client.
 
-When it copies: SHADOW_URL is a fixed internal name for the canary service (Cloud Map in AWS, the
-canary service's proxy in localaws), set on every serving task. A probe thread asks
-`SHADOW_URL/health` every SHADOW_PROBE_S and copies only while a process there answers with role
-"shadow" (its task definition has SERVING_ROLE=shadow, set by the shadow release). So no redeploy of
-the stable fleet starts or stops a shadow release, and a canary candidate (role "serving") gets no
-copies that would skew the live checks. Settings (model/serving/settings.py): SHADOW_URL (unset =
-off), SHADOW_SAMPLE_RATE, SHADOW_TIMEOUT_S, SHADOW_MAX_PENDING, SHADOW_PROBE_S; the EMF interval is
-SERVING_METRICS_INTERVAL_S.
+When it copies: ESTEIRA_SHADOW_URL is a fixed internal name for the canary service (Cloud Map in AWS,
+the canary service's proxy in localaws), set on every serving task. A probe thread asks
+`ESTEIRA_SHADOW_URL/health` every ESTEIRA_SHADOW_PROBE_S and copies only while a process there answers
+with role "shadow" (its task definition has ESTEIRA_SERVING_ROLE=shadow, set by the shadow release). So
+no redeploy of the stable fleet starts or stops a shadow release, and a canary candidate (role
+"serving") gets no copies that would skew the live checks. Settings (model/serving/settings.py):
+ESTEIRA_SHADOW_URL (unset = off), ESTEIRA_SHADOW_SAMPLE_RATE, ESTEIRA_SHADOW_TIMEOUT_S,
+ESTEIRA_SHADOW_MAX_PENDING, ESTEIRA_SHADOW_PROBE_S; the EMF interval is
+ESTEIRA_SERVING_METRICS_INTERVAL_S.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, TextIO
 import httpx
 
 from model.contract import contract
+from model.serving.contract import MODEL_VERSION_HEADER, SHADOW_HEADER
 from model.serving.settings import ServingSettings
 
 NAMESPACE = contract().metrics_namespace
@@ -53,7 +55,7 @@ class ShadowMirror:
         out: TextIO | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
-            raise ValueError(f"SHADOW_SAMPLE_RATE must be in 0..1, got {sample_rate}")
+            raise ValueError(f"ESTEIRA_SHADOW_SAMPLE_RATE must be in 0..1, got {sample_rate}")
         self.url = url.rstrip("/")
         self.service = service
         self.sample_rate = sample_rate
@@ -72,7 +74,7 @@ class ShadowMirror:
 
     @classmethod
     def from_settings(cls, settings: ServingSettings) -> ShadowMirror | None:
-        """The mirror a serving process runs: None when SHADOW_URL is unset or this process is the shadow."""
+        """The mirror a serving process runs: None when ESTEIRA_SHADOW_URL is unset or this process is the shadow."""
         if not settings.shadow_url or settings.role == "shadow":
             return None
         return cls(
@@ -115,11 +117,11 @@ class ShadowMirror:
 
     def _send(self, client: httpx.Client, texts: list[str], intents: list[str]) -> None:
         try:
-            resp = client.post(f"{self.url}/predict", json={"texts": texts}, headers={"X-Esteira-Shadow": "1"})
+            resp = client.post(f"{self.url}/predict", json={"texts": texts}, headers={SHADOW_HEADER.decode(): "1"})
             if resp.status_code != 200:
                 raise ValueError(f"status {resp.status_code}")
             theirs = [str(p["intent"]) for p in resp.json()["predictions"]]
-            version = resp.headers.get("x-model-version", "unknown")
+            version = resp.headers.get(MODEL_VERSION_HEADER.decode(), "unknown")
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             with self._lock:
                 self._errors += 1

@@ -119,15 +119,15 @@ def test_copies_only_while_a_shadow_candidate_answers_the_probe(candidate: str) 
 
 
 def test_built_from_the_serving_settings_only_when_it_should_copy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SHADOW_URL", raising=False)
-    monkeypatch.delenv("SERVING_ROLE", raising=False)
+    monkeypatch.delenv("ESTEIRA_SHADOW_URL", raising=False)
+    monkeypatch.delenv("ESTEIRA_SERVING_ROLE", raising=False)
     assert ShadowMirror.from_settings(ServingSettings.from_env()) is None
-    monkeypatch.setenv("SHADOW_URL", "http://canary.esteira.internal:8080/")
-    monkeypatch.setenv("SHADOW_SAMPLE_RATE", "0.25")
+    monkeypatch.setenv("ESTEIRA_SHADOW_URL", "http://canary.esteira.internal:8080/")
+    monkeypatch.setenv("ESTEIRA_SHADOW_SAMPLE_RATE", "0.25")
     mirror = ShadowMirror.from_settings(ServingSettings.from_env())
     assert mirror is not None and mirror.url == "http://canary.esteira.internal:8080" and mirror.sample_rate == 0.25
-    monkeypatch.setenv("SERVING_ROLE", "shadow")  # the candidate itself never copies
+    monkeypatch.setenv("ESTEIRA_SERVING_ROLE", "shadow")  # the candidate itself never copies
     assert ShadowMirror.from_settings(ServingSettings.from_env()) is None
-    monkeypatch.setenv("SERVING_ROLE", "canary")
-    with pytest.raises(ValueError, match="SERVING_ROLE"):
+    monkeypatch.setenv("ESTEIRA_SERVING_ROLE", "canary")
+    with pytest.raises(ValueError, match="ESTEIRA_SERVING_ROLE"):
         ServingSettings.from_env()

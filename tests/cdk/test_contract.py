@@ -199,7 +199,7 @@ def test_the_template_sets_the_contract_environment(dev: Synth, contract: dict[s
             assert env["ESTEIRA_METRICS_NAMESPACE"] == contract["metrics"]["namespace"]
             assert str(resolve(env["ESTEIRA_LABELS_URI"])).endswith(f"/{contract['labels_key']}")
             assert str(resolve(env["ESTEIRA_SNAPSHOT_URI"])).endswith(f"/{contract['snapshots_prefix']}/")
-            assert str(resolve(env["CAPTURE_S3_URI"])).endswith(f"/{contract['capture']['prefix']}/")
+            assert str(resolve(env["ESTEIRA_CAPTURE_S3_URI"])).endswith(f"/{contract['capture']['prefix']}/")
     families = {}
     for task in dev.resources("AWS::ECS::TaskDefinition").values():
         (container, *_) = task["Properties"]["ContainerDefinitions"]

@@ -211,14 +211,18 @@ def test_a_missing_environment_variable_or_a_renamed_lambda_fails() -> None:
                 "memory_size": 512,
             },
         ),
-        outputs={"lambda_environment_names": {"lock": ["SERVICE_NAME", "ESTEIRA_LOCK_TABLE"]}},
+        outputs={"lambda_environment_names": {"lock": ["ESTEIRA_SERVICE_NAME", "ESTEIRA_LOCK_TABLE"]}},
     )
-    same = {"Resources": {"Lock": lambda_resource("esteira-dev-lock", ["ESTEIRA_LOCK_TABLE", "SERVICE_NAME"])}}
+    same = {"Resources": {"Lock": lambda_resource("esteira-dev-lock", ["ESTEIRA_LOCK_TABLE", "ESTEIRA_SERVICE_NAME"])}}
     assert compare_named("lambda", terraform_lambdas(plan), cloudformation_lambdas(same)) == []
     missing = {"Resources": {"Lock": lambda_resource("esteira-dev-lock", ["ESTEIRA_LOCK_TABLE"])}}
     (problem,) = compare_named("lambda", terraform_lambdas(plan), cloudformation_lambdas(missing))
-    assert problem.startswith("lambda esteira-dev-lock.environment: Terraform ['ESTEIRA_LOCK_TABLE', 'SERVICE_NAME']")
-    renamed = {"Resources": {"Lock": lambda_resource("esteira-lock-dev", ["ESTEIRA_LOCK_TABLE", "SERVICE_NAME"])}}
+    assert problem.startswith(
+        "lambda esteira-dev-lock.environment: Terraform ['ESTEIRA_LOCK_TABLE', 'ESTEIRA_SERVICE_NAME']"
+    )
+    renamed = {
+        "Resources": {"Lock": lambda_resource("esteira-lock-dev", ["ESTEIRA_LOCK_TABLE", "ESTEIRA_SERVICE_NAME"])}
+    }
     assert compare_named("lambda", terraform_lambdas(plan), cloudformation_lambdas(renamed)) == [
         "lambda esteira-dev-lock: Terraform only",
         "lambda esteira-lock-dev: CDK only",

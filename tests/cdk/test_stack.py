@@ -361,9 +361,9 @@ def test_serving_container_is_read_only_with_the_contract_environment(dev: Synth
     (container,) = serving["Properties"]["ContainerDefinitions"]
     assert container["ReadonlyRootFilesystem"] is True
     env = {e["Name"]: resolve(e["Value"]) for e in container["Environment"]}
-    assert env["MODEL_URI"] == "models:/esteira-intent@champion"
-    assert env["SERVICE_NAME"] == "esteira-serving" and env["PORT"] == "8080"
-    assert env["CAPTURE_S3_URI"].startswith("s3://") and env["CAPTURE_S3_URI"].endswith("/capture/")
+    assert env["ESTEIRA_MODEL_URI"] == "models:/esteira-intent@champion"
+    assert env["ESTEIRA_SERVICE_NAME"] == "esteira-serving" and env["ESTEIRA_SERVING_PORT"] == "8080"
+    assert env["ESTEIRA_CAPTURE_S3_URI"].startswith("s3://") and env["ESTEIRA_CAPTURE_S3_URI"].endswith("/capture/")
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.esteira-dev.internal:5000"
 
 

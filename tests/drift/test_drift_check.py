@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,7 @@ def champion(
 ) -> Iterator[tuple[Settings, str]]:
     """One trained 12-intent model, registered and made champion (module-scoped: trained once)."""
     name = f"drift-{uuid.uuid4().hex[:8]}"
-    settings = replace(
-        Settings.from_env(),
+    settings = Settings.from_env().replace(
         mlflow_tracking_uri=mlflow_server.uri,
         registered_model_name=name,
         experiment_name=name,
@@ -181,7 +179,7 @@ def test_cli_and_lambda_run_the_same_check(
     settings, version = champion
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     monkeypatch.setenv("ESTEIRA_MODEL_NAME", settings.registered_model_name)
-    monkeypatch.setenv("CAPTURE_S3_URI", f"s3://{BUCKET}/capture")
+    monkeypatch.setenv("ESTEIRA_CAPTURE_S3_URI", f"s3://{BUCKET}/capture")
     monkeypatch.setenv("ESTEIRA_DRIFT_MIN_WINDOW", "100")
     texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()[:150]
     put_capture(aws, version, texts, settings, [1.0] * 150, base=dt.datetime.now(dt.UTC))
@@ -206,10 +204,10 @@ def test_cli_without_a_capture_location_says_so_without_a_traceback(
 ) -> None:
     from pipelines.cli import main
 
-    monkeypatch.delenv("CAPTURE_S3_URI", raising=False)
+    monkeypatch.delenv("ESTEIRA_CAPTURE_S3_URI", raising=False)
     assert main(["drift-check", "--model-version", "1", "--no-publish"]) == 1
     out = capsys.readouterr()
-    assert json.loads(out.out)["status"] == "error" and "CAPTURE_S3_URI is not set" in out.err
+    assert json.loads(out.out)["status"] == "error" and "ESTEIRA_CAPTURE_S3_URI is not set" in out.err
 
 
 def test_each_request_is_judged_once_and_a_small_window_is_carried_to_the_next_check(
@@ -241,7 +239,7 @@ def test_a_busy_window_is_sampled_uniformly_and_the_report_says_so(
     settings, version = champion
     texts = pd.read_csv(slice_files["test"], dtype=str, keep_default_na=False)["text"].tolist()[:300]
     put_capture(aws, version, texts, settings, [i * 0.15 for i in range(300)])
-    result = drift_check(version, now=NOW, settings=settings, drift_settings=replace(ds(), max_requests=120))
+    result = drift_check(version, now=NOW, settings=settings, drift_settings=ds().replace(max_requests=120))
     window = result["window"]
     assert window["requests"] == 300 and window["checked"] == 120 and window["sampled"] is True
     assert result["report"]["window_size"] == 120
@@ -258,7 +256,7 @@ def test_a_retrain_after_drift_takes_its_reference_from_the_drifted_traffic_and_
     the champion's traffic since the drift began (minus what it trained on) and tags what fired; the new
     version's first checks on that same traffic are quiet and the watch says "absorbed"."""
     settings, version = champion
-    monkeypatch.setenv("CAPTURE_S3_URI", f"s3://{BUCKET}/capture/")
+    monkeypatch.setenv("ESTEIRA_CAPTURE_S3_URI", f"s3://{BUCKET}/capture/")
     monkeypatch.setenv("ESTEIRA_DRIFT_REPORT_S3_URI", f"s3://{BUCKET}/drift-reports")
     known = set(pd.read_csv(slice_files["test"], dtype=str)["category"])
     shifted = test_frame[test_frame["category"].isin(known)]["text"].tolist()[:200]
@@ -297,7 +295,7 @@ def test_without_a_champion_the_reference_is_the_evaluation_split(champion: tupl
     from pipelines import reference
 
     settings, _ = champion
-    lonely = replace(settings, registered_model_name=f"none-{uuid.uuid4().hex[:6]}")
+    lonely = settings.replace(registered_model_name=f"none-{uuid.uuid4().hex[:6]}")
     plan = reference.plan("auto", ["a", "b"], ["c"], lonely)
     assert plan.policy == "evaluation" and plan.texts == ["a", "b"] and "no champion" in plan.tags["reference.note"]
     with pytest.raises(ValueError, match="reference policy"):

@@ -50,8 +50,8 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "workflow environment differs from contract.yaml workflow_environment in: ESTEIRA_NOT_SET",
     ),
     "a serving variable set but not in the contract": (
-        lambda c: c["serving_environment"].remove("SHADOW_URL"),
-        "serving environment differs from contract.yaml serving_environment in: SHADOW_URL",
+        lambda c: c["serving_environment"].remove("ESTEIRA_SHADOW_URL"),
+        "serving environment differs from contract.yaml serving_environment in: ESTEIRA_SHADOW_URL",
     ),
     "an ASL variable with no value": (_append("asl_variables", "no_such_value"), "no_such_value"),
     "the image variable in a contract list": (

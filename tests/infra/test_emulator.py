@@ -96,10 +96,10 @@ def test_apply_against_the_embedded_aws(initialized: Tofu, embedded_aws: Emulato
     assert all(v["vpc_config"][0]["subnet_ids"] for k, v in lambdas.items() if k != "smoke_test")
     serving = next(r for r in applied if r["address"] == "module.serving.aws_ecs_task_definition.serving")
     env = {e["name"]: e["value"] for e in json.loads(serving["values"]["container_definitions"])[0]["environment"]}
-    assert env["MODEL_URI"] == "models:/esteira-intent@champion"
-    assert env["CAPTURE_S3_URI"].startswith("s3://esteira-dev-capture-")
+    assert env["ESTEIRA_MODEL_URI"] == "models:/esteira-intent@champion"
+    assert env["ESTEIRA_CAPTURE_S3_URI"].startswith("s3://esteira-dev-capture-")
     # Shadow route: every serving task copies to the canary service's Cloud Map name.
-    assert env["SHADOW_URL"] == "http://canary.esteira-dev.internal:8080"
+    assert env["ESTEIRA_SHADOW_URL"] == "http://canary.esteira-dev.internal:8080"
     canary = next(r for r in applied if r["address"] == "module.serving.aws_ecs_service.canary")
     discovery = next(r for r in applied if r["address"] == "module.serving.aws_service_discovery_service.canary")
     assert canary["values"]["service_registries"][0]["registry_arn"] == discovery["values"]["arn"]

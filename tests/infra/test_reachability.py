@@ -78,7 +78,7 @@ DERIVED_CALLS: dict[str, set[str]] = {
         SECRET,
     },
     # model/serving: the model from MLflow, capture to S3, shadow copies to canary.<namespace>
-    "ecs:serving": {"s3:PutObject", MLFLOW, "env:SHADOW_URL"},
+    "ecs:serving": {"s3:PutObject", MLFLOW, "env:ESTEIRA_SHADOW_URL"},
     # mlflow server --artifacts-destination s3://... --backend-store-uri postgresql://...
     "ecs:mlflow": {
         "s3:ListBucket",

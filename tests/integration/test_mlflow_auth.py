@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -87,8 +86,7 @@ def as_user(mp: pytest.MonkeyPatch, who: tuple[str, str] | None) -> None:
 
 def test_only_the_workflow_credential_moves_champion(auth_server: MlflowServer, slice_files: dict[str, Path]) -> None:
     name = f"intent-{uuid.uuid4().hex[:8]}"
-    settings = replace(
-        Settings.from_env(),
+    settings = Settings.from_env().replace(
         mlflow_tracking_uri=auth_server.uri,
         registered_model_name=name,
         experiment_name=name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -83,7 +82,7 @@ def test_gate_first_model_then_reject_then_promote(
     )
 
     # With a negative margin (a policy choice) an equal model may replace it; the old champion is recorded.
-    lenient = replace(settings, gate_min_improvement=-0.5, gate_max_intent_f1_drop=1.0)
+    lenient = settings.replace(gate_min_improvement=-0.5, gate_max_intent_f1_drop=1.0)
     moved = promote(worse["model_version"], eval_uri=str(slice_files["test"]), settings=lenient)
     assert moved["status"] == "promoted" and moved["previous_champion"] == first["model_version"]
     tags = registry.client(settings).get_model_version(settings.registered_model_name, worse["model_version"]).tags
@@ -91,7 +90,7 @@ def test_gate_first_model_then_reject_then_promote(
 
 
 def test_first_model_below_threshold_is_rejected(settings: Settings, slice_files: dict[str, Path]) -> None:
-    strict = replace(settings, gate_min_accuracy=0.999)
+    strict = settings.replace(gate_min_accuracy=0.999)
     res = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, settings=strict)
     out = promote(res["model_version"], eval_uri=str(slice_files["test"]), settings=strict)
     assert out["status"] == "rejected" and registry.version_by_alias(strict, registry.CHAMPION) is None

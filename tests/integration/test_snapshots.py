@@ -163,7 +163,7 @@ def put_csv(client: object, key: str, frame: pd.DataFrame) -> None:
 def test_validate_snapshots_both_and_old_versions_keep_their_data(
     s3: object, settings: Settings, slice_files: dict[str, Path]
 ) -> None:
-    settings = replace(settings, snapshot_uri=f"s3://{BUCKET}/snapshots/")
+    settings = settings.replace(snapshot_uri=f"s3://{BUCKET}/snapshots/")
     train_frame, eval_frame = pd.read_csv(slice_files["train"]), pd.read_csv(slice_files["test"])
     put_csv(s3, "train/part-000.csv", train_frame.iloc[:400])
     put_csv(s3, "eval/part-000.csv", eval_frame)
@@ -211,7 +211,7 @@ def test_validate_snapshots_both_and_old_versions_keep_their_data(
 def test_training_on_raw_data_keeps_a_snapshot_first(
     settings: Settings, slice_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    settings = replace(settings, snapshot_uri=str(tmp_path / "snaps"))
+    settings = settings.replace(snapshot_uri=str(tmp_path / "snaps"))
     res = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, settings=settings)
     kept = load_validated(res["dataset_snapshot"], settings=settings)
     assert kept.dataset_hash == res["dataset_hash"]

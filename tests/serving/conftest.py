@@ -9,7 +9,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from benchmarks.loadgen import ServiceProcess, free_port
 from demo.mlflow_server import MlflowServer
 from model.classifier import ModelParams
 from model.config import Settings
+from model.serving.settings import ServingSettings
 from pipelines import registry
 from pipelines.train import train
 
@@ -35,8 +35,7 @@ AWS_ENV = {
 def registered_model(mlflow_server: MlflowServer, slice_files: dict[str, Path]) -> dict[str, Any]:
     """A real model trained on the 12-intent slice, registered, with the `champion` alias on version 1."""
     name = f"serving-{uuid.uuid4().hex[:8]}"
-    settings = replace(
-        Settings.from_env(),
+    settings = Settings.from_env().replace(
         mlflow_tracking_uri=mlflow_server.uri,
         registered_model_name=name,
         experiment_name=name,
@@ -111,22 +110,23 @@ HTTP_PATHS = {"fast": "1", "plain": "0"}
 @pytest.fixture(scope="module", params=list(HTTP_PATHS))
 def http_path(request: pytest.FixtureRequest) -> dict[str, str]:
     """The environment that selects one HTTP path; merge it into a service's environment."""
-    return {"SERVING_FAST_PATH": HTTP_PATHS[request.param]}
+    return {"ESTEIRA_SERVING_FAST_PATH": HTTP_PATHS[request.param]}
 
 
 def assert_http_path(proc: ServiceProcess, path: dict[str, str]) -> None:
     """The process runs the path asked for: its log names it (a silent fallback would test the other)."""
-    want = "fast" if path["SERVING_FAST_PATH"] == "1" else "plain uvicorn"
+    want = "fast" if path["ESTEIRA_SERVING_FAST_PATH"] == "1" else "plain uvicorn"
     assert f'"http path: {want}"' in proc.stderr_path.read_text(), proc.stderr_path.read_text()[-2000:]
 
 
 def service_env(model: dict[str, Any], **extra: str) -> dict[str, str]:
+    """A service's environment; `extra` given under a deprecated name (MODEL_URI=...) replaces the current one."""
     return {
-        "MODEL_URI": f"models:/{model['name']}@champion",
+        "ESTEIRA_MODEL_URI": f"models:/{model['name']}@champion",
         "MLFLOW_TRACKING_URI": model["tracking_uri"],
-        "SERVING_METRICS_INTERVAL_S": "1",
+        "ESTEIRA_SERVING_METRICS_INTERVAL_S": "1",
         **AWS_ENV,
-        **extra,
+        **ServingSettings.renamed(extra),
     }
 
 
@@ -141,12 +141,12 @@ def service(
     bucket = new_bucket(moto_s3)
     env = service_env(
         registered_model,
-        CAPTURE_S3_URI=f"s3://{bucket}/capture",
-        CAPTURE_FLUSH_S="0.5",
+        ESTEIRA_CAPTURE_S3_URI=f"s3://{bucket}/capture",
+        ESTEIRA_CAPTURE_FLUSH_S="0.5",
         AWS_ENDPOINT_URL=moto_s3,
-        SERVING_MAX_TEXT_CHARS="200",
-        SERVING_MAX_BATCH="8",
-        SERVING_MAX_BODY_BYTES="20000",
+        ESTEIRA_SERVING_MAX_TEXT_CHARS="200",
+        ESTEIRA_SERVING_MAX_BATCH="8",
+        ESTEIRA_SERVING_MAX_BODY_BYTES="20000",
         **http_path,
     )
     proc = ServiceProcess(env, tmp_path_factory.mktemp("service")).start()

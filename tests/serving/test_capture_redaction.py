@@ -37,8 +37,9 @@ class FakeS3:
 def _serve_and_capture(**settings: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     from fastapi.testclient import TestClient
 
-    from model.serving.app import ServingState, create_app
+    from model.serving.app import create_app
     from model.serving.loader import LoadedModel
+    from model.serving.state import ServingState
 
     cfg = ServingSettings(model_uri="unused", metrics_interval_s=3600, capture_s3_uri="s3://b/capture", **settings)
     state = ServingState(cfg, loader=lambda uri, first: LoadedModel(SeesCards(), "7", uri, uri, 0.0))  # type: ignore[arg-type]

@@ -11,9 +11,9 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from model.serving.app import ServingState
 from model.serving.fast_path import PLAIN, TESTED_UVICORN, http_protocol
 from model.serving.settings import ServingSettings
+from model.serving.state import ServingState
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -46,10 +46,8 @@ def test_predict_one_and_batch(service: tuple[ServiceProcess, str], registered_m
         assert health.headers["x-model-version"] == version
         spec = http.get("/openapi.json").json()
         assert {"/predict", "/explain", "/health", "/ready"} <= set(spec["paths"])
-        assert (
-            "text"
-            in spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
-        )
+        ref = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert "text" in spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"]
         assert http.get("/docs").status_code == 200
 
 

@@ -45,12 +45,12 @@ def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
     # A long flush interval: whatever reaches S3 after the first seconds was written by the shutdown flush.
     env = service_env(
         registered_model,
-        CAPTURE_S3_URI=f"s3://{bucket}/c",
-        CAPTURE_FLUSH_S="600",
-        CAPTURE_FLUSH_RECORDS="1000000",
+        ESTEIRA_CAPTURE_S3_URI=f"s3://{bucket}/c",
+        ESTEIRA_CAPTURE_FLUSH_S="600",
+        ESTEIRA_CAPTURE_FLUSH_RECORDS="1000000",
         # Room for every request an idle machine answers in the seconds of load (about 15,000 req/s
         # here): this test is about the shutdown flush, not the overflow drop (test_capture.py has that).
-        CAPTURE_MAX_BUFFER="1000000",
+        ESTEIRA_CAPTURE_MAX_BUFFER="1000000",
         AWS_ENDPOINT_URL=moto_s3,
         **http_path,
     )
@@ -82,14 +82,13 @@ def test_sigterm_under_load_answers_every_accepted_request_and_flushes_capture(
 def test_model_swap_under_load_has_no_failed_requests(
     registered_model: dict[str, Any], slice_files: dict[str, Path], tmp_path: Path, http_path: dict[str, str]
 ) -> None:
-    """SIGHUP re-resolves MODEL_URI (the alias moved), loads beside the old model, swaps atomically."""
-    from dataclasses import replace
+    """SIGHUP re-resolves ESTEIRA_MODEL_URI (the alias moved), loads beside the old model, swaps atomically."""
 
     from model.classifier import ModelParams
 
     settings = registered_model["settings"]
     name = f"{settings.registered_model_name}-swap"
-    settings = replace(settings, registered_model_name=name, experiment_name=name)
+    settings = settings.replace(registered_model_name=name, experiment_name=name)
     first = train(str(slice_files["train"]), str(slice_files["test"]), params=FAST, settings=settings)
     second = train(
         str(slice_files["train"]),

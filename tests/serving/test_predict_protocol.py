@@ -134,7 +134,7 @@ def test_expect_100_continue(service: tuple[ServiceProcess, str]) -> None:
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_all_sent(service: tuple[ServiceProcess, str]) -> None:
-    proc, _ = service  # the service fixture sets SERVING_MAX_BODY_BYTES=20000
+    proc, _ = service  # the service fixture sets ESTEIRA_SERVING_MAX_BODY_BYTES=20000
     with _connect(proc) as sock:
         sock.sendall(_post(b'{"texts": ["' + b"a" * 30_000, length=10_000_000))
         status, _, body = _Reader(sock).response()  # answered while 9.97 MB are still unsent

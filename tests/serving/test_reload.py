@@ -7,8 +7,8 @@ import time
 import weakref
 from typing import Any
 
-from model.serving.app import ServingState
 from model.serving.settings import ServingSettings
+from model.serving.state import ServingState
 
 
 def test_reload_keeps_the_loop_responsive_and_frees_the_old_model(registered_model: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Shadow mode between two real serving processes: the champion copies its traffic to a shadow candidate.
 
-The champion runs with SHADOW_URL (as every task does in AWS, pointing at the canary service's Cloud
-Map name); the candidate runs with SERVING_ROLE=shadow. Clients only ever get the champion's answers;
+The champion runs with ESTEIRA_SHADOW_URL (as every task does in AWS, pointing at the canary service's Cloud
+Map name); the candidate runs with ESTEIRA_SERVING_ROLE=shadow. Clients only ever get the champion's answers;
 the champion's EMF reports how many copies the candidate answered and how many agreed; the copies are
 not captured a second time by the candidate.
 """
@@ -40,7 +40,11 @@ def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
     registered_model: dict[str, Any], moto_s3: str, tmp_path: Path, http_path: dict[str, str]
 ) -> None:
     bucket = new_bucket(moto_s3)
-    capture = {"CAPTURE_S3_URI": f"s3://{bucket}/capture", "CAPTURE_FLUSH_S": "0.5", "AWS_ENDPOINT_URL": moto_s3}
+    capture = {
+        "ESTEIRA_CAPTURE_S3_URI": f"s3://{bucket}/capture",
+        "ESTEIRA_CAPTURE_FLUSH_S": "0.5",
+        "AWS_ENDPOINT_URL": moto_s3,
+    }
     # The candidate: the same model from a local copy, reported as version "candidate" so that every
     # answer and metric says which process produced it.
     import mlflow
@@ -53,9 +57,9 @@ def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
     candidate = ServiceProcess(
         service_env(
             registered_model,
-            MODEL_URI=local_model,
-            SERVING_ROLE="shadow",
-            MODEL_VERSION="candidate",
+            ESTEIRA_MODEL_URI=local_model,
+            ESTEIRA_SERVING_ROLE="shadow",
+            ESTEIRA_MODEL_VERSION="candidate",
             **capture,
             **http_path,
         ),
@@ -66,8 +70,8 @@ def test_champion_copies_to_a_shadow_candidate_and_reports_agreement(
     champion = ServiceProcess(
         service_env(
             registered_model,
-            SHADOW_URL=f"http://127.0.0.1:{candidate_port}",
-            SHADOW_PROBE_S="0.2",
+            ESTEIRA_SHADOW_URL=f"http://127.0.0.1:{candidate_port}",
+            ESTEIRA_SHADOW_PROBE_S="0.2",
             **capture,
             **http_path,
         ),

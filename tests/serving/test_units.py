@@ -11,13 +11,21 @@ from typing import Any
 
 import pytest
 
-from model.serving.app import BadRequest, parse_explain, parse_predict
 from model.serving.batching import BatcherClosed, MicroBatcher
+from model.serving.contract import BadRequest, Contract
 from model.serving.emf import Metrics
 from model.serving.loader import ModelLoadError, resolve
 from model.serving.settings import ServingSettings
 
 S = ServingSettings(max_text_chars=10, max_batch=3, max_top_k=5)
+
+
+def parse_predict(doc: Any, s: ServingSettings) -> tuple[list[str], bool, int]:
+    return Contract(s).parse_predict(json.dumps(doc).encode())
+
+
+def parse_explain(doc: Any, s: ServingSettings) -> tuple[str, int, str | None]:
+    return Contract(s).parse_explain(json.dumps(doc).encode())
 
 
 def test_parse_predict_accepts_and_names_fields() -> None:
@@ -142,8 +150,9 @@ def test_a_model_failure_is_a_counted_json_500_not_a_hang() -> None:
     """The one way to get a 5xx: the model itself raising. It is answered, logged and counted."""
     from fastapi.testclient import TestClient
 
-    from model.serving.app import ServingState, create_app
+    from model.serving.app import create_app
     from model.serving.loader import LoadedModel
+    from model.serving.state import ServingState
 
     class Broken:
         classes_ = ("a",)

@@ -120,7 +120,7 @@ def test_drift_in_traffic_starts_retraining_through_the_applied_alarm_and_rule(
     with httpx.Client(timeout=10) as http:
         for text in (texts * 3)[:320]:
             assert http.post(f"{url}/predict", json={"text": text}).status_code == 200
-    time.sleep(8)  # the service flushes its capture every 5 s (CAPTURE_FLUSH_S default)
+    time.sleep(8)  # the service flushes its capture every 5 s (ESTEIRA_CAPTURE_FLUSH_S default)
     lam = aws.client("lambda")
     name = outputs["lambda_function_names"]["drift_check"]
     answer = lam.invoke(FunctionName=name, Payload=b"{}")

@@ -51,7 +51,7 @@ def test_model_health_alarms_are_the_retraining_prefix() -> None:
 INFORMATIONAL = {
     "ESTEIRA_ENV": "which deployment (<project>-<environment>) a function belongs to",
     "ESTEIRA_TASK_FAMILY": "the deploy step registers revisions of the running service's own task definition",
-    "METRICS_NAMESPACE": "the service publishes to the contract's namespace; this shows it next to SERVICE_NAME",
+    "METRICS_NAMESPACE": "the service publishes to the contract's namespace; shown next to ESTEIRA_SERVICE_NAME",
 }
 
 

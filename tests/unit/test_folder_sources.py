@@ -6,7 +6,6 @@ labelled two ways in two files stops the pipeline naming both places, and a dupl
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -23,7 +22,7 @@ BASE = "text,category\n" + "".join(f"where is my card number {i},card_arrival\n"
 
 @pytest.fixture()
 def settings(banking77: Path) -> Settings:
-    return replace(Settings(), data_dir=str(banking77), aws_endpoint_url=None)
+    return Settings().replace(data_dir=str(banking77), aws_endpoint_url=None)
 
 
 def test_folder_is_the_union_of_its_files_in_name_order(tmp_path: Path, settings: Settings) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from model.config import Settings
 from pipelines.gate import decide
 
-S = replace(
-    Settings(),
+S = Settings().replace(
     gate_min_improvement=0.005,
     gate_max_intent_f1_drop=0.1,
     gate_min_accuracy=0.85,

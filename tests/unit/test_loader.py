@@ -6,7 +6,6 @@ import functools
 import http.server
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -35,7 +34,7 @@ def http_source(banking77: Path) -> Iterator[tuple[str, list[str]]]:
 
 def test_downloads_once_into_cache(tmp_path: Path, http_source: tuple[str, list[str]], banking77: Path) -> None:
     url, seen = http_source
-    settings = replace(Settings(), data_dir=None, cache_dir=tmp_path, data_url=url)
+    settings = Settings().replace(data_dir=None, cache_dir=tmp_path, data_url=url)
     folder = banking77_dir(settings)
     assert folder == tmp_path / "banking77"
     assert (folder / "train.csv").read_bytes() == (banking77 / "train.csv").read_bytes()
@@ -46,7 +45,7 @@ def test_downloads_once_into_cache(tmp_path: Path, http_source: tuple[str, list[
 
 
 def test_failed_download_leaves_no_partial_file(tmp_path: Path) -> None:
-    settings = replace(Settings(), data_dir=None, cache_dir=tmp_path, data_url="http://127.0.0.1:9/none")
+    settings = Settings().replace(data_dir=None, cache_dir=tmp_path, data_url="http://127.0.0.1:9/none")
     with pytest.raises(DataSourceError, match="ESTEIRA_DATA_DIR"):
         banking77_dir(settings)
     assert not list((tmp_path / "banking77").iterdir())
@@ -54,11 +53,11 @@ def test_failed_download_leaves_no_partial_file(tmp_path: Path) -> None:
 
 def test_configured_folder_must_hold_the_files(tmp_path: Path) -> None:
     with pytest.raises(DataSourceError, match="missing train.csv"):
-        banking77_dir(replace(Settings(), data_dir=str(tmp_path)))
+        banking77_dir(Settings().replace(data_dir=str(tmp_path)))
 
 
 def test_shorthand(banking77: Path) -> None:
-    settings = replace(Settings(), data_dir=str(banking77))
+    settings = Settings().replace(data_dir=str(banking77))
     assert resolve_uri("banking77:test", settings) == str(banking77 / "test.csv")
     with pytest.raises(DataSourceError):
         resolve_uri("banking77:dev", settings)
@@ -71,7 +70,7 @@ def test_reads_s3_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="data")
     s3.put_object(Bucket="data", Key="in/train.csv", Body=b"text,category\nhi,card_arrival\n")
-    raw = read_raw("s3://data/in/train.csv", replace(Settings(), aws_endpoint_url=None))
+    raw = read_raw("s3://data/in/train.csv", Settings().replace(aws_endpoint_url=None))
     assert raw.data.startswith(b"text,category") and raw.fmt == "csv"
     with pytest.raises(DataSourceError):
         read_raw("s3://data/in/missing.csv", Settings())

@@ -70,9 +70,9 @@ def test_hash_mode_correlates_equal_values_without_revealing_them() -> None:
 
 
 def test_hash_mode_needs_a_key_from_configuration() -> None:
-    with pytest.raises(ValueError, match="CAPTURE_REDACTION_KEY"):
+    with pytest.raises(ValueError, match="ESTEIRA_CAPTURE_REDACTION_KEY"):
         Redactor("hash")
-    with pytest.raises(ValueError, match="CAPTURE_REDACTION_KEY"):
+    with pytest.raises(ValueError, match="ESTEIRA_CAPTURE_REDACTION_KEY"):
         Redactor("hash", "short")
     with pytest.raises(ValueError, match="mode"):
         Redactor("mask")
@@ -99,12 +99,12 @@ def test_settings_read_the_mode_and_refuse_hash_without_key(monkeypatch: pytest.
     from model.serving.settings import ServingSettings
 
     assert ServingSettings.from_env().capture_redaction == "redact"
-    monkeypatch.setenv("CAPTURE_REDACTION", "hash")
-    with pytest.raises(ValueError, match="CAPTURE_REDACTION_KEY"):
+    monkeypatch.setenv("ESTEIRA_CAPTURE_REDACTION", "hash")
+    with pytest.raises(ValueError, match="ESTEIRA_CAPTURE_REDACTION_KEY"):
         ServingSettings.from_env()
-    monkeypatch.setenv("CAPTURE_REDACTION_KEY", KEY)
+    monkeypatch.setenv("ESTEIRA_CAPTURE_REDACTION_KEY", KEY)
     s = ServingSettings.from_env()
     assert s.capture_redaction == "hash" and KEY not in repr(s)
-    monkeypatch.setenv("CAPTURE_REDACTION", "nope")
-    with pytest.raises(ValueError, match="CAPTURE_REDACTION"):
+    monkeypatch.setenv("ESTEIRA_CAPTURE_REDACTION", "nope")
+    with pytest.raises(ValueError, match="ESTEIRA_CAPTURE_REDACTION"):
         ServingSettings.from_env()

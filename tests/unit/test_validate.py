@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,7 @@ from model.data import DataSourceError, RawTable, read_raw
 from model.validate import DataValidationError, dataset_hash, validate_table
 
 LABELS = ["card_arrival", "lost_or_stolen_card", "top_up_failed"]
-SETTINGS = replace(Settings(), min_rows=3, max_rows=100, max_text_chars=200, max_file_bytes=10_000)
+SETTINGS = Settings().replace(min_rows=3, max_rows=100, max_text_chars=200, max_file_bytes=10_000)
 
 
 def csv(rows: list[tuple[str, str]], header: str = "text,category") -> RawTable:

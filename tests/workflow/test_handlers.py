@@ -56,7 +56,7 @@ def mlflow_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("ESTEIRA_MIN_ROWS", "20")
     monkeypatch.setenv("ESTEIRA_GATE_MIN_ACCURACY", "0.5")
     monkeypatch.setenv("ESTEIRA_GATE_MIN_MACRO_F1", "0.5")
-    return replace(settings, gate_min_accuracy=0.5, gate_min_macro_f1=0.5)
+    return settings.replace(gate_min_accuracy=0.5, gate_min_macro_f1=0.5)
 
 
 def _service(monkeypatch: pytest.MonkeyPatch, model_uri: str = "models:/m/1") -> dict[str, str]:
@@ -65,7 +65,7 @@ def _service(monkeypatch: pytest.MonkeyPatch, model_uri: str = "models:/m/1") ->
     td = ecs.register_task_definition(
         family="serving",
         containerDefinitions=[{"name": "serving", "image": "img", "memory": 512,
-                               "environment": [{"name": "MODEL_URI", "value": model_uri}]}],
+                               "environment": [{"name": "ESTEIRA_MODEL_URI", "value": model_uri}]}],
     )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
     ecs.create_service(cluster="c", serviceName="s", taskDefinition=td, desiredCount=1)
     monkeypatch.setenv("ESTEIRA_ECS_CLUSTER", "c")
@@ -113,7 +113,7 @@ def test_deploy_registers_a_pinned_revision_and_updates_the_service(
     ecs = boto3.client("ecs", region_name=REGION)
     td = ecs.describe_task_definition(taskDefinition=out["task_definition"])["taskDefinition"]
     env = {e["name"]: e["value"] for e in td["containerDefinitions"][0]["environment"]}
-    assert env["MODEL_URI"] == "models:/intent/7" and td["revision"] == 2
+    assert env["ESTEIRA_MODEL_URI"] == "models:/intent/7" and td["revision"] == 2
     assert ecs.describe_services(cluster="c", services=["s"])["services"][0]["taskDefinition"] == out["task_definition"]
     again = deploy.handler({"model_version": "7"}, None)  # a retry: nothing new registered
     assert again["status"] == "already-deployed"

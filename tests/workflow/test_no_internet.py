@@ -100,7 +100,6 @@ def test_training_and_evaluation_run_with_no_route_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The data, training and evaluation steps, as the workflow runs them: S3 in, MLflow (private) out."""
-    from dataclasses import replace
 
     from pipelines.evaluate import evaluate
     from pipelines.train import train
@@ -109,8 +108,8 @@ def test_training_and_evaluation_run_with_no_route_out(
     for split, name in (("train", "train"), ("eval", "test")):
         body = slice_files[name].read_bytes()
         s3_client(s3).put_object(Bucket=BUCKET, Key=f"{split}-slice/part.csv", Body=body)
-    step = replace(settings, labels_uri=s3.labels_uri, data_dir=None, cache_dir=s3.cache_dir)
-    step = replace(step, aws_endpoint_url=s3.aws_endpoint_url)
+    step = settings.replace(labels_uri=s3.labels_uri, data_dir=None, cache_dir=s3.cache_dir)
+    step = step.replace(aws_endpoint_url=s3.aws_endpoint_url)
     trained = train(f"s3://{BUCKET}/train-slice/", f"s3://{BUCKET}/eval-slice/", settings=step)
     verdict = evaluate(trained["model_version"], f"s3://{BUCKET}/eval-slice/", settings=step)
     assert verdict["model_version"] == trained["model_version"]

@@ -101,7 +101,7 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
     assert len(svc["deployments"]) == 1
     primary = svc["deployments"][0]["taskDefinition"]
     assert primary != before and primary == result["deployment"]["task_definition"]
-    assert wf.serving_env(primary)["MODEL_URI"] == f"models:/{wf.settings.registered_model_name}/{version}"
+    assert wf.serving_env(primary)["ESTEIRA_MODEL_URI"] == f"models:/{wf.settings.registered_model_name}/{version}"
     assert _predict_version(wf.stack.outputs["serving_url"]) == version
     assert result["smoke"]["status"] == "passed"
     assert any("new model deployed" in s for s in _subjects(wf))

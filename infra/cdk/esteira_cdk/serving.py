@@ -137,14 +137,15 @@ class Serving(Construct):
         )
         # Exactly contract.yaml's serving_environment (checked below); extra_environment only adds names.
         contract_environment = {
-            "MODEL_URI": model_uri,
+            "ESTEIRA_MODEL_URI": model_uri,
             "MLFLOW_TRACKING_URI": mlflow_tracking_uri,
-            "CAPTURE_S3_URI": capture_s3_uri,
+            "ESTEIRA_CAPTURE_S3_URI": capture_s3_uri,
             "METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "SERVICE_NAME": SERVICE_NAME,
-            "PORT": str(CONTAINER_PORT),
-            # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
-            "SHADOW_URL": f"http://canary.{name}.internal:{CONTAINER_PORT}",
+            "ESTEIRA_SERVICE_NAME": SERVICE_NAME,
+            "ESTEIRA_SERVING_PORT": str(CONTAINER_PORT),
+            # Shadow releases: every task copies its traffic here while a candidate with ESTEIRA_SERVING_ROLE=shadow
+            # answers.
+            "ESTEIRA_SHADOW_URL": f"http://canary.{name}.internal:{CONTAINER_PORT}",
         }
         require_same("serving environment names", contract_environment, contract().serving_environment)
         # Plus the image the container runs, as contract.yaml image_variable: every container of the
@@ -359,7 +360,7 @@ class Serving(Construct):
         self.log_group = serving_logs
 
     def register_canary(self, namespace: servicediscovery.IPrivateDnsNamespace) -> None:
-        """canary.<namespace>: A records of the canary service's tasks, the SHADOW_URL of every serving task.
+        """canary.<namespace>: A records of the canary service's tasks, the ESTEIRA_SHADOW_URL of every serving task.
 
         Called once the namespace exists (the MLflow construct creates it, after this one)."""
         discovery = namespace.create_service(

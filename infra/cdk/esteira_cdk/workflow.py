@@ -286,7 +286,7 @@ class Workflow(Construct):
             "ESTEIRA_LABELS_URI": f"s3://{buckets['data'].bucket_name}/{names.labels_key}",
             # Validated data, kept once per dataset hash (pipelines/snapshot.py).
             "ESTEIRA_SNAPSHOT_URI": f"s3://{buckets['data'].bucket_name}/{names.snapshots_prefix}/",
-            "CAPTURE_S3_URI": capture_s3_uri,
+            "ESTEIRA_CAPTURE_S3_URI": capture_s3_uri,
             "ESTEIRA_ECS_CLUSTER": cluster.cluster_name,
             "ESTEIRA_ECS_SERVICE": serving_service_name,
             "ESTEIRA_TASK_FAMILY": serving_task_family,
@@ -298,7 +298,7 @@ class Workflow(Construct):
             "ESTEIRA_RETRAIN_COOLDOWN_SECONDS": str(retrain_cooldown_seconds),
             # Monitoring names model-health alarms "<name>-model-*"; only those start retraining.
             "ESTEIRA_RETRAIN_ALARM_PREFIX": names.retrain_alarm_prefix(name),
-            "SERVICE_NAME": serving_service_name,
+            "ESTEIRA_SERVICE_NAME": serving_service_name,
             "ESTEIRA_CANARY_SERVICE": canary_service_name,
             "ESTEIRA_LISTENER_ARN": listener_arn,
             "ESTEIRA_STABLE_TARGET_GROUP_ARN": stable_target_group_arn,

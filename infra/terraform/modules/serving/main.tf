@@ -6,14 +6,15 @@ locals {
   https  = var.certificate_arn != null
   # The contract's names (var.environment_names) with their values; extra_environment only adds names.
   contract_environment = {
-    MODEL_URI           = var.model_uri
-    MLFLOW_TRACKING_URI = var.mlflow_tracking_uri
-    CAPTURE_S3_URI      = var.capture_s3_uri
-    METRICS_NAMESPACE   = var.metrics_namespace
-    SERVICE_NAME        = var.service_name
-    PORT                = tostring(var.container_port)
-    # Shadow releases: every task copies its traffic here while a SERVING_ROLE=shadow candidate answers.
-    SHADOW_URL = "http://${local.canary_host}:${var.container_port}"
+    ESTEIRA_MODEL_URI      = var.model_uri
+    MLFLOW_TRACKING_URI    = var.mlflow_tracking_uri
+    ESTEIRA_CAPTURE_S3_URI = var.capture_s3_uri
+    METRICS_NAMESPACE      = var.metrics_namespace
+    ESTEIRA_SERVICE_NAME   = var.service_name
+    ESTEIRA_SERVING_PORT   = tostring(var.container_port)
+    # Shadow releases: every task copies its traffic here while a candidate with ESTEIRA_SERVING_ROLE=shadow
+    # answers.
+    ESTEIRA_SHADOW_URL = "http://${local.canary_host}:${var.container_port}"
   }
   # Plus the image the container runs, as contract.yaml image_variable: every container of the stack
   # gets it with its own image, so it is not in serving_environment (a precondition keeps it out).

@@ -59,7 +59,7 @@ variable "image_uri" {
 }
 
 variable "model_uri" {
-  description = "MODEL_URI the service loads at start: models:/<name>@champion, or a pinned models:/<name>/<version>."
+  description = "ESTEIRA_MODEL_URI the service loads at start: models:/<name>@champion, or a pinned models:/<name>/<version>."
   type        = string
   validation {
     condition     = can(regex("^models:/[^/@]+(@[A-Za-z0-9_-]+|/[0-9]+)$", var.model_uri))
@@ -82,7 +82,7 @@ variable "mlflow_credential_secret_arn" {
 }
 
 variable "discovery_namespace" {
-  description = "Name of the Cloud Map private DNS namespace (e.g. esteira-dev.internal). The canary service registers as canary.<namespace>, the address every serving task copies traffic to during a shadow release (SHADOW_URL)."
+  description = "Name of the Cloud Map private DNS namespace (e.g. esteira-dev.internal). The canary service registers as canary.<namespace>, the address every serving task copies traffic to during a shadow release (ESTEIRA_SHADOW_URL)."
   type        = string
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]+[a-z0-9]$", var.discovery_namespace))
@@ -100,7 +100,7 @@ variable "discovery_namespace_id" {
 }
 
 variable "capture_s3_uri" {
-  description = "CAPTURE_S3_URI: s3://bucket/prefix where inference requests/responses are captured."
+  description = "ESTEIRA_CAPTURE_S3_URI: s3://bucket/prefix where inference requests/responses are captured."
   type        = string
   validation {
     condition     = startswith(var.capture_s3_uri, "s3://")

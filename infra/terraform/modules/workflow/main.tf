@@ -33,7 +33,7 @@ locals {
     # Validated data is kept there too, once per dataset hash (pipelines/snapshot.py).
     ESTEIRA_LABELS_URI               = "s3://${var.bucket_names["data"]}/${var.labels_key}"
     ESTEIRA_SNAPSHOT_URI             = "s3://${var.bucket_names["data"]}/${var.snapshots_prefix}/"
-    CAPTURE_S3_URI                   = var.capture_s3_uri
+    ESTEIRA_CAPTURE_S3_URI           = var.capture_s3_uri
     ESTEIRA_ECS_CLUSTER              = var.cluster_name
     ESTEIRA_ECS_SERVICE              = var.serving_service_name
     ESTEIRA_TASK_FAMILY              = var.serving_task_family
@@ -45,7 +45,7 @@ locals {
     ESTEIRA_RETRAIN_COOLDOWN_SECONDS = tostring(var.retrain_cooldown_seconds)
     # The monitoring module names model-health alarms "<name>-model-*"; only those start retraining.
     ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}${var.alarm_prefixes.retrain}"
-    SERVICE_NAME                 = var.serving_service_name
+    ESTEIRA_SERVICE_NAME         = var.serving_service_name
     # Canary and shadow releases (pipelines/canary.py).
     ESTEIRA_CANARY_SERVICE                 = var.canary_service_name
     ESTEIRA_LISTENER_ARN                   = var.listener_arn

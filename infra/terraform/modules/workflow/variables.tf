@@ -71,7 +71,7 @@ variable "mlflow_credential_secret_arns" {
 }
 
 variable "capture_s3_uri" {
-  description = "CAPTURE_S3_URI: where the service captures inference traffic, s3://<capture bucket>/<contract.yaml capture.prefix>/ (the drift check reads it)."
+  description = "ESTEIRA_CAPTURE_S3_URI: where the service captures inference traffic, s3://<capture bucket>/<contract.yaml capture.prefix>/ (the drift check reads it)."
   type        = string
   validation {
     condition     = startswith(var.capture_s3_uri, "s3://") && endswith(var.capture_s3_uri, "/")
