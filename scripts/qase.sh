@@ -26,5 +26,5 @@ fi
 
 (($#)) || set -- -m qase_id
 echo "qase: mode $QASE_MODE$([[ $QASE_MODE == report ]] && echo ", report in $QASE_REPORT_CONNECTION_PATH")" >&2
-# -p tests.qase_plugin: the ids and the on/off switch, also before tests/conftest.py loads the plugin.
-exec "$PY" -m pytest -p tests.qase_plugin "$@"
+# tests/conftest.py loads tests/qase_plugin.py (the ids, and the reporter's on/off switch).
+exec "$PY" -m pytest "$@"

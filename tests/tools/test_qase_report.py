@@ -120,6 +120,7 @@ def _offline(suite: Path, run: subprocess.CompletedProcess[str]) -> None:
 
 
 @needs_reporter
+@pytest.mark.slow  # a pytest subprocess with the reporter: ~10 s each
 def test_report_mode_names_every_case_with_its_result(tmp_path: Path) -> None:
     suite = _suite(tmp_path / "suite", {"test_cases.py": SUITE})
     run = _pytest(suite, **_report_mode(suite))
@@ -161,6 +162,7 @@ def _mirror(cases: list[qase_ids.Case]) -> dict[str, str]:
 
 
 @needs_reporter
+@pytest.mark.slow  # a pytest subprocess with the reporter: ~10 s each
 def test_the_mapped_ids_reach_the_report(tmp_path: Path) -> None:
     picked = [next(c for c in qase_ids.CASES if c.suite == s) for s in qase_ids.SUITES]
     files = _mirror(picked)
@@ -186,6 +188,7 @@ def test_the_mapped_ids_reach_the_report(tmp_path: Path) -> None:
 
 
 @needs_reporter
+@pytest.mark.slow  # a pytest subprocess with the reporter: ~10 s each
 def test_the_reporter_is_off_unless_asked_for(tmp_path: Path) -> None:
     """With no Qase mode asked for, tests/qase_plugin.py unregisters the reporter before it configures: no
     `pip` calls, no lock file, no report; the mapped ids still select with `-m qase_id`."""
