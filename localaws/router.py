@@ -134,21 +134,25 @@ class WeightedRouter:
                     self._reply(503, {"Content-Type": "text/plain"}, b"no healthy targets\n")
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                # Kept-alive connections to the task, as an ALB keeps them to its targets (and as the
+                # service's proxy does): a new connection per request crosses the task's user-mode network
+                # each time, whose port forwarder resets connections while the host is short of CPU.
+                pool = router.local.ecs.target_connections
+                conn = pool.take(port)
                 try:
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
-                    self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
                 except (OSError, http.client.HTTPException) as exc:  # as an ALB: the target failed, 502
-                    self._reply(
-                        502,
-                        {"Content-Type": "text/plain"},
-                        f"bad gateway: router -> {service} service: {exc}\n".encode(),
-                    )
-                    return
-                finally:
                     conn.close()
+                    message = f"bad gateway: router -> {service} task :{port}: {exc}\n"
+                    self._reply(502, {"Content-Type": "text/plain"}, message.encode())
+                    return
+                if resp.will_close:
+                    conn.close()
+                else:
+                    pool.give(port, conn)
+                self._reply(resp.status, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}, data)
                 with router._lock:
                     router.served[service or ""] = router.served.get(service or "", 0) + 1
 
