@@ -191,7 +191,11 @@ def install(local: Any) -> Any:
         local.deliveries.append(record)
 
     def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
-        if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):
+        # A rule without an event pattern (a schedule) matches no event in AWS; moto's empty pattern
+        # matches every event, which made each alarm state change start the scheduled drift check too.
+        if rule.state != "ENABLED" or not rule.event_pattern.get_pattern():
+            return
+        if not rule.event_pattern.matches_event(event):
             return
         for target in list(rule.targets):
             threading.Thread(target=deliver, args=(rule, target, dict(event)), daemon=True).start()

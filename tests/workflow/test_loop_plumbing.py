@@ -47,6 +47,30 @@ def test_a_schedule_rule_fires_on_time_scaled_periods(tmp_path: Path) -> None:
         assert body["detail-type"] == "Scheduled Event" and body["resources"][0].endswith("rule/tick")
 
 
+def test_a_schedule_rule_matches_no_event(tmp_path: Path) -> None:
+    """In AWS a rule with a schedule and no event pattern never matches bus events (moto's empty pattern
+    matches all: every alarm state change started the scheduled drift check as well)."""
+    with LocalAWS(workdir=tmp_path) as aws:
+        sqs, events = aws.client("sqs"), aws.client("events")
+        arns = {}
+        for name in ("scheduled", "matched"):
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arns[name] = (
+                url,
+                sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"],
+            )
+        events.put_rule(Name="daily", ScheduleExpression="rate(1 day)")
+        events.put_targets(Rule="daily", Targets=[{"Id": "q", "Arn": arns["scheduled"][1]}])
+        events.put_rule(Name="alarms", EventPattern=json.dumps({"source": ["aws.cloudwatch"]}))
+        events.put_targets(Rule="alarms", Targets=[{"Id": "q", "Arn": arns["matched"][1]}])
+        events.put_events(
+            Entries=[{"Source": "aws.cloudwatch", "DetailType": "CloudWatch Alarm State Change", "Detail": "{}"}]
+        )
+        got = sqs.receive_message(QueueUrl=arns["matched"][0], WaitTimeSeconds=5).get("Messages", [])
+        assert len(got) == 1
+        assert not sqs.receive_message(QueueUrl=arns["scheduled"][0], WaitTimeSeconds=1).get("Messages")
+
+
 def test_a_compressed_schedule_does_not_fire_while_its_last_delivery_runs(tmp_path: Path) -> None:
     """At x1440 a 6-hour drift check is due every 15 s; checks must not pile up on the emulator's cores."""
     import threading
