@@ -133,29 +133,29 @@ def decode_json(raw: bytes) -> Any:
 
 
 # -- answers ---------------------------------------------------------------------------------------------
-class Intent(msgspec.Struct):
+class Intent(msgspec.Struct, gc=False):
     intent: str
     confidence: float
 
 
-class Prediction(msgspec.Struct):
+class Prediction(msgspec.Struct, gc=False):
     intent: str
     confidence: Annotated[float, Meta(ge=0, le=1)]
     top_k: list[Intent]
 
 
-class PredictResponse(Prediction, kw_only=True):
+class PredictResponse(Prediction, kw_only=True, gc=False):
     model_version: str
     request_id: str
 
 
-class BatchPredictResponse(msgspec.Struct):
+class BatchPredictResponse(msgspec.Struct, gc=False):
     model_version: str
     request_id: str
     predictions: list[Prediction]
 
 
-class Contribution(msgspec.Struct):
+class Contribution(msgspec.Struct, gc=False):
     token: str
     weight: float
 
@@ -256,6 +256,7 @@ class Contract:
             ],
             kw_only=True,
             forbid_unknown_fields=True,
+            gc=False,  # no reference cycles: the collector need not track a Struct per request
             namespace={"__post_init__": _predict_post_init},
         )
         self.ExplainRequest = msgspec.defstruct(
