@@ -10,7 +10,7 @@ lint-workflow: venv ## ruff, mypy, hadolint and shellcheck for the workflow file
 	$(VENV)/bin/ruff format --check lambdas localaws pipelines tests/workflow tests/localstack
 	$(VENV)/bin/mypy lambdas localaws pipelines
 	$(VENV)/bin/hadolint docker/lambda.Dockerfile docker/training.Dockerfile
-	$(VENV)/bin/shellcheck scripts/localstack.sh
+	$(VENV)/bin/shellcheck scripts/localstack.sh scripts/qase.sh
 
 localstack-venv: ## LocalStack community in its own Python 3.13 venv under ~/.cache/esteira
 	scripts/localstack.sh venv

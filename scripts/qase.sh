@@ -21,7 +21,8 @@ fi
 export QASE_FALLBACK=${QASE_FALLBACK:-report}
 export QASE_REPORT_CONNECTION_PATH=${QASE_REPORT_CONNECTION_PATH:-reports/qase}
 if [[ -z "${QASE_TESTOPS_RUN_TITLE:-}" ]]; then
-  export QASE_TESTOPS_RUN_TITLE="esteira ${GITHUB_REF_NAME:-local} $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  export QASE_TESTOPS_RUN_TITLE="esteira ${GITHUB_REF_NAME:-local} $commit"
 fi
 
 (($#)) || set -- -m qase_id
