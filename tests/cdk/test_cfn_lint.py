@@ -39,6 +39,7 @@ def cfn_lint(template: Path) -> list[dict]:
         raise
 
 
+@pytest.mark.slow  # cfn-lint over the whole template: ~40 s
 def test_cfn_lint_is_clean(dev: Synth) -> None:
     problems = cfn_lint(dev.path)
     report = "\n".join(f"{p['Rule']['Id']} {p['Location']['Path']}: {p['Message']}" for p in problems)

@@ -93,6 +93,7 @@ def ds() -> DriftSettings:
     )
 
 
+@pytest.mark.slow  # trains a model and logs its profile to MLflow: ~25 s
 def test_profile_is_logged_with_the_model_version(champion: tuple[Settings, str]) -> None:
     settings, version = champion
     client = registry.client(settings)

@@ -84,6 +84,7 @@ def as_user(mp: pytest.MonkeyPatch, who: tuple[str, str] | None) -> None:
             mp.setenv(key, value)
 
 
+@pytest.mark.slow  # trains and registers through a real basic-auth MLflow: ~60 s
 def test_only_the_workflow_credential_moves_champion(auth_server: MlflowServer, slice_files: dict[str, Path]) -> None:
     name = f"intent-{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env().replace(
