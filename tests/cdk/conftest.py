@@ -43,7 +43,7 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
 
     # jsii resolves a message's metadata entry by its type, which it finds only once this module is loaded
     # ("Unknown interface: aws-cdk-lib.cloud_assembly_schema.MetadataEntry" otherwise).
-    import aws_cdk.cloud_assembly_schema  # noqa: F401
+    import aws_cdk.cloud_assembly_schema
     from aws_cdk.assertions import Template
 
     context = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
