@@ -40,10 +40,6 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
 
     import app as cdk_app
     import aws_cdk as cdk
-
-    # jsii resolves a message's metadata entry by its type, which it finds only once this module is loaded
-    # ("Unknown interface: aws-cdk-lib.cloud_assembly_schema.MetadataEntry" otherwise).
-    import aws_cdk.cloud_assembly_schema
     from aws_cdk.assertions import Template
 
     context = json.loads((CDK_DIR / "cdk.json").read_text())["context"]
@@ -57,10 +53,15 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
     artifact = assembly.get_stack_by_name(stack.stack_name)
     template = artifact.template
     seconds = time.monotonic() - started
+    # The warnings and errors, from the cloud assembly's manifest on disk: reading them through jsii
+    # (`artifact.messages`) fails in some test orders ("Unknown interface: ...MetadataEntry").
+    manifest = json.loads((Path(outdir) / "manifest.json").read_text())
+    metadata = manifest["artifacts"][artifact.id].get("metadata", {})
     messages = [
-        f"{m.level}: {m.id}: {m.entry.data}"
-        for m in artifact.messages
-        if str(m.level).lower().endswith(("warning", "error"))
+        f"{entry['type']}: {path}: {entry.get('data')}"
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry.get("type") in ("aws:cdk:warning", "aws:cdk:error")
     ]
     return Synth(template, Template.from_json(template), Path(outdir) / artifact.template_file, seconds, messages)
 

@@ -33,6 +33,7 @@ def _null_p_values(held_out: HeldOut, window: int, trials: int, seed: int) -> di
     return out
 
 
+@pytest.mark.slow  # many clean windows of BANKING77: ~11 s
 def test_each_test_rejects_at_its_nominal_rate_on_clean_windows_of_the_minimum_size(held_out: HeldOut) -> None:
     trials = 600
     pvals = _null_p_values(held_out, window=200, trials=trials, seed=11)

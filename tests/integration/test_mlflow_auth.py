@@ -29,6 +29,9 @@ from model.classifier import ModelParams
 from model.config import Settings
 from pipelines.train import train
 
+# A real basic-auth MLflow, a model trained and registered through it: ~80 s, so in the slow suite.
+pytestmark = pytest.mark.slow
+
 FAST = ModelParams(estimator="svm", calibration_folds=3, n_jobs=1)
 WORKFLOW = ("esteira-workflow", secrets.token_urlsafe(24))
 READER = ("esteira-reader", secrets.token_urlsafe(24))
@@ -84,7 +87,6 @@ def as_user(mp: pytest.MonkeyPatch, who: tuple[str, str] | None) -> None:
             mp.setenv(key, value)
 
 
-@pytest.mark.slow  # trains and registers through a real basic-auth MLflow: ~60 s
 def test_only_the_workflow_credential_moves_champion(auth_server: MlflowServer, slice_files: dict[str, Path]) -> None:
     name = f"intent-{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env().replace(

@@ -17,7 +17,13 @@ import httpx
 import pytest
 
 from benchmarks.loadgen import ServiceProcess, free_port
-from tests.serving.conftest import new_bucket, read_capture, service_env
+from tests.serving.conftest import HTTP_PATHS, new_bucket, read_capture, service_env
+
+
+# Shadow copies leave through httpx whatever the HTTP path: the plain path's run is in the slow suite.
+@pytest.fixture(scope="module", params=["fast", pytest.param("plain", marks=pytest.mark.slow)])
+def http_path(request: pytest.FixtureRequest) -> dict[str, str]:
+    return {"ESTEIRA_SERVING_FAST_PATH": HTTP_PATHS[request.param]}
 
 
 def _emf(proc: ServiceProcess) -> list[dict[str, Any]]:

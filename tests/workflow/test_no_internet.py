@@ -92,6 +92,7 @@ def test_without_the_labels_uri_the_step_would_reach_for_the_internet(
     assert no_internet, "the download was not attempted"
 
 
+@pytest.mark.slow  # trains and evaluates in subprocesses with no route out: ~16 s
 def test_training_and_evaluation_run_with_no_route_out(
     aws_like: Settings,
     settings: Settings,
