@@ -19,6 +19,8 @@
   runningCount and rolloutState are what DescribeServices reports.
 - Each service gets a local HTTP proxy standing in for its load balancer (`service_url`), routing to
   healthy tasks of the primary deployment (or the old ones until it is ready).
+- RunTask on an EC2 capacity provider first gets a host as ECS managed scaling would
+  (localaws.ec2_capacity); idle hosts are removed on the plane's pass.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import inspect
 import json
 import logging
 import os
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localaws import ec2_capacity
 from localaws.images import image_config
 from oci import run as oci_run
 
@@ -270,6 +274,8 @@ class EcsPlane:
         # image -> how its tasks ran ("container" or "process"): what the demo reports.
         self.modes: dict[str, str] = {}
         self.label = f"localaws.ecs={os.getpid()}-{id(self)}"
+        # Seconds an EC2 capacity provider's host runs no task before managed scaling removes it.
+        self.host_idle_seconds = float(os.environ.get("LOCALAWS_HOST_IDLE_SECONDS", "5"))
 
     # ---- processes
     def start_task(self, task_arn: str, td: Any, overrides: dict[str, Any] | None, service: Any = None) -> LocalTask:
@@ -738,6 +744,7 @@ class EcsPlane:
 
     # ---- moto patches
     def install(self) -> Any:
+        from moto.ecs.exceptions import EcsClientException as ClientException
         from moto.ecs.models import EC2ContainerServiceBackend
         from moto.moto_api import state_manager
 
@@ -774,15 +781,32 @@ class EcsPlane:
                 d if d.get("memory") or d.get("memoryReservation") else {**d, "memory": 0} for d in saved
             ]
             try:
-                return calc.__func__(task_definition)
+                needs = calc.__func__(task_definition)
             finally:
                 task_definition.container_definitions = saved
+            # ECS reserves the task-level size on an EC2 host when it is set; moto counts containers only.
+            for key, value in (("CPU", task_definition.cpu), ("MEMORY", task_definition.memory)):
+                if value:
+                    needs[key] = max(int(needs[key]), int(value))
+            return needs
 
         EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)  # type: ignore[method-assign]
 
+        run_task_signature = inspect.signature(originals["run_task"])
+
         def run_task(backend: Any, *args: Any, **kwargs: Any) -> Any:
             plane._backend = backend
+            call = run_task_signature.bind(backend, *args, **kwargs).arguments
+            provider = ec2_capacity.ec2_provider(call.get("capacity_provider_strategy"))
+            if provider and not call.get("launch_type"):  # an Auto Scaling group's hosts (localaws.ec2_capacity)
+                td = backend.describe_task_definition(call["task_definition_str"])
+                try:
+                    ec2_capacity.prepare(backend, call["cluster_str"], td, provider)
+                except ec2_capacity.CapacityError as exc:
+                    raise ClientException(str(exc)) from exc
             tasks = originals["run_task"](backend, *args, **kwargs)
+            if provider and not tasks:
+                raise ClientException(f"RESOURCE: no host of capacity provider {provider} has room for the task")
             for task in tasks:
                 td = backend.describe_task_definition(task.task_definition_arn)
                 try:
@@ -845,6 +869,8 @@ class EcsPlane:
         while not self._stop.wait(0.5):
             try:
                 self.reconcile()
+                if self._backend is not None:
+                    ec2_capacity.scale_in_idle(self._backend, self.host_idle_seconds)
             except Exception as exc:  # keep the loop alive; the next pass retries
                 print(f"localaws ecs reconcile: {exc!r}", flush=True)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import boto3
 
-from localaws import alarms, iam, lambdas, missing_apis, s3policy, sfn
+from localaws import alarms, codepipeline, ec2_capacity, iam, lambdas, missing_apis, s3policy, sfn
 from localaws.atomic import serialise_dynamodb_writes
 from localaws.cbor import CborBridge
 from localaws.ecs import EcsPlane, free_port
@@ -137,6 +137,7 @@ class LocalAWS:
         self._undo.append(self.ecs.install())
         self._undo.append(sfn.install(self._ensure_sync_functions))
         self._undo.append(alarms.install(self))
+        self._undo.append(codepipeline.install(self))  # runs pipelines (after alarms: wraps its rule delivery)
         self._undo.append(s3policy.install())
         self._undo.append(missing_apis.install())
         if self.enforce_iam:
@@ -182,9 +183,11 @@ class LocalAWS:
         )
         self.ecs.identity = enforcer.task_environment
         sfn.training_identity = enforcer.training_environment
+        ec2_capacity.authorize_role = enforcer.authorize_role
 
         def undo() -> None:
             sfn.training_identity = None
+            ec2_capacity.authorize_role = None
 
         self._undo.append(undo)
 

@@ -187,3 +187,24 @@ train-start: venv ## start the train-evaluate-deploy state machine (STATE_MACHIN
 	$(PY) scripts/ci.py train --state-machine-arn $(STATE_MACHINE_ARN) \
 	  --name-prefix $(DEPLOY_ENV) --timeout $(TRAIN_TIMEOUT) --out $(CI_BUILD)/train-execution.json \
 	  $(if $(filter 1,$(TRAIN_WAIT)),--wait)
+
+# ---- delivery = codepipeline (docs/delivery.md): Jenkins publishes a release zip, AWS CodePipeline applies it
+ESTEIRA_DELIVERY ?= github
+RELEASE_BUCKET   ?=
+RELEASE_KEY      ?= releases/release.zip
+RELEASE_ZIP      ?= $(CI_BUILD)/release.zip
+RELEASE_MANIFEST ?= release.json
+
+.PHONY: publish-release release-deploy
+
+publish-release: venv ## zip release.json (build/images.json) + the commit's tree and put it to RELEASE_BUCKET (starts the pipeline)
+	@test "$(ESTEIRA_DELIVERY)" = codepipeline || { echo "ESTEIRA_DELIVERY=$(ESTEIRA_DELIVERY): publish-release is for codepipeline (github uses trigger-deploy)" >&2; exit 2; }
+	@test -n "$(RELEASE_BUCKET)" || { echo "RELEASE_BUCKET is not set (terraform output release_object)" >&2; exit 2; }
+	$(PY) scripts/release.py build --images $(IMAGES_FILE) --out $(RELEASE_ZIP)
+	$(PY) scripts/release.py publish --zip $(RELEASE_ZIP) --bucket $(RELEASE_BUCKET) --key $(RELEASE_KEY)
+
+# CodePipeline's deploy build (modules/delivery buildspec) runs this in the unzipped release: the same
+# tf-plan, tf-apply and smoke-test deploy.yml runs, with the manifest's commit and digests.
+release-deploy: ## plan + apply the release manifest's digests (RELEASE_MANIFEST), then smoke-test
+	@test -f $(RELEASE_MANIFEST) || { echo "no release manifest at $(RELEASE_MANIFEST)" >&2; exit 2; }
+	$(MAKE) --no-print-directory tf-plan tf-apply smoke-test $$(python3 scripts/release.py make-vars $(RELEASE_MANIFEST))

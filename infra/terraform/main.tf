@@ -54,6 +54,19 @@ locals {
     "states"               = "retrain_trigger Lambda: StartExecution"
     "sns"                  = "drift_check Lambda: the notice when a drift retrain did not absorb the shift"
   }
+  # The ECS agent of the EC2 training hosts registers and reports through these; without them (and no
+  # NAT) the hosts never join the cluster and a training task waits in PROVISIONING until it times out.
+  ec2_training_apis = var.ec2_training.enabled && !var.enable_nat_gateway ? {
+    "ecs-agent"     = "the ECS agent of the EC2 training hosts (ec2_training)"
+    "ecs-telemetry" = "the ECS agent's metrics of the EC2 training hosts (ec2_training)"
+  } : {}
+  # The EC2 backend's training task, as the workflow module takes it (null: no EC2 backend).
+  ec2_training_task = var.ec2_training.enabled ? {
+    capacity_provider = module.ec2_capacity[0].capacity_provider_name
+    cpu               = var.ec2_training.task_cpu
+    memory            = var.ec2_training.task_memory
+    gpus              = var.ec2_training.gpus
+  } : null
 }
 
 # ---- one permissions boundary on every role the stack creates
@@ -66,9 +79,9 @@ locals {
   # Known at plan time (name and path are configuration) and a reference, so roles wait for the policy.
   boundary_arn = "${local.iam_arn}:policy${aws_iam_policy.boundary.path}${aws_iam_policy.boundary.name}"
   stack_services = [
-    "application-autoscaling", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elasticloadbalancing", "events",
-    "kms", "lambda", "logs", "rds", "route53", "s3", "sagemaker", "secretsmanager", "servicediscovery", "sns",
-    "states", "xray",
+    "application-autoscaling", "autoscaling", "cloudwatch", "codebuild", "codepipeline", "dynamodb", "ec2",
+    "ecr", "ecs", "elasticloadbalancing", "events", "kms", "lambda", "logs", "rds", "route53", "s3",
+    "sagemaker", "secretsmanager", "servicediscovery", "sns", "ssm", "states", "xray",
   ]
 }
 
@@ -98,6 +111,7 @@ data "aws_iam_policy_document" "boundary" {
     resources = [
       "${local.iam_arn}:role/${local.name}-*",
       "${local.iam_arn}:policy/${local.name}-*",
+      "${local.iam_arn}:instance-profile/${local.name}-*",
       "${local.iam_arn}:role/aws-service-role/*",
       "${local.iam_arn}:oidc-provider/token.actions.githubusercontent.com",
     ]
@@ -160,13 +174,13 @@ module "network" {
   cidr_block            = var.vpc_cidr
   availability_zones    = local.azs
   enable_nat_gateway    = var.enable_nat_gateway
-  interface_endpoints   = var.interface_endpoints
+  interface_endpoints   = setunion(var.interface_endpoints, keys(local.ec2_training_apis))
   endpoint_subnet_count = var.endpoint_subnet_count
   kms_key_arn           = module.storage.kms_key_arn
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
 
-  required_interface_endpoints = keys(local.private_aws_apis)
+  required_interface_endpoints = concat(keys(local.private_aws_apis), keys(local.ec2_training_apis))
   permissions_boundary_arn     = local.boundary_arn
 }
 
@@ -204,6 +218,7 @@ module "serving" {
   min_capacity                 = var.serving_min_capacity
   max_capacity                 = var.serving_max_capacity
   use_fargate_spot             = var.use_fargate_spot
+  extra_capacity_providers     = module.ec2_capacity[*].capacity_provider_name
   certificate_arn              = var.certificate_arn
   allowed_ingress_cidrs        = var.allowed_ingress_cidrs
   alb_logs_bucket              = module.storage.logs_bucket_name
@@ -211,6 +226,25 @@ module "serving" {
   log_retention_days           = var.log_retention_days
   tags                         = local.tags
   permissions_boundary_arn     = local.boundary_arn
+}
+
+# EC2 capacity for heavy training (off by default; docs/training-capacity.md).
+module "ec2_capacity" {
+  source                   = "./modules/ec2_capacity"
+  count                    = var.ec2_training.enabled ? 1 : 0
+  name                     = local.name
+  cluster_name             = module.serving.cluster_name
+  vpc_id                   = module.network.vpc_id
+  private_subnet_ids       = module.network.private_subnet_ids
+  instance_type            = var.ec2_training.instance_type
+  gpus                     = var.ec2_training.gpus
+  max_instances            = var.ec2_training.max_instances
+  volume_size_gb           = var.ec2_training.volume_size_gb
+  task_cpu                 = var.ec2_training.task_cpu
+  task_memory              = var.ec2_training.task_memory
+  kms_key_arn              = module.storage.kms_key_arn
+  tags                     = local.tags
+  permissions_boundary_arn = local.boundary_arn
 }
 
 module "mlflow" {
@@ -252,6 +286,7 @@ module "workflow" {
   lambda_image_uri        = local.images.lambdas
   training_image_uri      = local.images.training
   training_backend        = var.training_backend
+  ec2_training            = local.ec2_training_task
   functions_outside_vpc   = var.smoke_test_outside_vpc ? ["smoke_test"] : []
   definition_path         = "${path.root}/../../stepfunctions/train_evaluate_deploy.asl.json"
   vpc_id                  = module.network.vpc_id
@@ -330,6 +365,26 @@ module "ci" {
   state_key_prefix     = "${var.project}/${var.environment}/"
   kms_key_arn          = module.storage.kms_key_arn
   tags                 = local.tags
+
+  permissions_boundary_arn = local.boundary_arn
+}
+
+# delivery = "codepipeline": Jenkins' release zip -> CodePipeline (approval in prod) -> CodeBuild apply
+# -> the state machine (modules/delivery, docs/delivery.md). "github" (default): deploy.yml, no resources.
+module "delivery" {
+  source             = "./modules/delivery"
+  count              = var.delivery == "codepipeline" ? 1 : 0
+  name               = local.name
+  environment        = var.environment
+  release_object_key = var.release_object_key
+  kms_key_arn        = module.storage.kms_key_arn
+  sns_topic_arn      = module.monitoring.sns_topic_arn
+  state_machine_arn  = module.workflow.state_machine_arn
+  deploy_policy_json = try(module.ci[0].deploy_policy_json, null)
+  state_bucket       = var.state_bucket
+  force_destroy      = var.force_destroy
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
 
   permissions_boundary_arn = local.boundary_arn
 }

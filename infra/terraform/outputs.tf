@@ -85,3 +85,13 @@ output "github_plan_role_arn" {
   description = "Read-only role GitHub Actions assumes on pull requests to plan; null when enable_ci is false."
   value       = try(module.ci[0].plan_role_arn, null)
 }
+
+output "delivery_pipeline_name" {
+  description = "The CodePipeline that applies releases (delivery = codepipeline); null with delivery = github."
+  value       = try(module.delivery[0].pipeline_name, null)
+}
+
+output "release_object" {
+  description = "Where Jenkins puts the release zip (make publish-release RELEASE_BUCKET=<bucket> RELEASE_KEY=<key>): {bucket, key, uri}; null with delivery = github."
+  value       = try(module.delivery[0].release_object, null)
+}

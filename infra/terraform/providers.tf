@@ -17,7 +17,10 @@ provider "aws" {
     for_each = local.emulated ? [var.aws_endpoint_url] : []
     content {
       appautoscaling   = endpoints.value
+      autoscaling      = endpoints.value
       cloudwatch       = endpoints.value
+      codebuild        = endpoints.value
+      codepipeline     = endpoints.value
       dynamodb         = endpoints.value
       ec2              = endpoints.value
       ecr              = endpoints.value
@@ -36,6 +39,7 @@ provider "aws" {
       servicediscovery = endpoints.value
       sfn              = endpoints.value
       sns              = endpoints.value
+      ssm              = endpoints.value
       sts              = endpoints.value
     }
   }

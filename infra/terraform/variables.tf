@@ -231,12 +231,30 @@ variable "smoke_test_outside_vpc" {
 }
 
 variable "training_backend" {
-  description = "Training backend of the state machine: ecs or sagemaker."
+  description = "Default training backend of the state machine (an execution's input may name another that is deployed): ecs (Fargate), ec2 (the EC2 capacity of ec2_training) or sagemaker (creates the SageMaker role)."
   type        = string
   default     = "ecs"
   validation {
-    condition     = contains(["ecs", "sagemaker"], var.training_backend)
-    error_message = "training_backend must be ecs or sagemaker."
+    condition     = contains(["ecs", "ec2", "sagemaker"], var.training_backend)
+    error_message = "training_backend must be ecs, ec2 or sagemaker."
+  }
+}
+
+variable "ec2_training" {
+  description = "EC2 capacity for heavy training (docs/training-capacity.md), off by default: an ECS capacity provider over an Auto Scaling group that managed scaling keeps at 0 instances while idle. task_cpu (CPU units) and task_memory (MiB) size the training task and must fit instance_type; gpus > 0 reserves GPUs and selects the ECS GPU AMI."
+  type = object({
+    enabled        = optional(bool, false)
+    instance_type  = optional(string, "m6i.8xlarge")
+    gpus           = optional(number, 0)
+    max_instances  = optional(number, 1)
+    volume_size_gb = optional(number, 100)
+    task_cpu       = optional(number, 30720)
+    task_memory    = optional(number, 114688)
+  })
+  default = {}
+  validation {
+    condition     = var.ec2_training.task_cpu >= 256 && var.ec2_training.task_memory >= 512
+    error_message = "ec2_training.task_cpu must be at least 256 CPU units and task_memory at least 512 MiB."
   }
 }
 
@@ -364,4 +382,21 @@ variable "canary_thresholds" {
     min_requests            = optional(number, 30)
   })
   default = {}
+}
+
+# ---- delivery (docs/delivery.md)
+variable "delivery" {
+  description = "Who applies a release: github (Jenkins dispatches .github/workflows/deploy.yml) or codepipeline (Jenkins publishes a release zip that starts an AWS CodePipeline; needs enable_ci for the deploy policy)."
+  type        = string
+  default     = "github"
+  validation {
+    condition     = contains(["github", "codepipeline"], var.delivery)
+    error_message = "delivery must be github or codepipeline."
+  }
+}
+
+variable "release_object_key" {
+  description = "Key of the release zip in the delivery bucket (delivery = codepipeline); make publish-release puts it there."
+  type        = string
+  default     = "releases/release.zip"
 }

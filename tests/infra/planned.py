@@ -1,9 +1,10 @@
 """One `tofu show -json` of a plan of the root module against a moto server, shared by the test modules
 that read the rendered policies (test_escalation.py, test_first_apply.py) and made once per session.
 
-The plan is dev.tfvars with the SageMaker training backend: the same stack plus the SageMaker role,
-so every role the stack can create is in it. Planning creates nothing, so moto only has to answer the
-provider's reads (caller identity, availability zones); every value derived from names is known.
+The plan is dev.tfvars with the SageMaker training backend and the EC2 training capacity: the same
+stack plus the SageMaker role and the EC2 hosts' role, so every role the stack can create is in it.
+Planning creates nothing, so moto only has to answer the provider's reads (caller identity,
+availability zones, the ECS-optimised AMI parameter); every value derived from names is known.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from .conftest import BIN, TOOLS_DIR, Tofu, moto_server, require, stage_tree, tofu_env
 
-PLAN_VARS = ("-var-file=envs/dev.tfvars", "-var=training_backend=sagemaker")
+PLAN_VARS = ("-var-file=envs/dev.tfvars", "-var=training_backend=sagemaker", "-var=ec2_training={enabled=true}")
 _PLANS: dict[tuple[str, ...], dict[str, Any]] = {}
 
 

@@ -28,6 +28,10 @@ TEMPLATE_VARS = {
     "train_subnets": '["subnet-0a", "subnet-0b"]',
     "train_security_groups": '["sg-0a"]',
     "training_backend": "ecs",
+    "sagemaker_enabled": "false",
+    "ec2_training_enabled": "true",
+    "ec2_capacity_provider": "esteira-dev-ec2-training",
+    "train_ec2_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/esteira-dev-train-ec2:1",
     "sagemaker_role_arn": "",
     "training_image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-dev/training:0.1.0",
     "image_variable": yaml.safe_load(CONTRACT.read_text())["image_variable"],
@@ -179,15 +183,42 @@ def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
         TEMPLATE_VARS | {"training_backend": "sagemaker", "sagemaker_role_arn": "arn:aws:iam::1:role/x"}
     )
     (job,) = [s for s in definition["States"].values() if "sagemaker:createTrainingJob" in s.get("Resource", "")]
-    (task,) = [
-        s for s in definition["States"].values() if s.get("Resource", "").startswith("arn:aws:states:::ecs:runTask")
-    ]
-    network = task["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    network = definition["States"]["TrainEcs"]["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert job["Parameters"]["VpcConfig"] == {
         "Subnets": network["Subnets"],
         "SecurityGroupIds": network["SecurityGroups"],
     }
     assert job["Parameters"]["VpcConfig"] == {"Subnets": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
+
+
+def test_the_ec2_training_task_is_the_fargate_one_on_the_capacity_provider() -> None:
+    """TrainEc2 differs from TrainEcs only in where it runs: the EC2 task definition and the capacity
+    provider strategy (RunTask refuses a launch type beside a strategy). Same network, command, retries."""
+    states = render_asl(TEMPLATE_VARS)["States"]
+    fargate, ec2 = states["TrainEcs"], states["TrainEc2"]
+    assert fargate["Parameters"].pop("LaunchType") == "FARGATE"
+    assert ec2["Parameters"].pop("CapacityProviderStrategy") == [
+        {"CapacityProvider": TEMPLATE_VARS["ec2_capacity_provider"], "Weight": 1}
+    ]
+    assert fargate["Parameters"].pop("TaskDefinition") == TEMPLATE_VARS["train_task_definition_arn"]
+    assert ec2["Parameters"].pop("TaskDefinition") == TEMPLATE_VARS["train_ec2_task_definition_arn"]
+    assert ec2["Parameters"] == fargate["Parameters"]
+    assert {k: v for k, v in ec2.items() if k != "TimeoutSeconds"} == {
+        k: v for k, v in fargate.items() if k != "TimeoutSeconds"
+    }
+
+
+def test_an_execution_may_only_choose_a_deployed_backend() -> None:
+    """BackendDeployed? lets an input's training_backend through only when the stack deploys it."""
+    for enabled in ("true", "false"):
+        states = render_asl(TEMPLATE_VARS | {"ec2_training_enabled": enabled})["States"]
+        assert states["MergeInput"]["Parameters"]["deployed_backends"] == {
+            "ecs": "true", "ec2": enabled, "sagemaker": "false"
+        }  # fmt: skip
+    assert states["Init"]["Parameters"]["defaults"]["training_backend"] == TEMPLATE_VARS["training_backend"]
+    choice = states["BackendDeployed?"]
+    assert choice["Default"] == "BackendNotDeployed" and states["BackendNotDeployed"]["Type"] == "Fail"
+    assert {rule["Next"] for rule in choice["Choices"]} == {"AcquireLock"}
 
 
 def test_the_sagemaker_training_job_is_told_the_image_it_runs() -> None:

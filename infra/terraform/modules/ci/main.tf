@@ -128,7 +128,8 @@ data "aws_iam_policy_document" "deploy" {
   statement {
     sid = "StackServices"
     actions = [
-      "application-autoscaling:*", "cloudwatch:*", "dynamodb:*", "ec2:*", "ecr:*", "ecs:*",
+      "application-autoscaling:*", "autoscaling:*", "cloudwatch:*", "codebuild:*", "codepipeline:*", "dynamodb:*",
+      "ec2:*", "ecr:*", "ecs:*",
       "elasticloadbalancing:*", "events:*", "kms:*", "lambda:*", "logs:*", "rds:*", "route53:*",
       "secretsmanager:*", "servicediscovery:*", "sns:*", "states:*", "xray:*",
     ]
@@ -163,6 +164,21 @@ data "aws_iam_policy_document" "deploy" {
       "iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:PassRole",
     ]
     resources = ["${local.iam_arn}:role/${var.name}-*"]
+  }
+  # The EC2 training hosts (ec2_training): their instance profile, and the ECS-optimised AMI's ID
+  # from AWS's public parameters.
+  statement {
+    sid = "StackInstanceProfiles"
+    actions = [
+      "iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:AddRoleToInstanceProfile",
+      "iam:RemoveRoleFromInstanceProfile", "iam:TagInstanceProfile", "iam:UntagInstanceProfile",
+    ]
+    resources = ["${local.iam_arn}:instance-profile/${var.name}-*"]
+  }
+  statement {
+    sid       = "EcsOptimisedAmi"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = ["arn:${local.partition}:ssm:${data.aws_region.current.region}::parameter/aws/service/ecs/*"]
   }
   statement {
     sid       = "GithubOidcProvider"

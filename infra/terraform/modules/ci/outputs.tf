@@ -17,3 +17,8 @@ output "oidc_provider_arn" {
   description = "GitHub OIDC provider ARN."
   value       = local.provider_arn
 }
+
+output "deploy_policy_json" {
+  description = "The deploy role's policy document; modules/delivery gives the CodeBuild deploy build the same permissions."
+  value       = data.aws_iam_policy_document.deploy.json
+}

@@ -293,3 +293,9 @@ variable "permissions_boundary_arn" {
     error_message = "permissions_boundary_arn must be an IAM policy ARN."
   }
 }
+
+variable "extra_capacity_providers" {
+  description = "Capacity providers of the cluster besides FARGATE and FARGATE_SPOT (the EC2 training capacity); the default strategy stays Fargate."
+  type        = list(string)
+  default     = []
+}

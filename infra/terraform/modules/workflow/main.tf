@@ -576,6 +576,32 @@ resource "aws_cloudwatch_log_group" "train" {
   tags              = var.tags
 }
 
+# The training container, shared by the Fargate and the EC2 task definitions.
+locals {
+  train_container = {
+    name                   = "train"
+    image                  = var.training_image_uri
+    essential              = true
+    readonlyRootFilesystem = true
+    command                = var.train_command
+    environment            = [for k in sort(keys(local.train_environment)) : { name = k, value = local.train_environment[k] }]
+    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    # MLflow's clients read these natively: the workflow's (writing) user, modules/mlflow.
+    secrets = [
+      { name = "MLFLOW_TRACKING_USERNAME", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:username::" },
+      { name = "MLFLOW_TRACKING_PASSWORD", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:password::" },
+    ]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.train.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "train"
+      }
+    }
+  }
+}
+
 resource "aws_ecs_task_definition" "train" {
   family                   = "${var.name}-train"
   requires_compatibilities = ["FARGATE"]
@@ -589,30 +615,7 @@ resource "aws_ecs_task_definition" "train" {
     name = "tmp"
   }
 
-  container_definitions = jsonencode([
-    {
-      name                   = "train"
-      image                  = var.training_image_uri
-      essential              = true
-      readonlyRootFilesystem = true
-      command                = var.train_command
-      environment            = [for k in sort(keys(local.train_environment)) : { name = k, value = local.train_environment[k] }]
-      mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-      # MLflow's clients read these natively: the workflow's (writing) user, modules/mlflow.
-      secrets = [
-        { name = "MLFLOW_TRACKING_USERNAME", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:username::" },
-        { name = "MLFLOW_TRACKING_PASSWORD", valueFrom = "${var.mlflow_credential_secret_arns["workflow"]}:password::" },
-      ]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.train.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "train"
-        }
-      }
-    }
-  ])
+  container_definitions = jsonencode([local.train_container])
 
   lifecycle {
     precondition {
@@ -624,6 +627,32 @@ resource "aws_ecs_task_definition" "train" {
       error_message = "contract.yaml workflow_environment names ${var.image_variable}, the image_variable: the module sets it per resource to the image each runs, outside that list."
     }
   }
+
+  tags = var.tags
+}
+
+# ---- optional EC2 training backend (docs/training-capacity.md): the same container on the EC2
+# capacity provider, sized beyond Fargate's 16 vCPU / 120 GB and with GPUs.
+resource "aws_ecs_task_definition" "train_ec2" {
+  count                    = var.ec2_training == null ? 0 : 1
+  family                   = "${var.name}-train-ec2"
+  requires_compatibilities = ["EC2"]
+  network_mode             = "awsvpc"
+  cpu                      = var.ec2_training.cpu
+  memory                   = var.ec2_training.memory
+  execution_role_arn       = aws_iam_role.train_execution.arn
+  task_role_arn            = aws_iam_role.train_task.arn
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    merge(
+      local.train_container,
+      { for k, v in { resourceRequirements = [{ type = "GPU", value = tostring(var.ec2_training.gpus) }] } : k => v if var.ec2_training.gpus > 0 },
+    )
+  ])
 
   tags = var.tags
 }
@@ -786,7 +815,7 @@ data "aws_iam_policy_document" "sfn" {
   statement {
     sid       = "RunTraining"
     actions   = ["ecs:RunTask"]
-    resources = ["arn:${format(local.arn_prefix, "ecs")}:task-definition/${aws_ecs_task_definition.train.family}:*"]
+    resources = [for f in concat([aws_ecs_task_definition.train.family], aws_ecs_task_definition.train_ec2[*].family) : "arn:${format(local.arn_prefix, "ecs")}:task-definition/${f}:*"]
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"
@@ -852,24 +881,28 @@ locals {
   definition_variables = merge(
     { for k, f in aws_lambda_function.this : "${k}_function_arn" => f.arn },
     {
-      sns_topic_arn             = var.sns_topic_arn
-      ecs_cluster_arn           = var.cluster_arn
-      train_task_definition_arn = aws_ecs_task_definition.train.arn
-      train_container_name      = "train"
-      train_subnets             = jsonencode(var.private_subnet_ids)
-      train_security_groups     = jsonencode([aws_security_group.workflow.id])
-      training_backend          = var.training_backend
-      sagemaker_role_arn        = try(aws_iam_role.sagemaker[0].arn, "")
-      training_image_uri        = var.training_image_uri
-      image_variable            = var.image_variable
-      mlflow_credentials_secret = var.mlflow_credential_secret_arns["workflow"]
-      lock_table_name           = aws_dynamodb_table.lock.name
-      data_bucket               = var.bucket_names["data"]
-      artifacts_bucket          = var.bucket_names["artifacts"]
-      deployment_strategy       = var.deployment_strategy
-      canary_steps              = jsonencode(var.canary_steps)
-      canary_bake_seconds       = tostring(var.canary_bake_seconds)
-      shadow_seconds            = tostring(var.shadow_seconds)
+      sns_topic_arn                 = var.sns_topic_arn
+      ecs_cluster_arn               = var.cluster_arn
+      train_task_definition_arn     = aws_ecs_task_definition.train.arn
+      train_container_name          = "train"
+      train_subnets                 = jsonencode(var.private_subnet_ids)
+      train_security_groups         = jsonencode([aws_security_group.workflow.id])
+      training_backend              = var.training_backend
+      sagemaker_enabled             = tostring(var.training_backend == "sagemaker")
+      ec2_training_enabled          = tostring(var.ec2_training != null)
+      ec2_capacity_provider         = try(var.ec2_training.capacity_provider, "")
+      train_ec2_task_definition_arn = try(aws_ecs_task_definition.train_ec2[0].arn, "")
+      sagemaker_role_arn            = try(aws_iam_role.sagemaker[0].arn, "")
+      training_image_uri            = var.training_image_uri
+      image_variable                = var.image_variable
+      mlflow_credentials_secret     = var.mlflow_credential_secret_arns["workflow"]
+      lock_table_name               = aws_dynamodb_table.lock.name
+      data_bucket                   = var.bucket_names["data"]
+      artifacts_bucket              = var.bucket_names["artifacts"]
+      deployment_strategy           = var.deployment_strategy
+      canary_steps                  = jsonencode(var.canary_steps)
+      canary_bake_seconds           = tostring(var.canary_bake_seconds)
+      shadow_seconds                = tostring(var.shadow_seconds)
     },
   )
 }
@@ -901,6 +934,10 @@ resource "aws_sfn_state_machine" "this" {
     precondition {
       condition     = length(setsubtract(var.template_variables, keys(local.definition_variables))) == 0
       error_message = "No value for the ASL template variable(s) ${join(", ", sort(setsubtract(var.template_variables, keys(local.definition_variables))))} of contract.yaml asl_variables."
+    }
+    precondition {
+      condition     = var.training_backend != "ec2" || var.ec2_training != null
+      error_message = "training_backend = \"ec2\" needs the EC2 capacity (ec2_training.enabled = true)."
     }
     precondition {
       condition     = length(setsubtract(keys(var.functions), var.function_keys)) == 0

@@ -170,12 +170,27 @@ variable "train_memory" {
 }
 
 variable "training_backend" {
-  description = "Where the state machine trains: ecs (Fargate task) or sagemaker (training job)."
+  description = "Where the state machine trains unless an execution's input names another (training_backend): ecs (Fargate task), ec2 (ECS task on the EC2 capacity provider; needs ec2_training) or sagemaker (training job; its role exists only with this default)."
   type        = string
   default     = "ecs"
   validation {
-    condition     = contains(["ecs", "sagemaker"], var.training_backend)
-    error_message = "training_backend must be ecs or sagemaker."
+    condition     = contains(["ecs", "ec2", "sagemaker"], var.training_backend)
+    error_message = "training_backend must be ecs, ec2 or sagemaker."
+  }
+}
+
+variable "ec2_training" {
+  description = "The EC2 training backend, or null for none: the ECS capacity provider the task is placed with (modules/ec2_capacity) and the task's size. cpu in CPU units, memory in MiB, gpus reserved per task."
+  type = object({
+    capacity_provider = string
+    cpu               = number
+    memory            = number
+    gpus              = number
+  })
+  default = null
+  validation {
+    condition     = var.ec2_training == null || try(var.ec2_training.cpu >= 256 && var.ec2_training.memory >= 512 && var.ec2_training.gpus >= 0, false)
+    error_message = "ec2_training needs cpu >= 256 units, memory >= 512 MiB and gpus >= 0."
   }
 }
 

@@ -1,0 +1,191 @@
+"""The embedded ECS places tasks on an EC2 capacity provider as ECS and the host do (localaws.ec2_capacity).
+
+Built here with the API calls Terraform makes (modules/ec2_capacity), without an apply: a launch
+template, an Auto Scaling group at 0, a capacity provider with managed scaling, the cluster's
+association. The applied stack's training run on EC2 is tests/workflow/test_ec2_training.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from localaws import LocalAWS
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+@dataclass
+class Capacity:
+    aws: LocalAWS
+    group: str
+    provider: str
+    subnet: str
+    security_group: str
+
+    def client(self, name: str) -> Any:
+        return self.aws.client(name)
+
+    def desired(self) -> int:
+        asg = self.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[self.group])
+        return int(asg["AutoScalingGroups"][0]["DesiredCapacity"])
+
+    def task_definition(self, family: str, *, cpu: str = "1024", memory: str = "2048", **extra: Any) -> str:
+        container = {"name": "main", "image": "x", "command": [sys.executable, "-c", "print('trained')"], **extra}
+        return str(
+            self.client("ecs").register_task_definition(
+                family=family, requiresCompatibilities=["EC2"], networkMode="awsvpc", cpu=cpu, memory=memory,
+                containerDefinitions=[container],
+            )["taskDefinition"]["taskDefinitionArn"]
+        )  # fmt: skip
+
+    def run(self, task_definition: str, provider: str | None = None) -> dict[str, Any]:
+        return dict(
+            self.client("ecs").run_task(
+                cluster="c", taskDefinition=task_definition,
+                capacityProviderStrategy=[{"capacityProvider": provider or self.provider, "weight": 1}],
+                networkConfiguration={
+                    "awsvpcConfiguration": {"subnets": [self.subnet], "securityGroups": [self.security_group]}
+                },
+            )
+        )  # fmt: skip
+
+
+def _capacity(aws: LocalAWS, *, cluster_in_user_data: str = "c", instance_type: str = "m6i.large") -> Capacity:
+    ec2, iam = aws.client("ec2"), aws.client("iam")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
+    iam.create_role(RoleName="host", AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.create_instance_profile(InstanceProfileName="host")
+    iam.add_role_to_instance_profile(InstanceProfileName="host", RoleName="host")
+    user_data = f"#!/bin/bash\necho ECS_CLUSTER={cluster_in_user_data} >> /etc/ecs/ecs.config\n"
+    ec2.create_launch_template(
+        LaunchTemplateName="host",
+        LaunchTemplateData={
+            "ImageId": "ami-12345678", "InstanceType": instance_type,
+            "IamInstanceProfile": {"Name": "host"}, "UserData": base64.b64encode(user_data.encode()).decode(),
+            "MetadataOptions": {"HttpTokens": "required"},
+        },
+    )  # fmt: skip
+    autoscaling = aws.client("autoscaling")
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="hosts", MinSize=0, MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnet,
+        LaunchTemplate={"LaunchTemplateName": "host", "Version": "$Latest"}, NewInstancesProtectedFromScaleIn=True,
+    )  # fmt: skip
+    arn = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["hosts"])["AutoScalingGroups"][0][
+        "AutoScalingGroupARN"
+    ]
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    ecs.create_capacity_provider(
+        name="training",
+        autoScalingGroupProvider={
+            "autoScalingGroupArn": arn, "managedTerminationProtection": "ENABLED",
+            "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+        },
+    )  # fmt: skip
+    ecs.put_cluster_capacity_providers(
+        cluster="c", capacityProviders=["FARGATE", "training"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+    )  # fmt: skip
+    return Capacity(aws, "hosts", "training", subnet, group)
+
+
+@pytest.fixture()
+def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
+    monkeypatch.setenv("LOCALAWS_HOST_IDLE_SECONDS", "0.5")
+    with LocalAWS(workdir=tmp_path / "localaws") as local:
+        yield local
+
+
+def _wait_stopped(cap: Capacity, arn: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        task = cap.client("ecs").describe_tasks(cluster="c", tasks=[arn])["tasks"][0]
+        if task["lastStatus"] == "STOPPED":
+            return dict(task)
+        assert time.monotonic() < deadline, task
+        time.sleep(0.2)
+
+
+def test_managed_scaling_adds_a_host_for_the_task_and_removes_it_when_idle(aws: LocalAWS) -> None:
+    cap = _capacity(aws)
+    assert cap.desired() == 0
+    started = cap.run(cap.task_definition("train"))
+    assert cap.desired() == 1  # scaled out for the task
+    hosts = cap.client("ecs").list_container_instances(cluster="c")["containerInstanceArns"]
+    assert len(hosts) == 1
+    (host,) = cap.client("ecs").describe_container_instances(cluster="c", containerInstances=hosts)[
+        "containerInstances"
+    ]
+    registered = {r["name"]: r.get("integerValue") for r in host["registeredResources"]}
+    assert registered["CPU"] == 2 * 1024 and registered["MEMORY"] == int(8192 * 0.9)  # m6i.large
+    task = _wait_stopped(cap, started["tasks"][0]["taskArn"])
+    assert task["containers"][0]["exitCode"] == 0
+    assert task["capacityProviderName"] == "training"
+    deadline = time.monotonic() + 20
+    while cap.desired() != 0:  # idle: deregistered and scaled in, as managed scaling does
+        assert time.monotonic() < deadline, "the idle host was never removed"
+        time.sleep(0.2)
+    assert cap.client("ecs").list_container_instances(cluster="c")["containerInstanceArns"] == []
+
+
+def test_a_host_whose_user_data_names_another_cluster_never_takes_the_task(aws: LocalAWS) -> None:
+    cap = _capacity(aws, cluster_in_user_data="default")
+    with pytest.raises(ClientError, match=r"joined ECS cluster 'default', not 'c'.*ECS_CLUSTER=c"):
+        cap.run(cap.task_definition("train"))
+
+
+def test_a_task_larger_than_a_host_is_refused_with_the_sizes(aws: LocalAWS) -> None:
+    cap = _capacity(aws)
+    too_big = cap.task_definition("big", cpu="4096", memory="4096")  # m6i.large: 2 vCPU
+    with pytest.raises(ClientError, match=r"RESOURCE: the task \(cpu 4096.*never fits a m6i.large host"):
+        cap.run(too_big)
+    gpu = cap.task_definition("gpu", resourceRequirements=[{"type": "GPU", "value": "1"}])
+    with pytest.raises(ClientError, match=r"1 GPU\) never fits"):
+        cap.run(gpu)
+    assert cap.desired() == 0  # nothing was launched for a task that can never fit
+
+
+def test_a_provider_the_cluster_does_not_use_and_a_fargate_only_definition_are_refused(aws: LocalAWS) -> None:
+    cap = _capacity(aws)
+    cap.client("ecs").put_cluster_capacity_providers(
+        cluster="c", capacityProviders=["FARGATE"], defaultCapacityProviderStrategy=[]
+    )
+    with pytest.raises(ClientError, match="not associated with the cluster"):
+        cap.run(cap.task_definition("train"))
+    cap.client("ecs").put_cluster_capacity_providers(
+        cluster="c", capacityProviders=["FARGATE", "training"], defaultCapacityProviderStrategy=[]
+    )
+    fargate_only = cap.client("ecs").register_task_definition(
+        family="f", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "main", "image": "x", "command": ["true"]}],
+    )["taskDefinition"]["taskDefinitionArn"]  # fmt: skip
+    with pytest.raises(ClientError, match="does not support the EC2 launch type"):
+        cap.run(fargate_only)
+
+
+def test_the_max_size_bounds_the_hosts(aws: LocalAWS) -> None:
+    cap = _capacity(aws)
+    sleeper = cap.task_definition(
+        "long", cpu="2048", memory="7000", command=[sys.executable, "-c", "import time; time.sleep(30)"]
+    )
+    first = cap.run(sleeper)
+    try:
+        with pytest.raises(ClientError, match=r"at its max_size \(1\)"):
+            cap.run(sleeper)  # the one host is full and the group may not grow
+    finally:
+        cap.client("ecs").stop_task(cluster="c", task=first["tasks"][0]["taskArn"], reason="test over")
