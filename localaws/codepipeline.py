@@ -494,14 +494,63 @@ class Runner:
         return out
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+# CodePipeline speaks awsJson1_1: timestamps are epoch seconds (JSON numbers). moto 5.2.5 writes ISO strings,
+# which boto3 reads leniently but the Terraform provider (Go SDK) refuses ("expected Timestamp to be a JSON
+# Number"): every answer here goes through _epochs.
+TIMESTAMPS = frozenset(
+    {"created", "updated", "startTime", "lastUpdateTime", "lastStatusChange", "approvedAt", "pollingDisabledAt"}
+)
 
 
-def _codebuild_sources(undo: list[Callable[[], None]]) -> None:
-    """CreateProject as AWS validates it: CODEPIPELINE and NO_SOURCE sources, and CODEPIPELINE and
-    NO_ARTIFACTS artifacts, have no location (moto 5.2.5 requires one and refuses the provider's call)."""
+def _epoch(value: str | datetime) -> float:
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _epochs(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _epoch(v) if k in TIMESTAMPS and isinstance(v, str | datetime) else _epochs(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_epochs(v) for v in value]
+    return value
+
+
+def _json_epochs(method: Callable[[Any], str]) -> Callable[[Any], str]:
+    def answer(self: Any) -> str:
+        return json.dumps(_epochs(json.loads(method(self))))
+
+    answer.__name__ = method.__name__
+    return answer
+
+
+# UpdateProject fields stored as given (AWS: an absent field is left as it is).
+PROJECT_FIELDS = (
+    "description", "source", "secondarySources", "sourceVersion", "secondarySourceVersions", "artifacts",
+    "secondaryArtifacts", "cache", "environment", "serviceRole", "timeoutInMinutes", "queuedTimeoutInMinutes",
+    "encryptionKey", "tags", "vpcConfig", "logsConfig", "fileSystemLocations", "buildBatchConfig",
+    "concurrentBuildLimit", "autoRetryLimit",
+)  # fmt: skip
+
+
+def _codebuild_projects(undo: list[Callable[[], None]]) -> None:
+    """CodeBuild projects as AWS keeps them, where moto 5.2.5 does not:
+
+    - CreateProject validates as AWS does: CODEPIPELINE and NO_SOURCE sources, and CODEPIPELINE and
+      NO_ARTIFACTS artifacts, have no location (moto requires one and refuses the provider's call);
+    - CreateProject keeps the project's `encryptionKey` (moto answers alias/aws/s3 whatever was asked,
+      so every later plan would show a change to the key);
+    - UpdateProject exists (moto has none): the fields given replace the stored ones, `badgeEnabled` sets
+      the badge, and an unknown project is ResourceNotFoundException. The provider calls it for any
+      change to an aws_codebuild_project, including its tags."""
     from moto.codebuild import responses
+    from moto.codebuild.exceptions import ResourceNotFoundException
+    from moto.codebuild.responses import CodeBuildResponse
+    from moto.core.responses import ActionResult
+    from moto.core.utils import unix_time
+
+    from localaws.missing_apis import _patch
 
     check_source = responses._validate_required_params_source
     check_artifacts = responses._validate_required_params_artifacts
@@ -512,7 +561,7 @@ def _codebuild_sources(undo: list[Callable[[], None]]) -> None:
         check_source(source)
 
     def artifacts(artifacts: dict[str, Any]) -> None:
-        if artifacts.get("type") == "CODEPIPELINE" and not artifacts.get("location"):
+        if artifacts.get("type") in ("CODEPIPELINE", "NO_ARTIFACTS") and not artifacts.get("location"):
             return
         check_artifacts(artifacts)
 
@@ -524,6 +573,43 @@ def _codebuild_sources(undo: list[Callable[[], None]]) -> None:
         responses._validate_required_params_artifacts = check_artifacts
 
     undo.append(restore)
+    moto_create = CodeBuildResponse.create_project
+
+    def create_project(self: Any) -> Any:
+        result = moto_create(self)
+        key = self._get_param("encryptionKey")
+        if key:
+            self.codebuild_backend.codebuild_projects[self._get_param("name")].project_metadata["encryptionKey"] = key
+        return result
+
+    def update_project(self: Any) -> Any:
+        name = str(self._get_param("name") or "")
+        projects = self.codebuild_backend.codebuild_projects
+        project = projects.get(name) or next((p for p in projects.values() if p.arn == name), None)
+        if project is None:
+            raise ResourceNotFoundException(
+                f"Project cannot be found: arn:aws:codebuild:{self.region}:{self.current_account}:project/{name}"
+            )
+        if self._get_param("source") is not None:
+            source(self._get_param("source"))
+        if self._get_param("artifacts") is not None:
+            artifacts(self._get_param("artifacts"))
+        meta = project.project_metadata
+        for param in PROJECT_FIELDS:
+            value = self._get_param(param)
+            if value is not None:
+                meta[param] = value
+        if self._get_param("badgeEnabled") is not None:
+            meta["badge"] = {"badgeEnabled": bool(self._get_param("badgeEnabled"))}
+        if self._get_param("tags") is not None:
+            project.tags = self._get_param("tags")
+        if self._get_param("serviceRole"):
+            project.service_role = self._get_param("serviceRole")
+        meta["lastModifiedDate"] = unix_time()
+        return ActionResult({"project": meta})
+
+    _patch(CodeBuildResponse, "create_project", create_project, undo)
+    _patch(CodeBuildResponse, "update_project", update_project, undo)
 
 
 def install(local: Any) -> Callable[[], None]:
@@ -535,7 +621,7 @@ def install(local: Any) -> Callable[[], None]:
 
     runner = local.codepipeline = Runner(local)
     undo: list[Callable[[], None]] = []
-    _codebuild_sources(undo)
+    _codebuild_projects(undo)
 
     def start_pipeline_execution(self: Any) -> str:
         name = self._get_param("name")
@@ -609,8 +695,9 @@ def install(local: Any) -> Callable[[], None]:
     for method in (
         start_pipeline_execution, get_pipeline_execution, list_pipeline_executions, get_pipeline_state,
         put_approval_result, list_action_executions, stop_pipeline_execution,
+        CodePipelineResponse.get_pipeline, CodePipelineResponse.list_pipelines,
     ):  # fmt: skip
-        _patch(CodePipelineResponse, method.__name__, method, undo)
+        _patch(CodePipelineResponse, method.__name__, _json_epochs(method), undo)
 
     # EventBridge rules whose target is a pipeline start it with the target's role (as AWS does); the other
     # targets go to the delivery installed before (localaws.alarms).

@@ -5,7 +5,8 @@
   release.py make-vars release.json    # GIT_SHA=... SERVING_IMAGE=... for make tf-plan (the deploy build)
 
 release.json = build/images.json ({git_sha, images: {serving, training, lambda, mlflow}}, digests);
-workflow-input.json = the state machine's input (trigger kind "ci", the run); the rest is `git archive`
+workflow-input.json = the state machine's input: the JSON object in $TRAIN_INPUT (or --input; e.g. the
+data URIs, training_backend) with `trigger` (kind "ci", the CI run, the caller); the rest is `git archive`
 of the commit, which the deploy build runs `make release-deploy` in.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,12 +37,23 @@ def manifest(path: Path) -> dict[str, object]:
     return dict(data)
 
 
-def build(images: Path, out: Path) -> None:
-    data = manifest(images)
-    tree = subprocess.run(["git", "archive", "--format=tar", str(data["git_sha"])], check=True, capture_output=True)
+def workflow_input(sha: str, extra: str) -> dict[str, object]:
+    """The execution input the pipeline's Step Functions action passes: `extra` (a JSON object) + trigger."""
     from pipelines.lineage import ci_trigger
 
-    workflow_input = {"trigger": ci_trigger(f"release {str(data['git_sha'])[:12]}")}
+    try:
+        given = json.loads(extra or "{}")
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"the workflow input is not JSON: {exc}") from exc
+    if not isinstance(given, dict):
+        raise SystemExit("the workflow input must be a JSON object")
+    return {"trigger": ci_trigger(f"release {sha[:12]}"), **given}
+
+
+def build(images: Path, out: Path, extra_input: str = "") -> None:
+    data = manifest(images)
+    tree = subprocess.run(["git", "archive", "--format=tar", str(data["git_sha"])], check=True, capture_output=True)
+    inputs = workflow_input(str(data["git_sha"]), extra_input)
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf, tarfile.open(fileobj=io.BytesIO(tree.stdout)) as tf:
         for member in tf.getmembers():
@@ -51,7 +64,7 @@ def build(images: Path, out: Path) -> None:
                 info.external_attr = (member.mode & 0o777) << 16
                 zf.writestr(info, extracted.read())
         zf.writestr("release.json", json.dumps(data, indent=1, sort_keys=True))
-        zf.writestr("workflow-input.json", json.dumps(workflow_input, sort_keys=True))
+        zf.writestr("workflow-input.json", json.dumps(inputs, sort_keys=True))
     print(f"{out}: release {data['git_sha']}")
 
 
@@ -74,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build")
     b.add_argument("--images", type=Path, required=True)
     b.add_argument("--out", type=Path, required=True)
+    b.add_argument(
+        "--input",
+        default=os.environ.get("TRAIN_INPUT") or "{}",
+        help="JSON object merged into workflow-input.json (default: $TRAIN_INPUT, so no shell quoting)",
+    )
     p = sub.add_parser("publish")
     p.add_argument("--zip", type=Path, required=True)
     p.add_argument("--bucket", required=True)
@@ -82,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("manifest", type=Path)
     args = parser.parse_args(argv)
     if args.cmd == "build":
-        build(args.images, args.out)
+        build(args.images, args.out, args.input)
     elif args.cmd == "publish":
         publish(args.zip, args.bucket, args.key)
     else:

@@ -20,6 +20,9 @@ import yaml
 TF_TO_CFN: dict[str, str] = {
     "aws_appautoscaling_policy": "AWS::ApplicationAutoScaling::ScalingPolicy",
     "aws_appautoscaling_target": "AWS::ApplicationAutoScaling::ScalableTarget",
+    "aws_autoscaling_group": "AWS::AutoScaling::AutoScalingGroup",
+    "aws_codebuild_project": "AWS::CodeBuild::Project",
+    "aws_codepipeline": "AWS::CodePipeline::Pipeline",
     "aws_cloudwatch_dashboard": "AWS::CloudWatch::Dashboard",
     "aws_cloudwatch_event_rule": "AWS::Events::Rule",
     "aws_cloudwatch_log_group": "AWS::Logs::LogGroup",
@@ -31,11 +34,13 @@ TF_TO_CFN: dict[str, str] = {
     "aws_dynamodb_table": "AWS::DynamoDB::Table",
     "aws_ecr_repository": "AWS::ECR::Repository",
     "aws_ecs_cluster": "AWS::ECS::Cluster",
+    "aws_ecs_capacity_provider": "AWS::ECS::CapacityProvider",
     "aws_ecs_cluster_capacity_providers": "AWS::ECS::ClusterCapacityProviderAssociations",
     "aws_ecs_service": "AWS::ECS::Service",
     "aws_ecs_task_definition": "AWS::ECS::TaskDefinition",
     "aws_eip": "AWS::EC2::EIP",
     "aws_flow_log": "AWS::EC2::FlowLog",
+    "aws_iam_instance_profile": "AWS::IAM::InstanceProfile",
     "aws_iam_openid_connect_provider": "AWS::IAM::OIDCProvider",
     "aws_iam_policy": "AWS::IAM::ManagedPolicy",
     "aws_iam_role": "AWS::IAM::Role",
@@ -45,6 +50,7 @@ TF_TO_CFN: dict[str, str] = {
     "aws_kms_key": "AWS::KMS::Key",
     "aws_lambda_function": "AWS::Lambda::Function",
     "aws_lambda_permission": "AWS::Lambda::Permission",
+    "aws_launch_template": "AWS::EC2::LaunchTemplate",
     "aws_lb": "AWS::ElasticLoadBalancingV2::LoadBalancer",
     "aws_lb_listener": "AWS::ElasticLoadBalancingV2::Listener",
     "aws_lb_target_group": "AWS::ElasticLoadBalancingV2::TargetGroup",
@@ -70,16 +76,50 @@ TF_TO_CFN: dict[str, str] = {
 }
 
 
+SECTIONS = ("terraform_only", "cloudformation_only", "count_differences", "details", "iam")
+# The comparison with the optional parts on (ec2_training, delivery = codepipeline): its extra entries.
+WITH_OPTIONS = "with_options"
+
+
 def load_exceptions(path: Path) -> dict[str, Any]:
-    """Read the allow-list and insist on a reason for every entry (an unexplained exception is a defect)."""
+    """Read the allow-list and insist on a reason for every entry (an unexplained exception is a defect).
+
+    The `with_options` section holds the same sections again, for the comparison with every optional
+    part switched on; with_options() merges it over the rest.
+    """
     data = yaml.safe_load(path.read_text()) or {}
-    for section in ("terraform_only", "cloudformation_only", "count_differences", "details", "iam"):
+    options = data.pop(WITH_OPTIONS, None) or {}
+    unknown = sorted(set(data) - set(SECTIONS)) + [f"{WITH_OPTIONS}.{k}" for k in sorted(set(options) - set(SECTIONS))]
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}")
+    checked = _checked(data)
+    checked[WITH_OPTIONS] = _checked(options, prefix=f"{WITH_OPTIONS}.")
+    return checked
+
+
+def with_options(exceptions: Mapping[str, Any]) -> dict[str, Any]:
+    """The allow-list of the comparison with the optional parts on: the base entries, then `with_options`
+    (a type's count delta is replaced; a role's lists are added to, with the option's reason)."""
+    options = exceptions.get(WITH_OPTIONS) or {section: {} for section in SECTIONS}
+    merged: dict[str, Any] = {section: {**exceptions[section], **options[section]} for section in SECTIONS}
+    merged["iam"] = {name: dict(entry) for name, entry in exceptions["iam"].items()}
+    for name, entry in options["iam"].items():
+        base = merged["iam"].get(name, {})
+        combined: dict[str, Any] = {"reason": entry["reason"]}
+        for key in (set(base) | set(entry)) - {"reason"}:
+            combined[key] = sorted({*base.get(key, []), *entry.get(key, [])})
+        merged["iam"][name] = combined
+    return merged
+
+
+def _checked(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    for section in SECTIONS:
         data[section] = data.get(section) or {}
     problems = []
     for section in ("terraform_only", "cloudformation_only", "details"):
         for key, reason in data[section].items():
             if not isinstance(reason, str) or len(reason.strip()) < 10:
-                problems.append(f"{section}.{key}: needs a reason")
+                problems.append(f"{prefix}{section}.{key}: needs a reason")
     for key, entry in data["count_differences"].items():
         if (
             not isinstance(entry, dict)
@@ -87,16 +127,16 @@ def load_exceptions(path: Path) -> dict[str, Any]:
             or len(str(entry.get("reason", ""))) < 10
         ):
             problems.append(
-                f"count_differences.{key}: needs an integer delta (CloudFormation minus Terraform) and a reason"
+                f"{prefix}count_differences.{key}: needs an integer delta (CloudFormation minus Terraform) and a reason"
             )
     lists = {
         f"{side}_{field}" for side in ("terraform_only", "cloudformation_only") for field in ("actions", "managed")
     }
     for role, entry in data["iam"].items():
         if not isinstance(entry, dict) or len(str(entry.get("reason", ""))) < 10:
-            problems.append(f"iam.{role}: needs a reason")
+            problems.append(f"{prefix}iam.{role}: needs a reason")
         elif set(entry) - lists - {"reason"} or not all(isinstance(entry[k], list) for k in set(entry) & lists):
-            problems.append(f"iam.{role}: only a reason and lists named {sorted(lists)}")
+            problems.append(f"{prefix}iam.{role}: only a reason and lists named {sorted(lists)}")
     if problems:
         raise ValueError("; ".join(problems))
     return data

@@ -134,7 +134,11 @@ def test_terraform_gives_each_container_and_function_the_image_it_runs() -> None
     resources = blocks(TF / "modules/workflow/main.tf", "resource")
     lambdas = resources["aws_lambda_function.this"]
     assert lambdas["environment"][0]["variables"] == "${local.function_environments[each.key]}"
-    assert "local.train_environment" in squashed(resources["aws_ecs_task_definition.train"]["container_definitions"])
+    # The Fargate and the EC2 training task definitions share one container (local.train_container).
+    assert "local.train_environment" in squashed(workflow["train_container"])
+    for family in ("train", "train_ec2"):
+        definitions = squashed(resources[f"aws_ecs_task_definition.{family}"]["container_definitions"])
+        assert "local.train_container" in definitions, family
 
 
 def test_terraform_sizes_exactly_the_contract_lambdas(contract: dict[str, Any]) -> None:

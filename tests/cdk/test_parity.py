@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import REPO, Synth
+from .conftest import REPO, Synth, synthesise
 from .parity import (
     cloudformation_alarms,
     cloudformation_lambdas,
@@ -38,6 +37,7 @@ from .parity import (
     terraform_roles,
     terraform_types_from_plan,
     terraform_types_from_source,
+    with_options,
 )
 
 EXCEPTIONS = REPO / "infra" / "cdk" / "parity_exceptions.yaml"
@@ -49,8 +49,12 @@ def exceptions() -> dict[str, Any]:
     return load_exceptions(EXCEPTIONS)
 
 
-@pytest.fixture(scope="session")
-def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+# Every optional part on: the EC2 training capacity and CodePipeline delivery (dev keeps enable_ci).
+OPTIONS_TF_VARS = ("-var=ec2_training={enabled=true}", "-var=delivery=codepipeline")
+OPTIONS_CDK: dict[str, Any] = {"ec2_training": {"enabled": True}, "delivery": "codepipeline"}
+
+
+def plan_json(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> dict[str, Any]:
     """`tofu show -json` of the dev plan against a moto server, staged exactly as tests/infra does."""
     from tests.infra.conftest import BIN, TOOLS_DIR, Tofu, moto_server, require, stage_tree, tofu_env
     from tests.infra.test_emulator import var_args
@@ -63,8 +67,23 @@ def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
     with moto_server(workdir / "moto.log") as moto:
         plan_file = workdir / "plan.bin"
-        tofu.run("plan", "-no-color", "-lock=false", f"-out={plan_file}", *var_args(moto), timeout=900)
-        yield tofu.show_json(str(plan_file))
+        tofu.run("plan", "-no-color", "-lock=false", f"-out={plan_file}", *var_args(moto), *extra, timeout=900)
+        return tofu.show_json(str(plan_file))
+
+
+@pytest.fixture(scope="session")
+def terraform_plan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return plan_json(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def terraform_plan_with_options(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return plan_json(tmp_path_factory, *OPTIONS_TF_VARS)
+
+
+@pytest.fixture(scope="session")
+def dev_with_options(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesise(tmp_path_factory.mktemp("cdk-dev-options"), "dev", OPTIONS_CDK)
 
 
 def report(problems: list[str], terraform: Counter[str], cloudformation: Counter[str]) -> str:
@@ -96,6 +115,27 @@ def test_names_and_settings_match_the_terraform_plan(
     assert len(roles) >= 10 and sum(len(r["actions"]) for r in roles.values()) > 100, "policies were not read"
     problems = compare_details(terraform_plan, dev.template, exceptions)
     assert not problems, "Unexplained differences (fix the app or list them in infra/cdk/parity_exceptions.yaml):\n" + (
+        "\n".join(f"  - {p}" for p in problems)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.infra
+def test_parity_with_the_optional_parts_on(
+    dev_with_options: Synth, terraform_plan_with_options: dict[str, Any], exceptions: dict[str, Any]
+) -> None:
+    """ec2_training.enabled and delivery = codepipeline on both sides: types and counts, then names,
+    settings and IAM per role, with the base exceptions plus parity_exceptions.yaml's with_options."""
+    plan, template = terraform_plan_with_options, dev_with_options.template
+    allowed = with_options(exceptions)
+    terraform = terraform_types_from_plan(plan)
+    for tf_type in ("aws_ecs_capacity_provider", "aws_autoscaling_group", "aws_codepipeline", "aws_codebuild_project"):
+        assert terraform[tf_type] == 1, f"the plan has no {tf_type}: were the options passed?"
+    cloudformation = cloudformation_types(template)
+    problems = compare(terraform, cloudformation, allowed, counts=True)
+    assert not problems, report(problems, terraform, cloudformation)
+    problems = compare_details(plan, template, allowed)
+    assert not problems, "Unexplained differences (fix the app or list them under with_options):\n" + (
         "\n".join(f"  - {p}" for p in problems)
     )
 

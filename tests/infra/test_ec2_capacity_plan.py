@@ -83,7 +83,7 @@ def test_the_training_task_on_ec2_is_the_fargate_one_sized_for_the_host(plan: di
     assert ec2["requires_compatibilities"] == ["EC2"] and ec2["network_mode"] == "awsvpc"
     assert (ec2["cpu"], ec2["memory"]) == ("30720", "114688")
     # The container is one local of the workflow module (its definition is unknown until apply: the
-    # secret ARNs); the workflow suite runs it (tests/workflow/test_ec2_training.py).
+    # secret ARNs); the workflow suite runs it (tests/workflow/test_workflow_local.py).
     for key in ("execution_role_arn", "task_role_arn"):
         assert ec2.get(key) == fargate.get(key)
 
@@ -91,7 +91,7 @@ def test_the_training_task_on_ec2_is_the_fargate_one_sized_for_the_host(plan: di
 def test_the_deploy_role_may_build_the_hosts(plan: dict[str, Any]) -> None:
     """Within its own policy and the boundary: a deploy role that cannot create the instance profile or
     read the AMI parameter fails the first apply. (The state machine's RunTask of the EC2 family is
-    exercised under IAM enforcement by tests/workflow/test_ec2_training.py.)"""
+    exercised under IAM enforcement by tests/workflow/test_workflow_local.py.)"""
     account = account_id(plan)
     documents = read_documents(plan)
     deploy = json.loads(documents["module.ci[0].data.aws_iam_policy_document.deploy"]["json"])

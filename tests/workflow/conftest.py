@@ -26,6 +26,8 @@ from tests.conftest import deployed
 # The 12-intent slice is far from the full data set: its first model cannot reach the absolute bars
 # set for BANKING77, so the evaluate function gets these (an operator's configuration change).
 SLICE_GATE = {"ESTEIRA_GATE_MIN_ACCURACY": "0.5", "ESTEIRA_GATE_MIN_MACRO_F1": "0.5"}
+# The EC2 training capacity of the workflow suite's stack (docs/training-capacity.md): one small host.
+EC2_TRAINING = '{enabled=true, instance_type="m6i.large", task_cpu=2048, task_memory=7168}'
 
 
 @dataclass
@@ -104,9 +106,13 @@ class Workflow:
 
 @pytest.fixture(scope="module")
 def applied_workflow(tmp_path_factory: pytest.TempPathFactory, slice_files: dict[str, Path]) -> Iterator[Workflow]:
-    """The applied stack with the SageMaker training backend (a user's `-var training_backend=sagemaker`):
-    the demo, the canary suite and tests/slow/test_applied_stack.py run dev's default, ECS."""
-    with deployed(tmp_path_factory, "workflow", training_backend="sagemaker") as (stack, settings):
+    """The applied stack with the SageMaker training backend (a user's `-var training_backend=sagemaker`)
+    and the EC2 training capacity (`-var ec2_training=...`, sized for an m6i.large host): the demo, the
+    canary suite and tests/slow/test_applied_stack.py run dev's default, ECS on Fargate."""
+    with deployed(tmp_path_factory, "workflow", training_backend="sagemaker", ec2_training=EC2_TRAINING) as (
+        stack,
+        settings,
+    ):
         stack.update_function_env("evaluate", **SLICE_GATE)
         yield Workflow(stack, settings, slice_files)
 

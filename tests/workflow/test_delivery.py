@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from demo.canary import stage_data
 from localaws import LocalAWS
+from tests.conftest import deployed, explain
+from tests.workflow.conftest import SLICE_GATE
 
 TRUST = {
     "Version": "2012-10-17",
@@ -290,3 +299,246 @@ def test_published_release_starts_the_pipeline_through_eventbridge(local_aws: Lo
         time.sleep(0.2)
     assert summaries and summaries[0]["trigger"]["triggerType"] == "CloudWatchEvent"
     assert wait_execution(local_aws, summaries[0]["pipelineExecutionId"])["status"] == "Succeeded"
+
+
+def test_timestamps_are_json_numbers(local_aws: LocalAWS) -> None:
+    """awsJson1_1 answers carry epoch seconds: the provider's Go SDK refuses moto's ISO strings on GetPipeline."""
+    make_pipeline(local_aws, approval=False)
+    publish(local_aws)
+    cp = local_aws.client("codepipeline")
+    execution_id = cp.start_pipeline_execution(name="p")["pipelineExecutionId"]
+    wait_execution(local_aws, execution_id)
+    raw: dict[str, Any] = {}
+    cp.meta.events.register("after-call.codepipeline.*", lambda http_response, model, **_: raw.update(
+        {model.name: json.loads(http_response.content)}))  # fmt: skip
+    cp.get_pipeline(name="p")
+    cp.list_pipelines()
+    cp.list_pipeline_executions(pipelineName="p")
+    cp.get_pipeline_state(name="p")
+    cp.list_action_executions(pipelineName="p")
+    assert isinstance(raw["GetPipeline"]["metadata"]["created"], float)
+    assert isinstance(raw["ListPipelines"]["pipelines"][0]["updated"], float)
+    assert isinstance(raw["ListPipelineExecutions"]["pipelineExecutionSummaries"][0]["startTime"], float)
+    assert isinstance(
+        raw["GetPipelineState"]["stageStates"][0]["actionStates"][0]["latestExecution"]["lastStatusChange"], float
+    )
+    assert isinstance(raw["ListActionExecutions"]["actionExecutionDetails"][0]["lastUpdateTime"], float)
+
+
+def test_codebuild_project_keeps_its_key_and_updates_in_place(local_aws: LocalAWS) -> None:
+    """What the provider calls after the first apply: BatchGetProjects must give back the key it was created
+    with (or every plan shows a change), and a change (here a variable, the timeout and a tag) is an UpdateProject."""
+    make_pipeline(local_aws, approval=False)
+    cb = local_aws.client("codebuild")
+    key = "arn:aws:kms:us-east-1:123456789012:key/0f0f0f0f-0000-4000-8000-000000000000"
+    role = cb.batch_get_projects(names=["deploy"])["projects"][0]["serviceRole"]
+    cb.create_project(
+        name="keyed", source={"type": "NO_SOURCE", "buildspec": BUILDSPEC}, artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"},
+        serviceRole=role, encryptionKey=key,
+    )  # fmt: skip
+    assert cb.batch_get_projects(names=["keyed"])["projects"][0]["encryptionKey"] == key
+    env = cb.batch_get_projects(names=["deploy"])["projects"][0]["environment"]
+    env["environmentVariables"] = [{"name": "DEPLOY_ENV", "value": "staging", "type": "PLAINTEXT"}]
+    got = cb.update_project(
+        name="deploy", environment=env, timeoutInMinutes=30, tags=[{"key": "Purpose", "value": "delivery"}]
+    )["project"]
+    assert got["timeoutInMinutes"] == 30 and got["tags"] == [{"key": "Purpose", "value": "delivery"}]
+    (stored,) = cb.batch_get_projects(names=["deploy"])["projects"]
+    assert stored["environment"]["environmentVariables"][0]["value"] == "staging"
+    assert stored["source"]["type"] == "CODEPIPELINE" and stored["timeoutInMinutes"] == 30
+    try:
+        cb.update_project(name="missing", description="x")
+        raise AssertionError("UpdateProject of a missing project must fail")
+    except cb.exceptions.ResourceNotFoundException:
+        pass
+    # The pipeline's build runs with the updated project: DEPLOY_ENV reaches the release's make target.
+    publish(local_aws)
+    execution_id = local_aws.client("codepipeline").start_pipeline_execution(name="p")["pipelineExecutionId"]
+    assert wait_execution(local_aws, execution_id)["status"] == "Succeeded"
+    (deployed_txt,) = (local_aws.workdir / "codepipeline").glob("*/artifacts/release/deployed.txt")
+    assert deployed_txt.read_text().strip() == "staging"
+
+
+def test_make_publish_release_puts_the_built_release_and_its_deploy_plans_the_digests(
+    local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    """make publish-release for real (scripts/release.py build + publish) to a versioned bucket, then the
+    release's own `make release-deploy` (what the buildspec runs) as a dry run: tf-plan with the manifest's
+    digests and the build's DEPLOY_ENV, tf-apply of that saved plan, smoke-test."""
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket="releases")
+    s3.put_bucket_versioning(Bucket="releases", VersioningConfiguration={"Status": "Enabled"})
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True)
+    images = tmp_path / "images.json"
+    images.write_text(json.dumps({"git_sha": sha.stdout.strip(), "images": DIGESTS}))
+    env = {**os.environ, **local_aws.env(), "TRAIN_INPUT": json.dumps({"training_backend": "ecs"})}
+    make = ["make", "--no-print-directory", "-o", ".venv/.installed"]  # the venv as it is
+    done = subprocess.run(
+        [*make, "publish-release", "ESTEIRA_DELIVERY=codepipeline", "RELEASE_BUCKET=releases",
+         f"IMAGES_FILE={images}", f"RELEASE_ZIP={tmp_path / 'release.zip'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = s3.get_object(Bucket="releases", Key="releases/release.zip")
+    assert got["VersionId"] in done.stdout
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(io.BytesIO(got["Body"].read())) as zf:
+        names = set(zf.namelist())
+        assert {"Makefile", "mk/ci.mk", "scripts/release.py", "infra/terraform/main.tf"} <= names
+        assert json.loads(zf.read("release.json")) == json.loads(images.read_text())
+        workflow_input = json.loads(zf.read("workflow-input.json"))
+        assert workflow_input["training_backend"] == "ecs" and workflow_input["trigger"]["kind"] == "ci"
+        assert workflow_input["trigger"]["principal"].startswith("arn:aws:")  # the publisher, from STS
+        zf.extractall(tree)
+    # The buildspec's build command, dry run (make -n still runs the recursive $(MAKE) with -n).
+    dry = subprocess.run(
+        ["make", "-n", "release-deploy", "RELEASE_MANIFEST=release.json"],
+        cwd=tree, env={**env, "DEPLOY_ENV": "dev", "TF_STATE_BUCKET": "esteira-tfstate-123456789012"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    commands = dry.stdout.replace("\\\n", "")  # recipe lines joined
+    plan = next(line for line in commands.splitlines() if " plan -no-color" in line)
+    assert "-var-file=envs/dev.tfvars" in plan
+    for name, var in (("serving", "serving_image_uri"), ("training", "training_image_uri"),
+                      ("lambda", "lambda_image_uri"), ("mlflow", "mlflow_image_uri")):  # fmt: skip
+        assert f"-var={var}={DIGESTS[name]}" in plan
+    assert "-backend-config=bucket=esteira-tfstate-123456789012" in commands
+    assert " apply -no-color -input=false -lock-timeout=10m " in commands and "scripts/ci.py smoke" in commands
+    refused = subprocess.run(
+        [*make, "publish-release", "RELEASE_BUCKET=releases"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "trigger-deploy" in refused.stderr  # ESTEIRA_DELIVERY=github
+
+
+# ---- the applied stack (delivery = "codepipeline"): the pipeline, bucket, rules, roles and CodeBuild project
+# are the ones `tofu apply` created, under IAM enforcement (localaws.applied fails the run on any AccessDenied).
+ROOT = Path(__file__).resolve().parents[2]
+DIGESTS = {name: f"123456789012.dkr.ecr.us-east-1.amazonaws.com/esteira-dev/{name}@sha256:{n}" + "0" * 63
+           for n, name in zip("1234", ("serving", "training", "lambda", "mlflow"), strict=True)}  # fmt: skip
+
+
+def stub_makefile(build_exit: int) -> str:
+    """The deploy build's make targets, made cheap: no toolchain set-up and no nested apply (the stack under
+    test IS the apply); release-deploy reads the manifest as the real one does and calls AWS with the
+    build's credentials (the project's role), then exits as asked."""
+    return (
+        "venv tools:\n\t@echo stub $@\n"
+        "release-deploy:\n"
+        "\ttest -f $(RELEASE_MANIFEST)\n"
+        "\tpython scripts/release.py make-vars $(RELEASE_MANIFEST)\n"
+        '\tpython -c \'import boto3; print("caller", boto3.client("sts").get_caller_identity()["Arn"])\'\n'
+        f"\texit {build_exit}\n"
+    )
+
+
+def build_release(workdir: Path, env: dict[str, str], inputs: dict[str, Any], build_exit: int) -> Path:
+    """scripts/release.py build for real (manifest + workflow input from TRAIN_INPUT + git archive of HEAD),
+    then the Makefile in the zip swapped for stub_makefile."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True)
+    images = workdir / "images.json"
+    images.write_text(json.dumps({"git_sha": sha.stdout.strip(), "images": DIGESTS}))
+    built = workdir / "built.zip"
+    subprocess.run(
+        [sys.executable, "scripts/release.py", "build", "--images", str(images), "--out", str(built)],
+        cwd=ROOT, env={**env, "TRAIN_INPUT": json.dumps(inputs), "BUILD_URL": "https://jenkins.example/job/1/"},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    out = workdir / "release.zip"
+    with zipfile.ZipFile(built) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = stub_makefile(build_exit).encode() if info.filename == "Makefile" else src.read(info)
+            dst.writestr(info, body)
+    return out
+
+
+def publish_release(zip_path: Path, env: dict[str, str], release: dict[str, str]) -> str:
+    """scripts/release.py publish (what make publish-release runs); the object's version id."""
+    done = subprocess.run(
+        [sys.executable, "scripts/release.py", "publish", "--zip", str(zip_path), "--bucket", release["bucket"],
+         "--key", release["key"]],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return done.stdout.strip().split(" version ", 1)[1].split(":", 1)[0]
+
+
+def wait_new_execution(cp: Any, pipeline: str, known: set[str], timeout: float) -> dict[str, Any]:
+    """The execution the release's S3 event started (not one of `known`), once it has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for summary in cp.list_pipeline_executions(pipelineName=pipeline)["pipelineExecutionSummaries"]:
+            if summary["pipelineExecutionId"] not in known and summary["status"] != "InProgress":
+                got = cp.get_pipeline_execution(
+                    pipelineName=pipeline, pipelineExecutionId=summary["pipelineExecutionId"]
+                )
+                return dict(got["pipelineExecution"])
+        time.sleep(1.0)
+    raise TimeoutError(f"no new execution of {pipeline} ended in {timeout} s")
+
+
+def actions_of(cp: Any, pipeline: str, execution_id: str) -> dict[str, dict[str, Any]]:
+    details = cp.list_action_executions(pipelineName=pipeline, filter={"pipelineExecutionId": execution_id})
+    return {d["actionName"]: d for d in details["actionExecutionDetails"]}
+
+
+@pytest.mark.slow
+def test_applied_pipeline_delivers_a_release_and_reports_a_failed_one(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, slice_files: dict[str, Path]
+) -> None:
+    with deployed(tmp_path_factory, "delivery", delivery="codepipeline") as (stack, _settings):
+        aws, out = stack.local, stack.apply.outputs
+        pipeline, release = out["delivery_pipeline_name"], out["release_object"]
+        cp = aws.client("codepipeline")
+        env = {**os.environ, **aws.env()}  # the publisher: Jenkins' credentials (administrator keys here)
+        stack.update_function_env("evaluate", **SLICE_GATE)  # the 12-intent slice's bars (tests/workflow)
+        inputs = stage_data(stack, "delivery", {"train_data": str(slice_files["train"]),
+                            "eval_data": str(slice_files["test"]), "smoke_data": str(slice_files["test"])})  # fmt: skip
+        stack.notifications()
+
+        # 1. A release: the S3 event starts the pipeline; the build and the ordinary execution succeed.
+        good = build_release(tmp_path / "good", env, inputs, build_exit=0)
+        version = publish_release(good, env, release)
+        done = wait_new_execution(cp, pipeline, set(), timeout=900)
+        ran = actions_of(cp, pipeline, done["pipelineExecutionId"])
+        assert done["status"] == "Succeeded", json.dumps(ran, default=str)[:4000]
+        assert done["trigger"]["triggerType"] == "CloudWatchEvent"
+        assert done["trigger"]["triggerDetail"].endswith(":rule/esteira-dev-release-published")
+        assert done["artifactRevisions"][0]["revisionId"] == version
+        assert {n: a["status"] for n, a in ran.items()} == {
+            n: "Succeeded" for n in ("Release", "Apply", "TrainEvaluateDeploy")
+        }
+        # The build ran the release's make target with the project's role and read the manifest's digests.
+        build_id = ran["Apply"]["output"]["executionResult"]["externalExecutionId"]
+        log = (aws.workdir / "codebuild" / f"{build_id.replace(':', '-')}.log").read_text()
+        assert f"SERVING_IMAGE={DIGESTS['serving']}" in log, log
+        assert f"caller arn:aws:sts::123456789012:assumed-role/{stack.cluster}-codebuild-deploy/" in log, log
+        # The execution it started is the ordinary one: the stack's state machine, the zip's input, finished.
+        with zipfile.ZipFile(good) as zf:
+            manifest_input = json.loads(zf.read("workflow-input.json"))
+        assert manifest_input["trigger"]["run"] == "https://jenkins.example/job/1/"
+        arn = ran["TrainEvaluateDeploy"]["output"]["executionResult"]["externalExecutionId"]
+        desc = aws.client("stepfunctions").describe_execution(executionArn=arn)
+        assert desc["stateMachineArn"] == stack.outputs["state_machine_arn"]
+        assert json.loads(desc["input"]) == manifest_input
+        assert desc["status"] == "SUCCEEDED", explain(aws, arn)
+        assert json.loads(desc["output"])["smoke"]["status"] == "passed"
+        stack.notifications()  # the workflow's own "new model deployed"
+
+        # 2. A release whose deploy build fails: no execution, and the FAILED event reaches the stack's topic.
+        bad = build_release(tmp_path / "bad", env, inputs, build_exit=3)
+        publish_release(bad, env, release)
+        failed = wait_new_execution(cp, pipeline, {done["pipelineExecutionId"]}, timeout=120)
+        assert failed["status"] == "Failed"
+        sfn_runs = aws.client("stepfunctions").list_executions(stateMachineArn=stack.outputs["state_machine_arn"])
+        assert [e["executionArn"] for e in sfn_runs["executions"]] == [arn]
+        deadline, events = time.monotonic() + 30, []
+        while time.monotonic() < deadline and not events:
+            events = [json.loads(n["Message"]) for n in stack.notifications() if n.get("Message", "").startswith("{")]
+            events = [e for e in events if e.get("source") == "aws.codepipeline"]
+            time.sleep(0.5)
+        assert events, "no failure notification on the stack's topic"
+        assert events[0]["detail"] | {"pipeline": pipeline, "state": "FAILED"} == events[0]["detail"]
+        assert events[0]["detail"]["execution-id"] == failed["pipelineExecutionId"]

@@ -2,7 +2,7 @@
 
 Built here with the API calls Terraform makes (modules/ec2_capacity), without an apply: a launch
 template, an Auto Scaling group at 0, a capacity provider with managed scaling, the cluster's
-association. The applied stack's training run on EC2 is tests/workflow/test_ec2_training.py.
+association. The applied stack's training run on EC2 is tests/workflow/test_workflow_local.py.
 """
 
 from __future__ import annotations

@@ -292,3 +292,48 @@ def test_a_missing_statement_fails_the_deploy_with_access_denied(workflow: Workf
     assert wf.aws.iam is not None
     assert set(wf.aws.iam.usage[role].denied) == {"ecs:TagResource"}
     wf.aws.iam.usage[role].denied.clear()
+
+
+def _desired_hosts(wf: Workflow) -> int:
+    autoscaling = wf.aws.client("autoscaling")
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["esteira-dev-ec2-training"])
+    return int(groups["AutoScalingGroups"][0]["DesiredCapacity"])
+
+
+def test_an_execution_trains_on_the_ec2_capacity_it_chooses(workflow: Workflow, tmp_path: Path) -> None:
+    """training_backend in the input picks the EC2 capacity provider for this execution only (the stack's
+    default is SageMaker). Managed scaling adds a host for the task and removes it when idle; the
+    training run is the ordinary one, to the gate (set here to refuse, so nothing is released)."""
+    wf = workflow
+    champion, before = wf.champion(), wf.service()["taskDefinition"]
+    assert _desired_hosts(wf) == 0, "an idle EC2 capacity provider has no host"
+    wf.configure("evaluate", ESTEIRA_GATE_MIN_ACCURACY="0.999", ESTEIRA_GATE_MIN_IMPROVEMENT="0.5")
+    train_data = str(_variant(wf, tmp_path, 6))
+    run = wf.start("on-ec2", **wf.inputs(train_data=train_data), training_backend="ec2")
+    done = wf.wait(run)
+    states = wf.states(run)
+    assert done["status"] == "SUCCEEDED", (states, explain_execution(wf.aws, run))
+    assert _in_order(["BackendDeployed?", "ValidateData", "TrainingBackend?", "TrainEc2", "Evaluate", "Gate?",
+                      "NotifyRejected", "Done"], states), states  # fmt: skip
+    assert "TrainSageMaker" not in states and "TrainEcs" not in states
+    result = json.loads(done["output"])
+    ecs = wf.aws.client("ecs")
+    (task,) = ecs.describe_tasks(cluster="esteira-dev", tasks=[result["training"]["task_arn"]])["tasks"]
+    assert task["capacityProviderName"] == "esteira-dev-ec2-training"
+    assert ":task-definition/esteira-dev-train-ec2:" in task["taskDefinitionArn"]
+    assert task["containers"][0]["exitCode"] == 0
+    assert result["evaluation"]["model_version"], "the EC2-trained model is registered and evaluated"
+    deadline = time.monotonic() + 60
+    while _desired_hosts(wf) != 0:  # idle again: managed scaling removes the host
+        assert time.monotonic() < deadline, "the idle training host was never removed"
+        time.sleep(0.5)
+    assert wf.champion() == champion and wf.service()["taskDefinition"] == before
+
+
+def test_an_input_naming_a_backend_the_stack_lacks_fails_before_the_lock(workflow: Workflow) -> None:
+    wf = workflow
+    for backend in ("gpu-farm", "ecs "):
+        done = wf.wait(wf.start(f"no-backend-{len(backend)}", **wf.inputs(), training_backend=backend), timeout=60)
+        assert done["status"] == "FAILED"
+        assert wf.states(done["executionArn"]) == ["Init", "MergeInput", "BackendDeployed?", "BackendNotDeployed"]
+        assert done.get("error") == "InvalidInput"

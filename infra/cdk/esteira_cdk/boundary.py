@@ -15,7 +15,10 @@ from constructs import Construct
 # The services the stack's roles (and a Terraform deploy role) use; modules' policies scope them.
 STACK_SERVICES = (
     "application-autoscaling",
+    "autoscaling",
     "cloudwatch",
+    "codebuild",
+    "codepipeline",
     "dynamodb",
     "ec2",
     "ecr",
@@ -32,6 +35,7 @@ STACK_SERVICES = (
     "secretsmanager",
     "servicediscovery",
     "sns",
+    "ssm",
     "states",
     "xray",
 )
@@ -86,6 +90,7 @@ def apply_boundary(stack: Stack, scope: Construct, *, name: str, bootstrap_quali
                 resources=[
                     f"{iam_arn}:role/{name}-*",
                     f"{iam_arn}:policy/{name}-*",
+                    f"{iam_arn}:instance-profile/{name}-*",
                     f"{iam_arn}:role/aws-service-role/*",
                     f"{iam_arn}:oidc-provider/token.actions.githubusercontent.com",
                 ],

@@ -77,21 +77,12 @@ class Ci(Construct):
             assumed_by=trust(f"repo:{github_repository}:environment:{github_environment}"),
             max_session_duration=Duration.seconds(max_session_duration),
         )
-        inline_policy(
-            self,
-            "DeployPolicy",
-            "deploy",
-            self.deploy_role,
-            [
-                iam.PolicyStatement(
-                    sid="AssumeBootstrapRoles",
-                    actions=["sts:AssumeRole", "sts:TagSession"],
-                    resources=[
-                        bootstrap_role(kind) for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
-                    ],
-                )
-            ],
-        )
+        # The deploy policy (Terraform: modules/ci output deploy_policy_json); delivery = codepipeline gives
+        # the CodeBuild deploy build the same statements (deploy_statements()).
+        self._bootstrap_roles = [
+            bootstrap_role(kind) for kind in ("deploy", "file-publishing", "image-publishing", "lookup")
+        ]
+        inline_policy(self, "DeployPolicy", "deploy", self.deploy_role, self.deploy_statements())
         self.plan_role = iam.Role(
             self,
             "PlanRole",
@@ -190,3 +181,13 @@ class Ci(Construct):
                 ),
             ],
         )
+
+    def deploy_statements(self) -> list[iam.PolicyStatement]:
+        """The deploy role's statements, new objects for each policy that uses them."""
+        return [
+            iam.PolicyStatement(
+                sid="AssumeBootstrapRoles",
+                actions=["sts:AssumeRole", "sts:TagSession"],
+                resources=list(self._bootstrap_roles),
+            )
+        ]

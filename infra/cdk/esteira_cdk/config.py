@@ -47,6 +47,25 @@ PRIVATE_AWS_APIS: dict[str, str] = {
 }
 
 
+# The ECS agent of the EC2 training hosts registers and reports through these (main.tf
+# local.ec2_training_apis): without a NAT gateway they are added to the interface endpoints.
+EC2_TRAINING_APIS: dict[str, str] = {
+    "ecs-agent": "the ECS agent of the EC2 training hosts (ec2_training)",
+    "ecs-telemetry": "the ECS agent's metrics of the EC2 training hosts (ec2_training)",
+}
+
+# Terraform's ec2_training object: its optional attributes and their defaults (variables.tf).
+EC2_TRAINING_DEFAULTS: dict[str, Any] = {
+    "enabled": False,
+    "instance_type": "m6i.8xlarge",
+    "gpus": 0,
+    "max_instances": 1,
+    "volume_size_gb": 100,
+    "task_cpu": 30720,
+    "task_memory": 114688,
+}
+
+
 class ConfigError(ValueError):
     """A setting is invalid; raised at synth time with the setting's name."""
 
@@ -99,6 +118,9 @@ class EsteiraConfig:
     mlflow_db_multi_az: bool = True
     # workflow and monitoring
     training_backend: str = "ecs"
+    # EC2 capacity for heavy training (docs/training-capacity.md), off by default: Terraform's object
+    # with optional attributes (EC2_TRAINING_DEFAULTS); read the resolved values from `ec2`.
+    ec2_training: dict[str, Any] = field(default_factory=dict)
     smoke_test_outside_vpc: bool = True  # it only calls the internet-facing ALB (no NAT by default)
     retrain_cooldown_seconds: int = 21600
     drift_check_schedule: str = "rate(1 hour)"
@@ -119,6 +141,9 @@ class EsteiraConfig:
     create_oidc_provider: bool = True
     oidc_provider_arn: str | None = None
     state_bucket: str = "esteira-tfstate"
+    # delivery (docs/delivery.md): github (deploy.yml) or codepipeline (modules/delivery)
+    delivery: str = "github"
+    release_object_key: str = "releases/release.zip"
     # safety and retention
     deletion_protection: bool = True
     force_destroy: bool = False
@@ -137,6 +162,17 @@ class EsteiraConfig:
     def name(self) -> str:
         """Prefix of every physical name, as Terraform's local.name."""
         return f"{self.project}-{self.environment}"
+
+    @property
+    def ec2(self) -> dict[str, Any]:
+        """ec2_training with Terraform's optional() defaults filled in."""
+        return {**EC2_TRAINING_DEFAULTS, **self.ec2_training}
+
+    @property
+    def effective_interface_endpoints(self) -> list[str]:
+        """interface_endpoints plus the ECS agent's when EC2 training runs without a NAT (main.tf setunion)."""
+        extra = list(EC2_TRAINING_APIS) if self.ec2["enabled"] and not self.enable_nat_gateway else []
+        return sorted(set(self.interface_endpoints) | set(extra))
 
     def _validate(self) -> None:
         def check(ok: bool, setting: str, why: str) -> None:
@@ -179,7 +215,57 @@ class EsteiraConfig:
         )
         check(self.serving_min_capacity >= 1, "serving_min_capacity", "at least 1")
         check(self.serving_max_capacity >= 1, "serving_max_capacity", "at least 1")
-        check(self.training_backend in ("ecs", "sagemaker"), "training_backend", "ecs or sagemaker")
+        check(self.training_backend in ("ecs", "ec2", "sagemaker"), "training_backend", "ecs, ec2 or sagemaker")
+        unknown_ec2 = sorted(set(self.ec2_training) - set(EC2_TRAINING_DEFAULTS))
+        check(not unknown_ec2, "ec2_training", f"unknown attribute(s) {', '.join(unknown_ec2)}")
+        ec2 = self.ec2
+
+        def whole(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+
+        check(isinstance(ec2["enabled"], bool), "ec2_training", "enabled must be true or false")
+        check(
+            whole(ec2["task_cpu"])
+            and whole(ec2["task_memory"])
+            and ec2["task_cpu"] >= 256
+            and ec2["task_memory"] >= 512,
+            "ec2_training",
+            "task_cpu must be at least 256 CPU units and task_memory at least 512 MiB",
+        )
+        # modules/ec2_capacity's validations
+        check(
+            isinstance(ec2["instance_type"], str)
+            and bool(re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", ec2["instance_type"])),
+            "ec2_training",
+            "instance_type must look like an EC2 instance type, e.g. m6i.4xlarge or g5.2xlarge",
+        )
+        check(whole(ec2["gpus"]) and 0 <= ec2["gpus"] <= 16, "ec2_training", "gpus must be a whole number from 0 to 16")
+        check(
+            whole(ec2["max_instances"]) and 1 <= ec2["max_instances"] <= 100,
+            "ec2_training",
+            "max_instances must be between 1 and 100",
+        )
+        check(
+            whole(ec2["volume_size_gb"]) and 30 <= ec2["volume_size_gb"] <= 16384,
+            "ec2_training",
+            "volume_size_gb must be between 30 (the ECS-optimised AMI's minimum) and 16384",
+        )
+        check(
+            self.training_backend != "ec2" or ec2["enabled"],
+            "training_backend",
+            '"ec2" needs the EC2 capacity (ec2_training.enabled = true)',
+        )
+        check(self.delivery in ("github", "codepipeline"), "delivery", "github or codepipeline")
+        check(
+            self.delivery != "codepipeline" or self.enable_ci,
+            "delivery",
+            '"codepipeline" reuses the CI deploy policy: set enable_ci = true',
+        )
+        check(
+            bool(self.release_object_key) and not self.release_object_key.startswith("/"),
+            "release_object_key",
+            "an S3 object key",
+        )
         check(
             self.deployment_strategy in ("all_at_once", "canary", "shadow"),
             "deployment_strategy",

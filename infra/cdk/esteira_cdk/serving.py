@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+import jsii
+from aws_cdk import Aspects, Duration, IAspect
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -11,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .common import ecs_tasks_role, inline_policy, log_group
 from .contract import contract, require_same
@@ -58,6 +59,7 @@ class Serving(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         https = certificate_arn is not None
+        self._extra_capacity_providers: list[str] = []
 
         # ---- cluster (also hosts MLflow and the training task)
         exec_logs = log_group(self, "ExecLogs", name=f"/esteira/{name}/ecs-exec", key=key, days=log_retention_days)
@@ -359,6 +361,17 @@ class Serving(Construct):
         )
         self.log_group = serving_logs
 
+    def add_capacity_provider(self, capacity_provider: str) -> None:
+        """A capacity provider besides FARGATE and FARGATE_SPOT (the EC2 training capacity); the default
+        strategy stays Fargate (modules/serving extra_capacity_providers).
+
+        ecs.Cluster writes its capacity-provider association in an aspect at synthesis and only takes
+        Fargate or an L2 AsgCapacityProvider: a second aspect adds this one to the same association.
+        """
+        if not self._extra_capacity_providers:
+            Aspects.of(self.cluster).add(_ExtraCapacityProviders(self._extra_capacity_providers))
+        self._extra_capacity_providers.append(capacity_provider)
+
     def register_canary(self, namespace: servicediscovery.IPrivateDnsNamespace) -> None:
         """canary.<namespace>: A records of the canary service's tasks, the ESTEIRA_SHADOW_URL of every serving task.
 
@@ -371,3 +384,13 @@ class Serving(Construct):
             routing_policy=servicediscovery.RoutingPolicy.MULTIVALUE,
         )
         self.canary_service.associate_cloud_map_service(service=discovery)
+
+
+@jsii.implements(IAspect)
+class _ExtraCapacityProviders:
+    def __init__(self, providers: list[str]) -> None:
+        self.providers = providers
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, ecs.CfnClusterCapacityProviderAssociations):
+            node.add_property_override("CapacityProviders", ["FARGATE", "FARGATE_SPOT", *self.providers])

@@ -12,13 +12,15 @@ from .ci import DEFAULT_QUALIFIER, Ci
 from .common import container_image, image_uri
 from .config import EsteiraConfig
 from .contract import contract
+from .delivery import Delivery
+from .ec2_capacity import Ec2Capacity
 from .mlflow import Mlflow, MlflowCredentials
 from .monitoring import Monitoring, Notifications
 from .network import Network
 from .registry import Registry
 from .serving import Serving
 from .storage import Storage
-from .workflow import OUTSIDE_VPC, Workflow
+from .workflow import OUTSIDE_VPC, Ec2TrainingTask, Workflow
 
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
@@ -81,7 +83,7 @@ class EsteiraStack(Stack):
             availability_zones=cfg.availability_zones,
             az_count=cfg.az_count,
             enable_nat_gateway=cfg.enable_nat_gateway,
-            interface_endpoints=cfg.interface_endpoints,
+            interface_endpoints=cfg.effective_interface_endpoints,
             endpoint_subnet_count=cfg.endpoint_subnet_count,
             key=storage.key,
             log_retention_days=cfg.log_retention_days,
@@ -125,6 +127,31 @@ class EsteiraStack(Stack):
             deletion_protection=cfg.deletion_protection,
             log_retention_days=cfg.log_retention_days,
         )
+        # EC2 capacity for heavy training (off by default; docs/training-capacity.md).
+        ec2_training: Ec2TrainingTask | None = None
+        ec2 = cfg.ec2
+        if ec2["enabled"]:
+            capacity = Ec2Capacity(
+                self,
+                "Ec2Capacity",
+                name=name,
+                cluster_name=serving.cluster.cluster_name,
+                vpc=network.vpc,
+                private_subnets=network.private_subnets,
+                instance_type=ec2["instance_type"],
+                gpus=int(ec2["gpus"]),
+                max_instances=int(ec2["max_instances"]),
+                volume_size_gb=int(ec2["volume_size_gb"]),
+                key=storage.key,
+                tags={**cfg.tags, "Project": cfg.project, "Environment": cfg.environment, "ManagedBy": "cdk"},
+            )
+            serving.add_capacity_provider(capacity.capacity_provider.ref)
+            ec2_training = Ec2TrainingTask(
+                capacity_provider=capacity.capacity_provider.ref,
+                cpu=int(ec2["task_cpu"]),
+                memory=int(ec2["task_memory"]),
+                gpus=int(ec2["gpus"]),
+            )
         mlflow = Mlflow(
             self,
             "Mlflow",
@@ -161,6 +188,7 @@ class EsteiraStack(Stack):
             training_image=container_image(repos["training"], image_tag, cfg.training_image_uri),
             training_image_uri=training_image_uri,
             training_backend=cfg.training_backend,
+            ec2_training=ec2_training,
             outside_vpc=OUTSIDE_VPC if cfg.smoke_test_outside_vpc else frozenset(),
             cluster=serving.cluster,
             serving_service_name=serving.service.service_name,
@@ -214,6 +242,26 @@ class EsteiraStack(Stack):
                 state_machine_name=workflow.state_machine_name,
                 key=storage.key,
             )
+        # delivery = "codepipeline": Jenkins' release zip -> CodePipeline (approval in prod) -> CodeBuild
+        # -> the state machine (docs/delivery.md). "github" (default): deploy.yml, no resources.
+        delivery = None
+        if cfg.delivery == "codepipeline":
+            assert ci is not None  # config validation: codepipeline needs enable_ci
+            delivery = Delivery(
+                self,
+                "Delivery",
+                name=name,
+                environment=cfg.environment,
+                release_object_key=cfg.release_object_key,
+                key=storage.key,
+                sns_topic_arn=notifications.topic.topic_arn,
+                state_machine_arn=workflow.state_machine.state_machine_arn,
+                state_machine_name=workflow.state_machine_name,
+                deploy_statements=ci.deploy_statements(),
+                state_bucket=cfg.state_bucket,
+                force_destroy=cfg.force_destroy,
+                log_retention_days=cfg.log_retention_days,
+            )
 
         # ---- outputs (Terraform's outputs.tf)
         outputs: dict[str, tuple[str, str]] = {
@@ -257,6 +305,16 @@ class EsteiraStack(Stack):
             outputs["GithubTrainRoleArn"] = (
                 ci.train_role.role_arn,
                 "Role train.yml assumes: start the state machine and describe its executions",
+            )
+        if delivery is not None:
+            outputs["DeliveryPipelineName"] = (
+                delivery.pipeline_name,
+                "The CodePipeline that applies releases (delivery = codepipeline)",
+            )
+            outputs["ReleaseObject"] = (
+                self.to_json_string(delivery.release_object),
+                "Where Jenkins puts the release zip (make publish-release RELEASE_BUCKET=<bucket> RELEASE_KEY=<key>): "
+                "{bucket, key, uri} (JSON)",
             )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

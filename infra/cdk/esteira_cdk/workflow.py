@@ -40,6 +40,21 @@ class FunctionSpec:
     environment: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Ec2TrainingTask:
+    """The EC2 training backend as modules/workflow's ec2_training takes it: the capacity provider the
+    task is placed with (the Ec2Capacity construct) and the task's size (CPU units, MiB, GPUs)."""
+
+    capacity_provider: str
+    cpu: int
+    memory: int
+    gpus: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cpu < 256 or self.memory < 512 or self.gpus < 0:
+            raise ValueError("ec2_training needs cpu >= 256 units, memory >= 512 MiB and gpus >= 0.")
+
+
 # Functions that run outside the VPC (Terraform: functions_outside_vpc): they only call the public service URL.
 OUTSIDE_VPC = frozenset({"smoke_test"})
 
@@ -247,11 +262,14 @@ class Workflow(Construct):
         train_command: list[str] | None = None,
         train_cpu: int = 2048,
         train_memory: int = 8192,
+        ec2_training: Ec2TrainingTask | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         if set(mlflow_credentials) != set(MLFLOW_USERS.values()):
             raise ValueError(f"mlflow_credentials must name exactly {sorted(set(MLFLOW_USERS.values()))}")
+        if training_backend == "ec2" and ec2_training is None:
+            raise ValueError('training_backend = "ec2" needs the EC2 capacity (ec2_training.enabled = true).')
         self.state_machine_name = f"{name}-train-evaluate-deploy"
         # Built from names, not read from the resources: the Lambdas need the state machine ARN in
         # their environment and the state machine needs the Lambda ARNs (a cycle otherwise).
@@ -609,22 +627,51 @@ class Workflow(Construct):
             task_role=self.train_task_role,
             volumes=[ecs.Volume(name="tmp")],
         )
-        train_container = self.train_task_definition.add_container(
-            "train",
-            container_name="train",
-            image=training_image,
-            essential=True,
-            readonly_root_filesystem=True,
-            command=train_command or ["esteira", "train"],
-            environment=dict(sorted({**self.environment, image_variable: training_image_uri}.items())),
-            # MLflow's clients read these natively: the workflow's (writing) user.
-            secrets={
-                "MLFLOW_TRACKING_USERNAME": ecs.Secret.from_secrets_manager(mlflow_credentials["workflow"], "username"),
-                "MLFLOW_TRACKING_PASSWORD": ecs.Secret.from_secrets_manager(mlflow_credentials["workflow"], "password"),
-            },
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="train", log_group=train_logs),
-        )
-        train_container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
+        train_environment = dict(sorted({**self.environment, image_variable: training_image_uri}.items()))
+
+        def add_train_container(task_definition: ecs.TaskDefinition, gpus: int = 0) -> None:
+            """The training container, shared by the Fargate and the EC2 task definitions (local.train_container)."""
+            container = task_definition.add_container(
+                "train",
+                container_name="train",
+                image=training_image,
+                essential=True,
+                readonly_root_filesystem=True,
+                command=train_command or ["esteira", "train"],
+                environment=train_environment,
+                # MLflow's clients read these natively: the workflow's (writing) user.
+                secrets={
+                    "MLFLOW_TRACKING_USERNAME": ecs.Secret.from_secrets_manager(
+                        mlflow_credentials["workflow"], "username"
+                    ),
+                    "MLFLOW_TRACKING_PASSWORD": ecs.Secret.from_secrets_manager(
+                        mlflow_credentials["workflow"], "password"
+                    ),
+                },
+                logging=ecs.LogDrivers.aws_logs(stream_prefix="train", log_group=train_logs),
+                gpu_count=gpus or None,
+            )
+            container.add_mount_points(ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False))
+
+        add_train_container(self.train_task_definition)
+
+        # ---- optional EC2 training backend (docs/training-capacity.md): the same container on the EC2
+        # capacity provider, sized beyond Fargate's 16 vCPU / 120 GB and with GPUs.
+        self.train_ec2_task_definition: ecs.TaskDefinition | None = None
+        if ec2_training is not None:
+            self.train_ec2_task_definition = ecs.TaskDefinition(
+                self,
+                "TrainEc2TaskDefinition",
+                family=f"{name}-train-ec2",
+                compatibility=ecs.Compatibility.EC2,
+                network_mode=ecs.NetworkMode.AWS_VPC,
+                cpu=str(ec2_training.cpu),
+                memory_mib=str(ec2_training.memory),
+                execution_role=self.train_execution_role,
+                task_role=self.train_task_role,
+                volumes=[ecs.Volume(name="tmp")],
+            )
+            add_train_container(self.train_ec2_task_definition, ec2_training.gpus)
 
         # ---- optional SageMaker training backend
         private_subnet_ids = vpc.select_subnets(subnet_group_name=private_subnets.subnet_group_name).subnet_ids
@@ -761,6 +808,7 @@ class Workflow(Construct):
         pass_roles = [self.train_execution_role.role_arn, self.train_task_role.role_arn]
         if self.sagemaker_role is not None:
             pass_roles.append(self.sagemaker_role.role_arn)
+        train_families = [f"{name}-train"] + ([f"{name}-train-ec2"] if ec2_training is not None else [])
         sfn_policy = inline_policy(
             self,
             "StateMachinePolicy",
@@ -776,7 +824,8 @@ class Workflow(Construct):
                     sid="RunTraining",
                     actions=["ecs:RunTask"],
                     resources=[
-                        stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{name}-train:*")
+                        stack.format_arn(service="ecs", resource="task-definition", resource_name=f"{family}:*")
+                        for family in train_families
                     ],
                     conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
                 ),
@@ -822,6 +871,12 @@ class Workflow(Construct):
             "train_subnets": json.dumps(private_subnet_ids),
             "train_security_groups": json.dumps([self.security_group.security_group_id]),
             "training_backend": training_backend,
+            "sagemaker_enabled": _tf_bool(training_backend == "sagemaker"),
+            "ec2_training_enabled": _tf_bool(ec2_training is not None),
+            "ec2_capacity_provider": ec2_training.capacity_provider if ec2_training is not None else "",
+            "train_ec2_task_definition_arn": (
+                self.train_ec2_task_definition.task_definition_arn if self.train_ec2_task_definition else ""
+            ),
             "sagemaker_role_arn": self.sagemaker_role.role_arn if self.sagemaker_role is not None else "",
             "training_image_uri": training_image_uri,
             "image_variable": image_variable,
@@ -860,6 +915,11 @@ CANARY_THRESHOLDS: dict[str, float] = {
     "max_prediction_drift": 0.2,
     "min_requests": 30,
 }
+
+
+def _tf_bool(value: bool) -> str:
+    """tostring() of a Terraform bool."""
+    return "true" if value else "false"
 
 
 def _tf_number(value: float) -> str:
