@@ -197,6 +197,7 @@ RELEASE_MANIFEST ?= release.json
 
 .PHONY: publish-release release-deploy
 
+# workflow-input.json (the execution the pipeline starts) = TRAIN_INPUT (a JSON object, e.g. the data URIs) + the trigger.
 publish-release: venv ## zip release.json (build/images.json) + the commit's tree and put it to RELEASE_BUCKET (starts the pipeline)
 	@test "$(ESTEIRA_DELIVERY)" = codepipeline || { echo "ESTEIRA_DELIVERY=$(ESTEIRA_DELIVERY): publish-release is for codepipeline (github uses trigger-deploy)" >&2; exit 2; }
 	@test -n "$(RELEASE_BUCKET)" || { echo "RELEASE_BUCKET is not set (terraform output release_object)" >&2; exit 2; }

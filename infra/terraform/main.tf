@@ -81,7 +81,7 @@ locals {
   stack_services = [
     "application-autoscaling", "autoscaling", "cloudwatch", "codebuild", "codepipeline", "dynamodb", "ec2",
     "ecr", "ecs", "elasticloadbalancing", "events", "kms", "lambda", "logs", "rds", "route53", "s3",
-    "sagemaker", "secretsmanager", "servicediscovery", "sns", "ssm", "states", "xray",
+    "sagemaker", "secretsmanager", "servicediscovery", "sns", "states", "xray",
   ]
 }
 
@@ -99,6 +99,12 @@ data "aws_iam_policy_document" "boundary" {
     sid       = "StackServices"
     actions   = [for s in local.stack_services : "${s}:*"]
     resources = ["*"]
+  }
+  # AWS's public parameters only (the ECS-optimised AMI ID the EC2 training hosts launch from).
+  statement {
+    sid       = "PublicParameters"
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    resources = ["arn:${data.aws_partition.current.partition}:ssm:*::parameter/aws/service/*"]
   }
   statement {
     sid       = "ReadIam"

@@ -70,3 +70,13 @@ def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None 
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     """The dev environment (infra/terraform/envs/dev.tfvars), the one the parity test compares."""
     yield synthesise(tmp_path_factory.mktemp("cdk-dev"), "dev")
+
+
+# Every optional part on: the EC2 training capacity and CodePipeline delivery (dev keeps enable_ci).
+OPTIONS: dict[str, Any] = {"ec2_training": {"enabled": True}, "delivery": "codepipeline"}
+
+
+@pytest.fixture(scope="session")
+def dev_with_options(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """dev with OPTIONS (test_parity.py compares it with the Terraform plan of the same options)."""
+    yield synthesise(tmp_path_factory.mktemp("cdk-dev-options"), "dev", OPTIONS)

@@ -76,11 +76,38 @@ def test_overrides_win_and_typos_are_refused() -> None:
         ({"image_tag": "-bad"}, "image_tag"),
         ({"create_oidc_provider": False}, "oidc_provider_arn"),
         ({"allowed_ingress_cidrs": ["everyone"]}, "allowed_ingress_cidrs"),
+        ({"training_backend": "ec2"}, "training_backend"),  # needs ec2_training.enabled
+        ({"ec2_training": {"enabled": True, "task_cpu": 128}}, "ec2_training"),
+        ({"ec2_training": {"enabled": True, "gpus": 17}}, "ec2_training"),
+        ({"ec2_training": {"max_instances": 0}}, "ec2_training"),
+        ({"ec2_training": {"volume_size_gb": 20}}, "ec2_training"),
+        ({"ec2_training": {"instance_type": "large"}}, "ec2_training"),
+        ({"ec2_training": {"enable": True}}, "ec2_training"),  # a typo of an attribute is refused
+        ({"delivery": "jenkins"}, "delivery"),
+        ({"delivery": "codepipeline", "enable_ci": False}, "delivery"),
     ],
 )
 def test_invalid_settings_fail_at_synth_naming_the_setting(override: dict[str, Any], setting: str) -> None:
     with pytest.raises(ConfigError, match=setting):
         load_config("dev", override)
+
+
+def test_ec2_training_fills_terraforms_optional_attributes() -> None:
+    config = load_config("dev", {"ec2_training": {"enabled": True, "gpus": 1}, "training_backend": "ec2"})
+    assert config.ec2 == {
+        "enabled": True,
+        "instance_type": "m6i.8xlarge",
+        "gpus": 1,
+        "max_instances": 1,
+        "volume_size_gb": 100,
+        "task_cpu": 30720,
+        "task_memory": 114688,
+    }
+    # Without a NAT the ECS agent's endpoints are added (main.tf local.ec2_training_apis), only then.
+    assert {"ecs-agent", "ecs-telemetry"} <= set(config.effective_interface_endpoints)
+    assert not {"ecs-agent", "ecs-telemetry"} & set(load_config("dev").effective_interface_endpoints)
+    with_nat = load_config("dev", {"ec2_training": {"enabled": True}, "enable_nat_gateway": True})
+    assert not {"ecs-agent", "ecs-telemetry"} & set(with_nat.effective_interface_endpoints)
 
 
 def test_environment_name_must_match_its_file(tmp_path: Path) -> None:

@@ -313,10 +313,15 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition)) & functions
     assert referenced == expected, f"wired {sorted(referenced)}, expected {sorted(expected)}"
 
-    (train,) = [s for s in document["States"].values() if "ecs:runTask" in str(s.get("Resource", ""))]
-    params = train.get("Parameters") or train.get("Arguments")
+    tasks = {k: s for k, s in document["States"].items() if "ecs:runTask" in str(s.get("Resource", ""))}
+    assert set(tasks) == {"TrainEcs", "TrainEc2"}
+    params = tasks["TrainEcs"].get("Parameters") or tasks["TrainEcs"].get("Arguments")
     assert len(params["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
     assert params["TaskDefinition"].startswith("<Ref:WorkflowTrainTaskDefinition")
+    # The EC2 backend is off in dev: its state is rendered with Terraform's values for "off".
+    ec2 = tasks["TrainEc2"].get("Parameters") or tasks["TrainEc2"].get("Arguments")
+    assert ec2["TaskDefinition"] == "" and ec2["CapacityProviderStrategy"][0]["CapacityProvider"] == ""
+    assert '"ec2": "false"' in definition and '"sagemaker": "false"' in definition
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
 

@@ -109,6 +109,9 @@ def test_the_deploy_role_may_build_the_hosts(plan: dict[str, Any]) -> None:
     ]:
         for policy in (deploy, boundary):
             assert decision([policy], action, resource, region) == "Allow", (action, resource)
+    # Parameters: AWS's public ones only, never the account's own (where secrets may live).
+    own = f"arn:aws:ssm:us-east-1:{account}:parameter/prod/db-password"
+    assert decision([boundary], "ssm:GetParameter", own, region) != "Allow"
 
 
 @pytest.mark.parametrize(
