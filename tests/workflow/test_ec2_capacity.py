@@ -8,12 +8,12 @@ association. The applied stack's training run on EC2 is tests/workflow/test_work
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ TRUST = {
 @dataclass
 class Capacity:
     aws: LocalAWS
+    cluster: str
     group: str
     provider: str
     subnet: str
@@ -54,7 +55,7 @@ class Capacity:
     def run(self, task_definition: str, provider: str | None = None) -> dict[str, Any]:
         return dict(
             self.client("ecs").run_task(
-                cluster="c", taskDefinition=task_definition,
+                cluster=self.cluster, taskDefinition=task_definition,
                 capacityProviderStrategy=[{"capacityProvider": provider or self.provider, "weight": 1}],
                 networkConfiguration={
                     "awsvpcConfiguration": {"subnets": [self.subnet], "securityGroups": [self.security_group]}
@@ -63,58 +64,69 @@ class Capacity:
         )  # fmt: skip
 
 
-def _capacity(aws: LocalAWS, *, cluster_in_user_data: str = "c", instance_type: str = "m6i.large") -> Capacity:
+_COUNT = itertools.count()
+
+
+def _capacity(aws: LocalAWS, *, cluster_in_user_data: str = "", instance_type: str = "m6i.large") -> Capacity:
+    """A cluster, a group at 0 and a provider with managed scaling, named apart from other tests' (n)."""
+    n = next(_COUNT)
+    cluster, host, group_name, provider = f"c{n}", f"host{n}", f"hosts{n}", f"training{n}"
+    cluster_in_user_data = cluster_in_user_data or cluster
     ec2, iam = aws.client("ec2"), aws.client("iam")
-    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    vpc = ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.1.0/24", AvailabilityZone="us-east-1a")["Subnet"][
+        "SubnetId"
+    ]
     group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
-    iam.create_role(RoleName="host", AssumeRolePolicyDocument=json.dumps(TRUST))
-    iam.create_instance_profile(InstanceProfileName="host")
-    iam.add_role_to_instance_profile(InstanceProfileName="host", RoleName="host")
+    iam.create_role(RoleName=host, AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.create_instance_profile(InstanceProfileName=host)
+    iam.add_role_to_instance_profile(InstanceProfileName=host, RoleName=host)
     user_data = f"#!/bin/bash\necho ECS_CLUSTER={cluster_in_user_data} >> /etc/ecs/ecs.config\n"
     ec2.create_launch_template(
-        LaunchTemplateName="host",
+        LaunchTemplateName=host,
         LaunchTemplateData={
             "ImageId": "ami-12345678", "InstanceType": instance_type,
-            "IamInstanceProfile": {"Name": "host"}, "UserData": base64.b64encode(user_data.encode()).decode(),
+            "IamInstanceProfile": {"Name": host}, "UserData": base64.b64encode(user_data.encode()).decode(),
             "MetadataOptions": {"HttpTokens": "required"},
         },
     )  # fmt: skip
     autoscaling = aws.client("autoscaling")
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="hosts", MinSize=0, MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnet,
-        LaunchTemplate={"LaunchTemplateName": "host", "Version": "$Latest"}, NewInstancesProtectedFromScaleIn=True,
+        AutoScalingGroupName=group_name, MinSize=0, MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnet,
+        LaunchTemplate={"LaunchTemplateName": host, "Version": "$Latest"}, NewInstancesProtectedFromScaleIn=True,
     )  # fmt: skip
-    arn = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["hosts"])["AutoScalingGroups"][0][
+    arn = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"][0][
         "AutoScalingGroupARN"
     ]
     ecs = aws.client("ecs")
-    ecs.create_cluster(clusterName="c")
+    ecs.create_cluster(clusterName=cluster)
     ecs.create_capacity_provider(
-        name="training",
+        name=provider,
         autoScalingGroupProvider={
             "autoScalingGroupArn": arn, "managedTerminationProtection": "ENABLED",
             "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
         },
     )  # fmt: skip
     ecs.put_cluster_capacity_providers(
-        cluster="c", capacityProviders=["FARGATE", "training"],
+        cluster=cluster, capacityProviders=["FARGATE", provider],
         defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
     )  # fmt: skip
-    return Capacity(aws, "hosts", "training", subnet, group)
+    return Capacity(aws, cluster, group_name, provider, subnet, group)
 
 
-@pytest.fixture()
-def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalAWS]:
-    monkeypatch.setenv("LOCALAWS_HOST_IDLE_SECONDS", "0.5")
-    with LocalAWS(workdir=tmp_path / "localaws") as local:
-        yield local
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAWS]:
+    """One emulator for the module (each test builds its own cluster, group and provider)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCALAWS_HOST_IDLE_SECONDS", "0.5")
+        with LocalAWS(workdir=tmp_path_factory.mktemp("localaws")) as local:
+            yield local
 
 
 def _wait_stopped(cap: Capacity, arn: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        task = cap.client("ecs").describe_tasks(cluster="c", tasks=[arn])["tasks"][0]
+        task = cap.client("ecs").describe_tasks(cluster=cap.cluster, tasks=[arn])["tasks"][0]
         if task["lastStatus"] == "STOPPED":
             return dict(task)
         assert time.monotonic() < deadline, task
@@ -126,26 +138,26 @@ def test_managed_scaling_adds_a_host_for_the_task_and_removes_it_when_idle(aws: 
     assert cap.desired() == 0
     started = cap.run(cap.task_definition("train"))
     assert cap.desired() == 1  # scaled out for the task
-    hosts = cap.client("ecs").list_container_instances(cluster="c")["containerInstanceArns"]
+    hosts = cap.client("ecs").list_container_instances(cluster=cap.cluster)["containerInstanceArns"]
     assert len(hosts) == 1
-    (host,) = cap.client("ecs").describe_container_instances(cluster="c", containerInstances=hosts)[
+    (host,) = cap.client("ecs").describe_container_instances(cluster=cap.cluster, containerInstances=hosts)[
         "containerInstances"
     ]
     registered = {r["name"]: r.get("integerValue") for r in host["registeredResources"]}
     assert registered["CPU"] == 2 * 1024 and registered["MEMORY"] == int(8192 * 0.9)  # m6i.large
     task = _wait_stopped(cap, started["tasks"][0]["taskArn"])
     assert task["containers"][0]["exitCode"] == 0
-    assert task["capacityProviderName"] == "training"
+    assert task["capacityProviderName"] == cap.provider
     deadline = time.monotonic() + 20
     while cap.desired() != 0:  # idle: deregistered and scaled in, as managed scaling does
         assert time.monotonic() < deadline, "the idle host was never removed"
         time.sleep(0.2)
-    assert cap.client("ecs").list_container_instances(cluster="c")["containerInstanceArns"] == []
+    assert cap.client("ecs").list_container_instances(cluster=cap.cluster)["containerInstanceArns"] == []
 
 
 def test_a_host_whose_user_data_names_another_cluster_never_takes_the_task(aws: LocalAWS) -> None:
     cap = _capacity(aws, cluster_in_user_data="default")
-    with pytest.raises(ClientError, match=r"joined ECS cluster 'default', not 'c'.*ECS_CLUSTER=c"):
+    with pytest.raises(ClientError, match=r"joined ECS cluster 'default', not 'c\d+'.*ECS_CLUSTER=c\d+"):
         cap.run(cap.task_definition("train"))
 
 
@@ -163,12 +175,12 @@ def test_a_task_larger_than_a_host_is_refused_with_the_sizes(aws: LocalAWS) -> N
 def test_a_provider_the_cluster_does_not_use_and_a_fargate_only_definition_are_refused(aws: LocalAWS) -> None:
     cap = _capacity(aws)
     cap.client("ecs").put_cluster_capacity_providers(
-        cluster="c", capacityProviders=["FARGATE"], defaultCapacityProviderStrategy=[]
+        cluster=cap.cluster, capacityProviders=["FARGATE"], defaultCapacityProviderStrategy=[]
     )
     with pytest.raises(ClientError, match="not associated with the cluster"):
         cap.run(cap.task_definition("train"))
     cap.client("ecs").put_cluster_capacity_providers(
-        cluster="c", capacityProviders=["FARGATE", "training"], defaultCapacityProviderStrategy=[]
+        cluster=cap.cluster, capacityProviders=["FARGATE", cap.provider], defaultCapacityProviderStrategy=[]
     )
     fargate_only = cap.client("ecs").register_task_definition(
         family="f", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
@@ -188,4 +200,4 @@ def test_the_max_size_bounds_the_hosts(aws: LocalAWS) -> None:
         with pytest.raises(ClientError, match=r"at its max_size \(1\)"):
             cap.run(sleeper)  # the one host is full and the group may not grow
     finally:
-        cap.client("ecs").stop_task(cluster="c", task=first["tasks"][0]["taskArn"], reason="test over")
+        cap.client("ecs").stop_task(cluster=cap.cluster, task=first["tasks"][0]["taskArn"], reason="test over")
