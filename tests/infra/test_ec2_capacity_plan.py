@@ -136,3 +136,18 @@ def test_a_task_that_cannot_fit_a_host_fails_the_plan(
         )  # fmt: skip
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0 and message in output, output[-3000:]
+
+
+def test_a_gpu_host_gets_the_gpu_ami_and_the_task_reserves_its_gpus(tmp_path_factory: pytest.TempPathFactory) -> None:
+    gpu = '-var=ec2_training={enabled=true,instance_type="g5.2xlarge",gpus=1,task_cpu=7168,task_memory=28000}'
+    plan = dev_plan(tmp_path_factory, gpu)
+    parameters = [r["values"]["name"] for r in _data(plan) if r["type"] == "aws_ssm_parameter"]
+    assert parameters == ["/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"]
+    template = one(plan, "aws_launch_template")
+    assert template["instance_type"] == "g5.2xlarge"
+    assert "ECS_ENABLE_GPU_SUPPORT=true" in base64.b64decode(template["user_data"]).decode()
+    definitions = {v["family"]: v for v in resources(plan, "aws_ecs_task_definition").values()}
+    assert (definitions["esteira-dev-train-ec2"]["cpu"], definitions["esteira-dev-train-ec2"]["memory"]) == (
+        "7168",
+        "28000",
+    )
