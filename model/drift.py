@@ -639,7 +639,7 @@ def as_metric_dict(report: DriftReport) -> Mapping[str, float]:
     return report.metrics()
 
 
-# Shared with the canary (pipelines/canary.py): two versions' predicted-intent counts on the same traffic.
+# Shared with the canary (pipelines/release/): two versions' predicted-intent counts on the same traffic.
 
 
 def js_divergence(p: dict[str, float], q: dict[str, float]) -> float:

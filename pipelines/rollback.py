@@ -24,7 +24,7 @@ def rollback(
     execution_arn: str | None = None,
     record_lineage: bool = True,
 ) -> dict[str, Any]:
-    """`record_lineage=False` for callers that record the rollback in their own release (pipelines/canary.py)."""
+    """`record_lineage=False` for callers that record the rollback in their own release (pipelines/release/)."""
     settings = settings or Settings.from_env()
     wf = wf or aws.WorkflowSettings.from_env()
     model_version = str(model_version)

@@ -35,7 +35,7 @@ CLASSES = (
     ("model.config", "Settings"),
     ("model.serving.settings", "ServingSettings"),
     ("pipelines.aws", "WorkflowSettings"),
-    ("pipelines.canary", "CanarySettings"),
+    ("pipelines.release.settings", "CanarySettings"),
     ("pipelines.drift_check", "DriftSettings"),
     ("pipelines.retrain_trigger", "TriggerSettings"),
 )

@@ -6,7 +6,7 @@ the texts and the champion's intents on a bounded queue. Background threads post
 `ESTEIRA_SHADOW_URL/predict` (header `X-Esteira-Shadow: 1`, so the candidate does not capture them as live
 traffic), compare the candidate's intents with the champion's, and print `ShadowRequests` /
 `ShadowAgreements` as EMF on [Service, ModelVersion=<candidate version>]. The release workflow
-(pipelines/canary.py shadow_report) reads those metrics. Copies are best effort: a full queue or a
+(pipelines/release/actions.py shadow_report) reads those metrics. Copies are best effort: a full queue or a
 slow candidate drops copies (`ShadowDropped`, `ShadowErrors`) and never delays a client.
 
 When it copies: ESTEIRA_SHADOW_URL is a fixed internal name for the canary service (Cloud Map in AWS,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from model.drift import homogeneity_p_value, js_divergence
-from pipelines.canary import CanarySettings, judge, validate_steps
+from pipelines.release.settings import CanarySettings, validate_steps
+from pipelines.release.verdict import judge
 
 
 def test_steps_must_increase_and_end_at_100() -> None:

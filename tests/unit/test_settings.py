@@ -12,7 +12,7 @@ from model.config import Settings
 from model.serving.settings import ServingSettings
 from model.settings import PREFIX, THIRD_PARTY, EsteiraSettings, Flag, SettingsError, env_spec, setting
 from pipelines.aws import WorkflowSettings
-from pipelines.canary import CanarySettings
+from pipelines.release.settings import CanarySettings
 from pipelines.drift_check import DriftSettings
 from pipelines.retrain_trigger import TriggerSettings
 

@@ -46,7 +46,7 @@ locals {
     # The monitoring module names model-health alarms "<name>-model-*"; only those start retraining.
     ESTEIRA_RETRAIN_ALARM_PREFIX = "${var.name}${var.alarm_prefixes.retrain}"
     ESTEIRA_SERVICE_NAME         = var.serving_service_name
-    # Canary and shadow releases (pipelines/canary.py).
+    # Canary and shadow releases (pipelines/release/).
     ESTEIRA_CANARY_SERVICE                 = var.canary_service_name
     ESTEIRA_LISTENER_ARN                   = var.listener_arn
     ESTEIRA_STABLE_TARGET_GROUP_ARN        = var.stable_target_group_arn
