@@ -11,8 +11,9 @@ infra/terraform/modules/ec2_capacity) goes through what ECS and the host do in A
 3. The host boots as the ECS-optimised AMI does. Its user data must name this cluster
    (`ECS_CLUSTER=<name>`, else the agent joins `default` and the task is never placed), and its
    instance profile's role must be allowed `ecs:RegisterContainerInstance` (checked when IAM is
-   enforced). It registers with its instance type's CPU (1,024 units a vCPU) and 90 % of its memory,
-   the headroom modules/ec2_capacity's plan-time check assumes.
+   enforced). A volume under a customer managed key needs the key policy to let EC2 Auto Scaling's
+   service-linked role create grants. The host registers with its instance type's CPU (1,024 units
+   a vCPU) and 90 % of its memory, the headroom modules/ec2_capacity's plan-time check assumes.
 4. moto places the task on the host, or RunTask fails naming what does not fit.
 
 A host that runs no task is deregistered and the group scaled in on the plane's next pass
@@ -23,12 +24,13 @@ nothing, as in AWS. The task itself runs like a Fargate one (localaws.ecs).
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from localaws.iam import Check
+from localaws.iam import Check, evaluate
 
 # The fraction of an instance type's memory a host registers for tasks (see the module docstring).
 MEMORY_FOR_TASKS = 0.9
@@ -118,6 +120,7 @@ def _boot(ecs_backend: Any, cluster: Any, group: Any, instance: Any) -> Any:
             authorize_role(role_arn, "ec2.amazonaws.com", [Check("ecs:RegisterContainerInstance", cluster.arn)])
         except Exception as exc:
             raise CapacityError(f"host {instance.id}: the ECS agent cannot register: {exc}") from exc
+    _check_volume_keys(ecs_backend, data, instance.id)
     cpu, memory, gpus = _instance_size(str(data.get("InstanceType") or instance.instance_type))
     host = ecs_backend.register_container_instance(cluster.name, instance.id)
     for resources in (host.registered_resources, host.remaining_resources):
@@ -130,6 +133,40 @@ def _boot(ecs_backend: Any, cluster: Any, group: Any, instance: Any) -> Any:
     host.localaws_group = group.name
     host.localaws_idle_since = time.monotonic()
     return host
+
+
+def _principals(statement: dict[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return ["*"]
+    aws_ids = (principal or {}).get("AWS", []) if isinstance(principal, dict) else []
+    return [aws_ids] if isinstance(aws_ids, str) else list(aws_ids)
+
+
+def _check_volume_keys(ecs_backend: Any, data: dict[str, Any], instance_id: str) -> None:
+    """AWS launches an instance with a volume under a customer managed key only when EC2 Auto Scaling's
+    service-linked role may create a grant on it; the key policy must say so (an IAM policy cannot).
+    Otherwise the instance is terminated at launch (Client.InternalError) and the task never runs."""
+    from moto.kms.models import kms_backends
+
+    account, region = ecs_backend.account_id, ecs_backend.region_name
+    kms = kms_backends[account][region]
+    role = f"arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    for mapping in data.get("BlockDeviceMappings") or []:
+        key_id = str((mapping.get("Ebs") or {}).get("KmsKeyId") or "")
+        if not key_id:
+            continue
+        key = kms.describe_key(key_id)
+        policy = json.loads(kms.get_key_policy(key.id) or "{}")
+        statements = [st for st in policy.get("Statement", []) if any(p in ("*", role) for p in _principals(st))]
+        context = (("aws:PrincipalArn", role), ("kms:GrantIsForAWSResource", "true"))
+        decision, _ = evaluate([{"Statement": statements}], Check("kms:CreateGrant", key.arn, context))
+        if decision != "Allow":
+            raise CapacityError(
+                f"host {instance_id}: EC2 Auto Scaling may not use KMS key {key.arn} for the volume "
+                f"{mapping.get('DeviceName')}; the key policy must allow AWSServiceRoleForAutoScaling "
+                "kms:CreateGrant (with kms:GrantIsForAWSResource), or AWS terminates the instance at launch"
+            )
 
 
 def _profile_role(ecs_backend: Any, profile: str) -> str:

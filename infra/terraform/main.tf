@@ -172,6 +172,8 @@ module "storage" {
   name          = local.name
   force_destroy = var.force_destroy
   tags          = local.tags
+
+  encrypted_volumes_for_autoscaling = var.ec2_training.enabled
 }
 
 module "network" {

@@ -151,3 +151,23 @@ def test_a_gpu_host_gets_the_gpu_ami_and_the_task_reserves_its_gpus(tmp_path_fac
         "7168",
         "28000",
     )
+
+
+def test_the_agent_endpoints_admit_ecs_actions_and_autoscaling_may_use_the_volume_key(plan: dict[str, Any]) -> None:
+    """Two first-apply failures AWS would give: an endpoint policy naming `ecs-agent:*` (not an IAM
+    prefix: the agent's calls are ecs: actions, so the hosts never register), and a customer managed
+    key that EC2 Auto Scaling's service-linked role may not use (the encrypted hosts never launch)."""
+    account = account_id(plan)
+    documents = read_documents(plan)
+    for endpoint in ("ecs-agent", "ecs-telemetry"):
+        policy = json.loads(documents[f'module.network.data.aws_iam_policy_document.endpoint["{endpoint}"]']["json"])
+        context = {"aws:PrincipalAccount": account}
+        assert decision([policy], "ecs:Poll", "*", context) == "Allow", policy
+    key = json.loads(documents["module.storage.data.aws_iam_policy_document.key"]["json"])
+    slr = f"arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    grant = {"aws:PrincipalArn": slr, "kms:GrantIsForAWSResource": "true"}
+    assert decision([key], "kms:CreateGrant", "*", grant) == "Allow"
+    assert decision([key], "kms:GenerateDataKeyWithoutPlaintext", "*", {"aws:PrincipalArn": slr}) == "Allow"
+    other = {"aws:PrincipalArn": f"arn:aws:iam::{account}:role/someone", "kms:GrantIsForAWSResource": "true"}
+    statements = [s for s in key["Statement"] if s.get("Sid", "").startswith("AutoScaling")]
+    assert len(statements) == 2 and decision([{"Statement": statements}], "kms:CreateGrant", "*", other) != "Allow"

@@ -67,12 +67,17 @@ class Capacity:
 _COUNT = itertools.count()
 
 
-def _capacity(aws: LocalAWS, *, cluster_in_user_data: str = "", instance_type: str = "m6i.large") -> Capacity:
+def _capacity(
+    aws: LocalAWS, *, cluster_in_user_data: str = "", instance_type: str = "m6i.large", volume_key: str = ""
+) -> Capacity:
     """A cluster, a group at 0 and a provider with managed scaling, named apart from other tests' (n)."""
     n = next(_COUNT)
     cluster, host, group_name, provider = f"c{n}", f"host{n}", f"hosts{n}", f"training{n}"
     cluster_in_user_data = cluster_in_user_data or cluster
     ec2, iam = aws.client("ec2"), aws.client("iam")
+    volume: dict[str, Any] = {"VolumeSize": 30, "VolumeType": "gp3", "Encrypted": True}
+    if volume_key:
+        volume["KmsKeyId"] = volume_key
     vpc = ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{n}.1.0/24", AvailabilityZone="us-east-1a")["Subnet"][
         "SubnetId"
@@ -88,6 +93,7 @@ def _capacity(aws: LocalAWS, *, cluster_in_user_data: str = "", instance_type: s
             "ImageId": "ami-12345678", "InstanceType": instance_type,
             "IamInstanceProfile": {"Name": host}, "UserData": base64.b64encode(user_data.encode()).decode(),
             "MetadataOptions": {"HttpTokens": "required"},
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": volume}],
         },
     )  # fmt: skip
     autoscaling = aws.client("autoscaling")
@@ -201,3 +207,23 @@ def test_the_max_size_bounds_the_hosts(aws: LocalAWS) -> None:
             cap.run(sleeper)  # the one host is full and the group may not grow
     finally:
         cap.client("ecs").stop_task(cluster=cap.cluster, task=first["tasks"][0]["taskArn"], reason="test over")
+
+
+def test_a_volume_key_autoscaling_may_not_use_stops_the_launch(aws: LocalAWS) -> None:
+    """AWS terminates such an instance at launch; the key policy must name the service-linked role."""
+    kms = aws.client("kms")
+    account = aws.client("sts").get_caller_identity()["Account"]
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    closed = kms.create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": [root]}))["KeyMetadata"]["Arn"]
+    cap = _capacity(aws, volume_key=closed)
+    with pytest.raises(ClientError, match="EC2 Auto Scaling may not use KMS key.*AWSServiceRoleForAutoScaling"):
+        cap.run(cap.task_definition("train"))
+    slr = f"arn:aws:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    grant = {
+        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:CreateGrant", "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": slr}, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }  # fmt: skip
+    kms.put_key_policy(KeyId=closed, PolicyName="default", Policy=json.dumps({"Statement": [root, grant]}))
+    cap = _capacity(aws, volume_key=closed)
+    started = cap.run(cap.task_definition("train"))
+    assert _wait_stopped(cap, started["tasks"][0]["taskArn"])["containers"][0]["exitCode"] == 0

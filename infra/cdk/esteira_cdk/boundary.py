@@ -35,7 +35,6 @@ STACK_SERVICES = (
     "secretsmanager",
     "servicediscovery",
     "sns",
-    "ssm",
     "states",
     "xray",
 )
@@ -81,6 +80,12 @@ def apply_boundary(stack: Stack, scope: Construct, *, name: str, bootstrap_quali
         description=f"Permissions boundary of every role of {name} (see infra/cdk/esteira_cdk/boundary.py)",
         statements=[
             iam.PolicyStatement(sid="StackServices", actions=[f"{s}:*" for s in STACK_SERVICES], resources=["*"]),
+            # AWS's public parameters only (the ECS-optimised AMI ID the EC2 training hosts launch from).
+            iam.PolicyStatement(
+                sid="PublicParameters",
+                actions=["ssm:GetParameter", "ssm:GetParameters"],
+                resources=[f"arn:{Aws.PARTITION}:ssm:*::parameter/aws/service/*"],
+            ),
             iam.PolicyStatement(
                 sid="ReadIam", actions=["iam:Get*", "iam:List*", "sts:GetCallerIdentity"], resources=["*"]
             ),

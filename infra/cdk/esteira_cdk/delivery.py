@@ -200,7 +200,12 @@ class Delivery(Construct):
             iam.PolicyStatement(
                 sid="DeployBuild", actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds"], resources=[project_arn]
             ),
-            iam.PolicyStatement(sid="StartWorkflow", actions=["states:StartExecution"], resources=[state_machine_arn]),
+            # The Step Functions action reads the machine's type first.
+            iam.PolicyStatement(
+                sid="StartWorkflow",
+                actions=["states:DescribeStateMachine", "states:StartExecution"],
+                resources=[state_machine_arn],
+            ),
             iam.PolicyStatement(sid="FollowWorkflow", actions=["states:DescribeExecution"], resources=[executions]),
         ]
         if approval:

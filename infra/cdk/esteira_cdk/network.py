@@ -15,7 +15,10 @@ from .common import log_group
 PRIVATE = "private"
 PUBLIC = "public"
 # IAM action prefix of an endpoint's service where it differs from the endpoint's name.
-ACTION_PREFIX = {"ecr.api": "ecr", "ecr.dkr": "ecr", "monitoring": "cloudwatch", "sagemaker.api": "sagemaker"}
+ACTION_PREFIX = {
+    "ecr.api": "ecr", "ecr.dkr": "ecr", "monitoring": "cloudwatch", "sagemaker.api": "sagemaker",
+    "ecs-agent": "ecs", "ecs-telemetry": "ecs",  # the ECS agent's endpoints serve ecs: actions
+}  # fmt: skip
 
 
 def subnet_cidrs(vpc_cidr: str, count: int) -> tuple[list[str], list[str]]:

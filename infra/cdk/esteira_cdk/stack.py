@@ -62,7 +62,13 @@ class EsteiraStack(Stack):
         # One permissions boundary on every role the app creates (Terraform: aws_iam_policy.boundary).
         apply_boundary(self, self, name=name, bootstrap_qualifier=DEFAULT_QUALIFIER)
 
-        storage = Storage(self, "Storage", name=name, force_destroy=cfg.force_destroy)
+        storage = Storage(
+            self,
+            "Storage",
+            name=name,
+            force_destroy=cfg.force_destroy,
+            encrypted_volumes_for_autoscaling=bool(cfg.ec2["enabled"]),
+        )
         registry = Registry(self, "Registry", name=name, key=storage.key, force_delete=cfg.force_destroy)
         repos = registry.repositories
         if cfg.registry_only:

@@ -25,6 +25,7 @@ class Storage(Construct):
         capture_expiration_days: int = 180,
         access_log_expiration_days: int = 365,
         key_deletion_window_days: int = 30,
+        encrypted_volumes_for_autoscaling: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         account, region, partition = Aws.ACCOUNT_ID, Aws.REGION, Aws.PARTITION
@@ -63,6 +64,27 @@ class Storage(Construct):
                 ),
             ]
         )
+        if encrypted_volumes_for_autoscaling:  # the EC2 training hosts' volumes (modules/storage in Terraform)
+            role = (
+                f"arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/"
+                "AWSServiceRoleForAutoScaling"
+            )
+            policy.add_statements(
+                iam.PolicyStatement(
+                    sid="AutoScalingUsesKeyForVolumes",
+                    actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                    resources=["*"],
+                    principals=[iam.AnyPrincipal()],
+                    conditions={"ArnEquals": {"aws:PrincipalArn": role}},
+                ),
+                iam.PolicyStatement(
+                    sid="AutoScalingGrantsForVolumes",
+                    actions=["kms:CreateGrant"],
+                    resources=["*"],
+                    principals=[iam.AnyPrincipal()],
+                    conditions={"ArnEquals": {"aws:PrincipalArn": role}, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+            )
         self.key = kms.Key(
             self,
             "Key",

@@ -9,7 +9,11 @@ locals {
   nat_count           = var.enable_nat_gateway ? (var.single_nat_gateway ? 1 : local.az_count) : 0
   endpoint_subnet_ids = slice(aws_subnet.private[*].id, 0, min(var.endpoint_subnet_count, local.az_count))
   # IAM action prefix of each endpoint's service; endpoint policies replace AWS's default "*" on "*".
-  action_prefix = { "ecr.api" = "ecr", "ecr.dkr" = "ecr", "monitoring" = "cloudwatch", "sagemaker.api" = "sagemaker" }
+  action_prefix = {
+    "ecr.api" = "ecr", "ecr.dkr" = "ecr", "monitoring" = "cloudwatch", "sagemaker.api" = "sagemaker",
+    # The ECS agent's endpoints serve ECS actions (ecs:Poll, ecs:StartTelemetrySession, ...).
+    "ecs-agent" = "ecs", "ecs-telemetry" = "ecs",
+  }
 }
 
 # Endpoints admit only this account's principals, and only the endpoint's own service.

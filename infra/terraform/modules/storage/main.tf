@@ -8,6 +8,8 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region
+  # EC2 Auto Scaling's service-linked role (encrypted_volumes_for_autoscaling).
+  autoscaling_role = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
   buckets = {
     data      = "${var.name}-data-${local.account_id}"
     artifacts = "${var.name}-artifacts-${local.account_id}"
@@ -20,6 +22,7 @@ data "aws_iam_policy_document" "key" {
   #checkov:skip=CKV_AWS_111:This is a KMS key policy: Resource "*" means this key only; service principals are bound by aws:SourceAccount or the logs encryption context.
   #checkov:skip=CKV_AWS_356:KMS key policy: "*" is the key itself.
   #checkov:skip=CKV_AWS_109:KMS key policy: the account root statement is AWS's default and lets IAM policies grant key use.
+  #checkov:skip=CKV_AWS_33:The only "*" principals are narrowed by aws:PrincipalArn to EC2 Auto Scaling's service-linked role (encrypted_volumes_for_autoscaling).
   statement {
     sid       = "AccountAdministers"
     actions   = ["kms:*"]
@@ -41,6 +44,49 @@ data "aws_iam_policy_document" "key" {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+  # EC2 Auto Scaling launches the EC2 training hosts with volumes under this key: AWS requires its
+  # service-linked role in the key policy (an IAM policy cannot grant it). Principal "*" narrowed to
+  # that role by aws:PrincipalArn, because a key policy naming a role that does not exist yet (a new
+  # account's first Auto Scaling group creates it) is refused.
+  dynamic "statement" {
+    for_each = var.encrypted_volumes_for_autoscaling ? [1] : []
+    content {
+      sid       = "AutoScalingUsesKeyForVolumes"
+      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+      resources = ["*"]
+      principals {
+        type        = "AWS"
+        identifiers = ["*"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:PrincipalArn"
+        values   = [local.autoscaling_role]
+      }
+    }
+  }
+  dynamic "statement" {
+    for_each = var.encrypted_volumes_for_autoscaling ? [1] : []
+    content {
+      sid       = "AutoScalingGrantsForVolumes"
+      actions   = ["kms:CreateGrant"]
+      resources = ["*"]
+      principals {
+        type        = "AWS"
+        identifiers = ["*"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:PrincipalArn"
+        values   = [local.autoscaling_role]
+      }
+      condition {
+        test     = "Bool"
+        variable = "kms:GrantIsForAWSResource"
+        values   = ["true"]
+      }
     }
   }
   statement {

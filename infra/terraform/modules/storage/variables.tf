@@ -53,6 +53,12 @@ variable "key_deletion_window_days" {
   }
 }
 
+variable "encrypted_volumes_for_autoscaling" {
+  description = "Let EC2 Auto Scaling (its service-linked role) use the key for the EBS volumes of the instances it launches (the EC2 training hosts); without it those launches fail."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
