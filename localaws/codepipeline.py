@@ -9,14 +9,18 @@ in a thread, as CodePipeline does, with the pipeline's role (`Enforcer.credentia
   becomes the output artifact and is copied to the artifact store (`artifactStore.location`).
 - **Approval / Manual**: publishes the approval request to `NotificationArn` (if set), then waits for
   PutApprovalResult with the token GetPipelineState shows. Rejected fails the action.
-- **Build / CodeBuild** (the stand-in): the project's buildspec phases (install, pre_build, build,
-  post_build; each phase's commands in one `bash -e` shell) run as a LOCAL SUBPROCESS, not in a
-  CodeBuild container image: the working directory is the unzipped input artifact (CODEBUILD_SRC_DIR),
+- **Build / CodeBuild** (the stand-in): with the project's service role, the build creates its CloudWatch
+  Logs stream (logsConfig; logs:CreateLogStream/PutLogEvents checked on the stream's ARN) and downloads
+  the input artifact from the artifact store, as CodeBuild does (so the role's logs, S3 and KMS
+  permissions are checked); then the project's buildspec phases (install,
+  pre_build, build, post_build; each phase's commands in one `bash -e` shell) run as a LOCAL SUBPROCESS,
+  not in a CodeBuild container image: the working directory is the unzipped input artifact (CODEBUILD_SRC_DIR),
   the environment is the emulator's (endpoint, region), the project's and the action's PLAINTEXT
   variables, CODEBUILD_* variables and the credentials of the project's service role. A non-zero exit
-  fails the action; the log is <workdir>/codebuild/<build id>.log.
-- **Invoke / StepFunctions**: StartExecution of `StateMachineArn` (input Literal, or FilePath read from
-  the input artifact), waits for the end; the action fails unless the execution SUCCEEDED.
+  fails the action; the log is <workdir>/codebuild/<build id>.log and goes to the log stream afterwards.
+- **Invoke / StepFunctions**: DescribeStateMachine, then StartExecution of `StateMachineArn` (input
+  Literal, or FilePath read from the input artifact), then DescribeExecution until it ends; the action
+  fails unless the execution SUCCEEDED.
 
 Actions run one runOrder group after another (actions sharing a runOrder run one after another here,
 in parallel in AWS). GetPipelineExecution, ListPipelineExecutions, GetPipelineState,
@@ -298,9 +302,14 @@ class Runner:
             inputs = [config["PrimarySource"]] + [i for i in inputs if i != config["PrimarySource"]]
         if not inputs:
             raise ActionFailed("a CodeBuild action needs an input artifact")
-        src = self._artifact_dir(run, inputs[0])
-        build_id = f"{project_name}:{uuid.uuid4()}"
+        build_uuid = str(uuid.uuid4())
+        build_id = f"{project_name}:{build_uuid}"
         act.external_id = build_id
+        build_creds = self.credentials(project["serviceRole"], "codebuild.amazonaws.com")
+        # As CodeBuild does, with the project's role: the log stream first (a role that may not create it
+        # fails the build before it starts), then the input artifact from the artifact store.
+        logs = self._build_log_stream(project, build_uuid, project["serviceRole"])
+        src = self._build_source(run, inputs[0], build_uuid, build_creds)
         spec_text = (project.get("source") or {}).get("buildspec") or ""
         if not spec_text or ("\n" not in spec_text and (src / spec_text).is_file()):
             spec_text = (src / (spec_text or "buildspec.yml")).read_text()
@@ -323,11 +332,21 @@ class Runner:
                 "CODEPIPELINE_EXECUTION_ID": run.id,
             }
         )
-        env.update(self.credentials(project["serviceRole"], "codebuild.amazonaws.com"))
+        env.update(build_creds)
         timeout = float(project.get("timeoutInMinutes") or 60) * 60
         log_path = self.workdir.parent / "codebuild" / f"{build_id.replace(':', '-')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
+        try:
+            self._build_phases(spec, src, env, deadline, build_id, log_path)
+        finally:
+            if logs is not None:
+                self._send_log(logs, log_path)
+        act.summary = f"Build {build_id} succeeded"
+
+    def _build_phases(
+        self, spec: dict[str, Any], src: Path, env: dict[str, str], deadline: float, build_id: str, log_path: Path
+    ) -> None:
         with log_path.open("w") as out:
             for phase in PHASES:
                 commands = ((spec.get("phases") or {}).get(phase) or {}).get("commands") or []
@@ -351,7 +370,55 @@ class Runner:
                     raise ActionFailed(
                         f"Build {build_id} failed in phase {phase.upper()} (exit {proc.returncode}); log {log_path}"
                     )
-        act.summary = f"Build {build_id} succeeded"
+
+    def _build_source(self, run: Run, name: str, build_uuid: str, creds: dict[str, str]) -> Path:
+        """The input artifact as the build downloads it: from the artifact store with the project's role
+        (s3:GetObject, and kms:Decrypt for an SSE-KMS store), unzipped into the build's own directory."""
+        artifact = run.artifacts[name]
+        if artifact.get("bucket"):
+            got = self.client("s3", creds).get_object(Bucket=artifact["bucket"], Key=artifact["key"])
+            body = got["Body"].read()
+        else:
+            body = Path(artifact["path"]).read_bytes()
+        target = self.workdir / run.id / "builds" / build_uuid
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            zf.extractall(target)
+        return target
+
+    def _build_log_stream(self, project: dict[str, Any], build_uuid: str, role_arn: str) -> tuple[Any, str, str] | None:
+        """The build's CloudWatch Logs stream (logsConfig; default group /aws/codebuild/<project>):
+        (client, group, stream), or None when the project's logs are disabled. CodeBuild writes it with the
+        project's role; the checks are made here (as for an ECS task's awslogs stream, localaws.iam), because
+        the wire call's resource is not known to the enforcer, and a refusal fails the build before it starts."""
+        from localaws.server import CREDENTIALS
+
+        config = (project.get("logsConfig") or {}).get("cloudWatchLogs") or {}
+        if config.get("status", "ENABLED") != "ENABLED":
+            return None
+        group = config.get("groupName") or f"/aws/codebuild/{project['name']}"
+        stream = f"{config['streamName']}/{build_uuid}" if config.get("streamName") else build_uuid
+        group_arn = f"arn:aws:logs:{self.local.region}:{self.local_account()}:log-group:{group}"
+        service = "codebuild.amazonaws.com"
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            self.authorize(role_arn, service, action, f"{group_arn}:log-stream:{stream}")
+        logs = self.client("logs", dict(CREDENTIALS))
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except logs.exceptions.ResourceNotFoundException:  # CodeBuild creates a missing group
+            self.authorize(role_arn, service, "logs:CreateLogGroup", f"{group_arn}:log-stream:")
+            logs.create_log_group(logGroupName=group)
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        return logs, group, stream
+
+    @staticmethod
+    def _send_log(target: tuple[Any, str, str], log_path: Path) -> None:
+        logs, group, stream = target
+        stamp = int(time.time() * 1000)
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        for start in range(0, len(lines), 5000):
+            events = [{"timestamp": stamp, "message": line[:200_000]} for line in lines[start : start + 5000]]
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
     def _step_functions(self, run: Run, act: ActionRun, config: dict[str, str], creds: dict[str, str]) -> None:
         if config.get("InputType", "Literal") == "FilePath":
@@ -365,6 +432,9 @@ class Runner:
         else:
             payload = config.get("Input") or "{}"
         sfn = self.client("stepfunctions", creds)
+        # The action reads the state machine first (its type decides how the execution is followed): the
+        # pipeline's role needs states:DescribeStateMachine as well as StartExecution and DescribeExecution.
+        sfn.describe_state_machine(stateMachineArn=config["StateMachineArn"])
         name = f"{config.get('ExecutionNamePrefix') or act.name}-{run.id}"[:80]
         arn = sfn.start_execution(stateMachineArn=config["StateMachineArn"], name=name, input=payload)["executionArn"]
         act.external_id = arn
@@ -612,6 +682,41 @@ def _codebuild_projects(undo: list[Callable[[], None]]) -> None:
     _patch(CodeBuildResponse, "update_project", update_project, undo)
 
 
+def _s3_eventbridge_readback(undo: list[Callable[[], None]]) -> None:
+    """GetBucketNotificationConfiguration names EventBridgeConfiguration when it is on (moto 5.2.5 stores it
+    and sends the events, but leaves it out of the answer, so every plan after the apply wants
+    aws_s3_bucket_notification.eventbridge false -> true)."""
+    from moto.s3.responses import S3Response
+
+    from localaws.missing_apis import _patch
+
+    moto_get = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is None or config.event_bridge is None:
+            return moto_get(self)
+        from moto.core.responses import ActionResult
+
+        result = {
+            "TopicConfigurations": [_notification(t, "TopicArn") for t in config.topic],
+            "QueueConfigurations": [_notification(q, "QueueArn") for q in config.queue],
+            "LambdaFunctionConfigurations": [_notification(f, "LambdaFunctionArn") for f in config.cloud_function],
+            "EventBridgeConfiguration": {},
+        }
+        self.data["Action"] = "GetBucketNotificationConfiguration"
+        return self.serialized(ActionResult(result))
+
+    _patch(S3Response, "get_bucket_notification", get_bucket_notification, undo)
+
+
+def _notification(item: Any, arn_key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"Id": item.id, arn_key: item.arn, "Events": item.events}
+    if item.filters:
+        out["Filter"] = {"Key": {"FilterRules": item.filters["S3Key"]["FilterRule"]}}
+    return out
+
+
 def install(local: Any) -> Callable[[], None]:
     from moto.codepipeline.exceptions import InvalidStructureException
     from moto.codepipeline.responses import CodePipelineResponse
@@ -622,6 +727,7 @@ def install(local: Any) -> Callable[[], None]:
     runner = local.codepipeline = Runner(local)
     undo: list[Callable[[], None]] = []
     _codebuild_projects(undo)
+    _s3_eventbridge_readback(undo)
 
     def start_pipeline_execution(self: Any) -> str:
         name = self._get_param("name")

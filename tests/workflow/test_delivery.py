@@ -222,6 +222,13 @@ def test_approved_release_builds_and_starts_the_state_machine(local_aws: LocalAW
     assert json.loads(desc["input"])["trigger"] == {"kind": "ci"}
     (log,) = (local_aws.workdir / "codebuild").glob("deploy-*.log")
     assert "Entering phase BUILD" in log.read_text()
+    # The build's log is also in its CloudWatch Logs group, stream = the build's id after the project name.
+    build_id = ran["Apply"]["output"]["executionResult"]["externalExecutionId"]
+    events = local_aws.client("logs").get_log_events(
+        logGroupName="/aws/codebuild/deploy", logStreamName=build_id.split(":", 1)[1]
+    )["events"]
+    assert [e["message"] for e in events][:2] == ["[Container] Entering phase INSTALL", "venv"]
+    assert "test -f release.json" in [e["message"] for e in events]
 
 
 def test_rejection_fails_the_execution(local_aws: LocalAWS) -> None:
@@ -281,6 +288,8 @@ def test_published_release_starts_the_pipeline_through_eventbridge(local_aws: Lo
     s3.put_bucket_notification_configuration(
         Bucket="releases", NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
+    # Read back as AWS answers it (the provider's next plan compares it with eventbridge = true).
+    assert s3.get_bucket_notification_configuration(Bucket="releases")["EventBridgeConfiguration"] == {}
     pattern = {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
@@ -357,7 +366,7 @@ def test_codebuild_project_keeps_its_key_and_updates_in_place(local_aws: LocalAW
     publish(local_aws)
     execution_id = local_aws.client("codepipeline").start_pipeline_execution(name="p")["pipelineExecutionId"]
     assert wait_execution(local_aws, execution_id)["status"] == "Succeeded"
-    (deployed_txt,) = (local_aws.workdir / "codepipeline").glob("*/artifacts/release/deployed.txt")
+    (deployed_txt,) = (local_aws.workdir / "codepipeline").glob("*/builds/*/deployed.txt")
     assert deployed_txt.read_text().strip() == "staging"
 
 
@@ -497,11 +506,14 @@ def test_applied_pipeline_delivers_a_release_and_reports_a_failed_one(
         inputs = stage_data(stack, "delivery", {"train_data": str(slice_files["train"]),
                             "eval_data": str(slice_files["test"]), "smoke_data": str(slice_files["test"])})  # fmt: skip
         stack.notifications()
+        timings = {"apply": round(stack.apply.seconds)}
 
         # 1. A release: the S3 event starts the pipeline; the build and the ordinary execution succeed.
         good = build_release(tmp_path / "good", env, inputs, build_exit=0)
+        started = time.monotonic()
         version = publish_release(good, env, release)
         done = wait_new_execution(cp, pipeline, set(), timeout=900)
+        timings["release (publish -> pipeline Succeeded)"] = round(time.monotonic() - started)
         ran = actions_of(cp, pipeline, done["pipelineExecutionId"])
         assert done["status"] == "Succeeded", json.dumps(ran, default=str)[:4000]
         assert done["trigger"]["triggerType"] == "CloudWatchEvent"
@@ -515,6 +527,10 @@ def test_applied_pipeline_delivers_a_release_and_reports_a_failed_one(
         log = (aws.workdir / "codebuild" / f"{build_id.replace(':', '-')}.log").read_text()
         assert f"SERVING_IMAGE={DIGESTS['serving']}" in log, log
         assert f"caller arn:aws:sts::123456789012:assumed-role/{stack.cluster}-codebuild-deploy/" in log, log
+        streamed = aws.client("logs").get_log_events(
+            logGroupName=f"/aws/codebuild/{stack.cluster}-deploy", logStreamName=build_id.split(":", 1)[1]
+        )["events"]
+        assert f"SERVING_IMAGE={DIGESTS['serving']}" in "\n".join(e["message"] for e in streamed)
         # The execution it started is the ordinary one: the stack's state machine, the zip's input, finished.
         with zipfile.ZipFile(good) as zf:
             manifest_input = json.loads(zf.read("workflow-input.json"))
@@ -529,8 +545,10 @@ def test_applied_pipeline_delivers_a_release_and_reports_a_failed_one(
 
         # 2. A release whose deploy build fails: no execution, and the FAILED event reaches the stack's topic.
         bad = build_release(tmp_path / "bad", env, inputs, build_exit=3)
+        started = time.monotonic()
         publish_release(bad, env, release)
         failed = wait_new_execution(cp, pipeline, {done["pipelineExecutionId"]}, timeout=120)
+        timings["failed release (publish -> pipeline Failed)"] = round(time.monotonic() - started)
         assert failed["status"] == "Failed"
         sfn_runs = aws.client("stepfunctions").list_executions(stateMachineArn=stack.outputs["state_machine_arn"])
         assert [e["executionArn"] for e in sfn_runs["executions"]] == [arn]
@@ -542,3 +560,29 @@ def test_applied_pipeline_delivers_a_release_and_reports_a_failed_one(
         assert events, "no failure notification on the stack's topic"
         assert events[0]["detail"] | {"pipeline": pipeline, "state": "FAILED"} == events[0]["detail"]
         assert events[0]["detail"]["execution-id"] == failed["pipelineExecutionId"]
+
+        # 3. What a second apply would find: the provider reads the pipeline, the project, the rules, the
+        # roles and the bucket's notification back as it wrote them (the CodeBuild key, CodePipeline's
+        # timestamps and S3's EventBridge flag are fixed in localaws.codepipeline).
+        started = time.monotonic()
+        apply = stack.apply
+        plan = subprocess.run(
+            [str(apply.tofu), "plan", "-no-color", "-input=false", "-lock=false", "-target=module.delivery[0]",
+             f"-out={tmp_path / 'again.tfplan'}", *apply.args()],
+            cwd=apply.root, env=apply.env(), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
+        shown = json.loads(apply.run("show", "-json", str(tmp_path / "again.tfplan")).stdout)
+        timings["plan of module.delivery after the runs"] = round(time.monotonic() - started)
+        print(f"delivery timings (s): {json.dumps(timings)}")
+        changed = {
+            c["address"]: c["change"]["actions"]
+            for c in shown.get("resource_changes", [])
+            if c["address"].startswith("module.delivery[0].") and c["change"]["actions"] != ["no-op"]
+            and not c["address"].startswith("module.delivery[0].data.")
+        }  # fmt: skip
+        print(f"module.delivery changes on a second plan: {json.dumps(changed)}")
+        stable = ("aws_codebuild_project.", "aws_codepipeline.", "aws_s3_bucket_notification.",
+                  "aws_cloudwatch_event_rule.", "aws_cloudwatch_event_target.", "aws_iam_role.",
+                  "aws_cloudwatch_log_group.")  # fmt: skip
+        assert not {a: c for a, c in changed.items() if a.split(".", 2)[2].startswith(stable)}, changed

@@ -312,7 +312,8 @@ def test_an_execution_trains_on_the_ec2_capacity_it_chooses(workflow: Workflow, 
     run = wf.start("on-ec2", **wf.inputs(train_data=train_data), training_backend="ec2")
     done = wf.wait(run)
     states = wf.states(run)
-    assert done["status"] == "SUCCEEDED", (states, explain_execution(wf.aws, run))
+    # A string message: pytest prints it whole (a tuple's repr is cut to one line without -vv).
+    assert done["status"] == "SUCCEEDED", f"states: {states}\n{explain_execution(wf.aws, run)}"
     assert _in_order(["BackendDeployed?", "ValidateData", "TrainingBackend?", "TrainEc2", "Evaluate", "Gate?",
                       "NotifyRejected", "Done"], states), states  # fmt: skip
     assert "TrainSageMaker" not in states and "TrainEcs" not in states

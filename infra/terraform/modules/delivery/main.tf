@@ -277,7 +277,7 @@ data "aws_iam_policy_document" "pipeline" {
   }
   statement {
     sid       = "StartWorkflow"
-    actions   = ["states:StartExecution"]
+    actions   = ["states:DescribeStateMachine", "states:StartExecution"] # the action reads the machine's type first
     resources = [var.state_machine_arn]
   }
   statement {
