@@ -13,6 +13,9 @@ import pytest
 
 from .planned import dev_plan, read_documents, resources
 
+# Plans of the whole root module (about 15 s each): the slow suite, as the other plan readers.
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
 CODEPIPELINE = "-var=delivery=codepipeline"
 
 
@@ -37,7 +40,6 @@ def _statements(plan: dict[str, Any], address_part: str) -> dict[str, dict[str, 
     return {s["Sid"]: s for s in json.loads(docs[0]["json"])["Statement"]}
 
 
-@pytest.mark.slow
 def test_github_delivery_plans_no_pipeline(tmp_path_factory: pytest.TempPathFactory) -> None:
     plan = dev_plan(tmp_path_factory)
     assert not resources(plan, "aws_codepipeline")

@@ -137,8 +137,8 @@ def test_labels_key_and_drift_metrics_come_from_the_contract() -> None:
 
 def test_defaults_of_the_steps_match_the_contract() -> None:
     from model.serving.settings import ServingSettings
-    from pipelines.release.settings import CanarySettings
     from pipelines.drift_check import DriftSettings
+    from pipelines.release.settings import CanarySettings
     from pipelines.retrain_trigger import ALARM_PREFIX
 
     c = contract()

@@ -12,8 +12,8 @@ from model.config import Settings
 from model.serving.settings import ServingSettings
 from model.settings import PREFIX, THIRD_PARTY, EsteiraSettings, Flag, SettingsError, env_spec, setting
 from pipelines.aws import WorkflowSettings
-from pipelines.release.settings import CanarySettings
 from pipelines.drift_check import DriftSettings
+from pipelines.release.settings import CanarySettings
 from pipelines.retrain_trigger import TriggerSettings
 
 CLASSES = (Settings, ServingSettings, WorkflowSettings, CanarySettings, DriftSettings, TriggerSettings)

@@ -231,6 +231,7 @@ def test_approved_release_builds_and_starts_the_state_machine(local_aws: LocalAW
     assert "test -f release.json" in [e["message"] for e in events]
 
 
+@pytest.mark.slow  # make test stays under 10 minutes; CI runs it in test-slow
 def test_rejection_fails_the_execution(local_aws: LocalAWS) -> None:
     make_pipeline(local_aws)
     publish(local_aws)
@@ -272,6 +273,7 @@ def test_failing_build_stops_before_the_workflow_and_emits_the_failed_event(loca
     assert bodies and bodies[0]["detail"]["state"] == "FAILED" and bodies[0]["detail"]["execution-id"] == execution_id
 
 
+@pytest.mark.slow  # make test stays under 10 minutes; CI runs it in test-slow
 def test_failed_workflow_fails_the_action(local_aws: LocalAWS) -> None:
     make_pipeline(local_aws, approval=False)
     publish(local_aws, fail_workflow=True)
@@ -282,6 +284,7 @@ def test_failed_workflow_fails_the_action(local_aws: LocalAWS) -> None:
     assert ran["Apply"]["status"] == "Succeeded" and ran["Train"]["status"] == "Failed"
 
 
+@pytest.mark.slow  # make test stays under 10 minutes; CI runs it in test-slow
 def test_published_release_starts_the_pipeline_through_eventbridge(local_aws: LocalAWS) -> None:
     make_pipeline(local_aws, approval=False)
     s3, events = local_aws.client("s3"), local_aws.client("events")
@@ -334,6 +337,7 @@ def test_timestamps_are_json_numbers(local_aws: LocalAWS) -> None:
     assert isinstance(raw["ListActionExecutions"]["actionExecutionDetails"][0]["lastUpdateTime"], float)
 
 
+@pytest.mark.slow  # make test stays under 10 minutes; CI runs it in test-slow
 def test_codebuild_project_keeps_its_key_and_updates_in_place(local_aws: LocalAWS) -> None:
     """What the provider calls after the first apply: BatchGetProjects must give back the key it was created
     with (or every plan shows a change), and a change (here a variable, the timeout and a tag) is an UpdateProject."""
@@ -370,6 +374,7 @@ def test_codebuild_project_keeps_its_key_and_updates_in_place(local_aws: LocalAW
     assert deployed_txt.read_text().strip() == "staging"
 
 
+@pytest.mark.slow  # make test stays under 10 minutes; CI runs it in test-slow
 def test_make_publish_release_puts_the_built_release_and_its_deploy_plans_the_digests(
     local_aws: LocalAWS, tmp_path: Path
 ) -> None:
