@@ -603,6 +603,8 @@ def units(state: Mapping[str, Any] | Stack) -> list[Unit]:
             params = state.get("Parameters") or state.get("Arguments") or {}
             if ":::ecs:runTask" in resource or ("TaskDefinition" in params and "Cluster" in params):
                 family = _family(str(params.get("TaskDefinition", "")))
+                if not family:  # the backend is not deployed (TrainEc2 without ec2_training)
+                    continue
                 net = (params.get("NetworkConfiguration") or {}).get("AwsvpcConfiguration") or {}
                 placement = _task_placement(stack, net, "Subnets", "SecurityGroups")
                 placement = Placement(
