@@ -128,25 +128,10 @@ resource "aws_cloudwatch_log_group" "build" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "codebuild_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["codebuild.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "codebuild" {
   name                 = "${var.name}-codebuild-deploy"
   description          = "CodeBuild deploy build of ${local.pipeline_name}: terraform apply with the CI deploy role's permissions"
-  assume_role_policy   = data.aws_iam_policy_document.codebuild_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.trust["codebuild"].json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
 }
@@ -231,12 +216,18 @@ resource "aws_codebuild_project" "deploy" {
 }
 
 # ---- the pipeline
-data "aws_iam_policy_document" "pipeline_trust" {
+# Who may assume each role: the service, for this account only (aws:SourceAccount: no confused deputy).
+data "aws_iam_policy_document" "trust" {
+  for_each = {
+    codebuild = "codebuild.amazonaws.com"
+    pipeline  = "codepipeline.amazonaws.com"
+    events    = "events.amazonaws.com"
+  }
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["codepipeline.amazonaws.com"]
+      identifiers = [each.value]
     }
     condition {
       test     = "StringEquals"
@@ -249,7 +240,7 @@ data "aws_iam_policy_document" "pipeline_trust" {
 resource "aws_iam_role" "pipeline" {
   name                 = "${var.name}-codepipeline"
   description          = "CodePipeline ${local.pipeline_name}: read the release, run the deploy build, start the workflow"
-  assume_role_policy   = data.aws_iam_policy_document.pipeline_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.trust["pipeline"].json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
 }
@@ -401,25 +392,10 @@ resource "aws_cloudwatch_event_rule" "release" {
   tags = var.tags
 }
 
-data "aws_iam_policy_document" "events_trust" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "events" {
   name                 = "${var.name}-release-events"
   description          = "EventBridge starts ${local.pipeline_name} when a release is published"
-  assume_role_policy   = data.aws_iam_policy_document.events_trust.json
+  assume_role_policy   = data.aws_iam_policy_document.trust["events"].json
   permissions_boundary = var.permissions_boundary_arn
   tags                 = var.tags
 }
