@@ -93,9 +93,9 @@ def _instance_size(instance_type: str) -> tuple[int, int, int]:
     return cpu, int(info["MemoryInfo"]["SizeInMiB"] * MEMORY_FOR_TASKS), gpus
 
 
-def _boot(ecs_backend: Any, cluster: Any, group: Any, instance: Any) -> Any:
-    """What the ECS-optimised AMI does at boot: the agent reads ecs.config and registers the host."""
-    data = _launch_data(group)
+def _boot(ecs_backend: Any, cluster: Any, group: Any, instance: Any, data: dict[str, Any]) -> Any:
+    """What the ECS-optimised AMI does at boot (`data`: its launch template version): the agent reads
+    ecs.config and registers the host."""
     raw = data.get("UserData") or ""
     encoded = raw.as_bytes() if hasattr(raw, "as_bytes") else str(raw).encode()  # moto's Base64EncodedString
     try:
@@ -245,7 +245,7 @@ def prepare(ecs_backend: Any, cluster_str: str, task_definition: Any, provider_n
     for state in group.instance_states:
         if state.instance.id not in before:
             state.protected_from_scale_in = True  # managed termination protection
-            _boot(ecs_backend, cluster, group, state.instance)
+            _boot(ecs_backend, cluster, group, state.instance, data)
 
 
 def scale_in_idle(ecs_backend: Any, idle_seconds: float) -> list[str]:

@@ -50,8 +50,8 @@ def resources(plan: dict[str, Any], tf_type: str, mode: str = "managed") -> dict
     }
 
 
-def read_documents(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """aws_iam_policy_document data sources read during the plan (every input known): address -> values."""
+def read_data(plan: dict[str, Any], tf_type: str) -> dict[str, dict[str, Any]]:
+    """Data sources of one type read during the plan (every input known): address -> values."""
 
     def walk(module: dict[str, Any]) -> Any:
         yield from module.get("resources", [])
@@ -59,11 +59,12 @@ def read_documents(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
             yield from walk(child)
 
     root = plan.get("prior_state", {}).get("values", {}).get("root_module", {})
-    return {
-        r["address"]: r["values"]
-        for r in walk(root)
-        if r.get("mode") == "data" and r["type"] == "aws_iam_policy_document"
-    }
+    return {r["address"]: r["values"] for r in walk(root) if r.get("mode") == "data" and r["type"] == tf_type}
+
+
+def read_documents(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """aws_iam_policy_document data sources read during the plan: address -> values."""
+    return read_data(plan, "aws_iam_policy_document")
 
 
 def account_id(plan: dict[str, Any]) -> str:

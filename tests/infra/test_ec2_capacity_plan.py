@@ -15,7 +15,7 @@ import pytest
 
 from .conftest import BIN, TOOLS_DIR, Tofu, moto_server, require, stage_tree, tofu_env
 from .iam_policies import decision
-from .planned import PLAN_VARS, account_id, dev_plan, read_documents, resources
+from .planned import PLAN_VARS, account_id, dev_plan, read_data, read_documents, resources
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def one(plan: dict[str, Any], tf_type: str) -> dict[str, Any]:
 
 def test_the_hosts_launch_from_the_ecs_optimised_ami_with_imdsv2_and_encrypted_volumes(plan: dict[str, Any]) -> None:
     template = one(plan, "aws_launch_template")
-    parameters = [r["values"]["name"] for r in _data(plan) if r["type"] == "aws_ssm_parameter"]
+    parameters = [v["name"] for v in read_data(plan, "aws_ssm_parameter").values()]
     assert parameters == ["/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"]
     assert template["image_id"].startswith("ami-")
     (metadata,) = template["metadata_options"]
@@ -44,16 +44,6 @@ def test_the_hosts_launch_from_the_ecs_optimised_ami_with_imdsv2_and_encrypted_v
     user_data = base64.b64decode(template["user_data"]).decode()
     assert "ECS_CLUSTER=esteira-dev\n" in user_data and "ECS_AWSVPC_BLOCK_IMDS=true" in user_data
     assert template["instance_type"] == "m6i.8xlarge"
-
-
-def _data(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    def walk(module: dict[str, Any]) -> Any:
-        yield from module.get("resources", [])
-        for child in module.get("child_modules", []):
-            yield from walk(child)
-
-    root = plan.get("prior_state", {}).get("values", {}).get("root_module", {})
-    return [r for r in walk(root) if r.get("mode") == "data"]
 
 
 def test_the_group_costs_nothing_idle_and_ecs_scales_it(plan: dict[str, Any]) -> None:
@@ -141,7 +131,7 @@ def test_a_task_that_cannot_fit_a_host_fails_the_plan(
 def test_a_gpu_host_gets_the_gpu_ami_and_the_task_reserves_its_gpus(tmp_path_factory: pytest.TempPathFactory) -> None:
     gpu = '-var=ec2_training={enabled=true,instance_type="g5.2xlarge",gpus=1,task_cpu=7168,task_memory=28000}'
     plan = dev_plan(tmp_path_factory, gpu)
-    parameters = [r["values"]["name"] for r in _data(plan) if r["type"] == "aws_ssm_parameter"]
+    parameters = [v["name"] for v in read_data(plan, "aws_ssm_parameter").values()]
     assert parameters == ["/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"]
     template = one(plan, "aws_launch_template")
     assert template["instance_type"] == "g5.2xlarge"
