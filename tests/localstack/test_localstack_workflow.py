@@ -57,6 +57,11 @@ def machine(localstack: str) -> dict[str, str]:
         "train_subnets": json.dumps(["subnet-1"]),
         "train_security_groups": json.dumps(["sg-1"]),
         "training_backend": "ecs",
+        # As Terraform renders them without the optional backends (modules/workflow definition_variables).
+        "sagemaker_enabled": "false",
+        "ec2_training_enabled": "false",
+        "ec2_capacity_provider": "",
+        "train_ec2_task_definition_arn": "",
         "sagemaker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/sm",
         "training_image_uri": "esteira-training:1",
         "image_variable": contract().image_variable,
