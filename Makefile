@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 PYTEST = $(PY) -m pytest --junitxml=$(REPORTS)/junit-$@.xml --cov=model --cov=pipelines --cov=lambdas \
           --cov-report=xml:$(REPORTS)/coverage-$@.xml --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-.PHONY: help venv demo demo-down test test-all test-slow lint fmt benchmark benchmark-loop clean
+.PHONY: help venv demo demo-down test test-all test-slow lint fmt asl benchmark benchmark-loop clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ lint: venv ## ruff and mypy
 fmt: venv ## apply ruff formatting and fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format $(PY_DIRS)
+
+asl: ## rebuild stepfunctions/*.asl.json from stepfunctions/src/ (named retry policies written out)
+	$(PYTHON_BOOT) scripts/build_asl.py
 
 benchmark: venv ## training benchmark -> docs/benchmarks.md
 	$(PY) -m benchmarks.train

@@ -39,7 +39,9 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
             execution_arn=arn,
         )
     if action == "finalize":
-        return actions.finalize(version, event["candidate_task_definition"], execution_arn=arn)
+        return actions.finalize(
+            version, event["candidate_task_definition"], event.get("stable_task_definition"), execution_arn=arn
+        )
     if action == "shadow_report":
         return actions.shadow_report(version, event.get("champion_version"), float(event["since"]), execution_arn=arn)
     raise ValueError(f"unknown action {action!r}")

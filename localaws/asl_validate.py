@@ -171,6 +171,16 @@ _RETRIER_FIELDS = {
 _CATCHER_FIELDS = {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign", "Output"}
 _RESOURCE = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:.+$")
 _PATH = re.compile(r"^\$\$?([A-Za-z_][A-Za-z0-9_]*)?((\.[^.\s\[\]]+)|(\[[^\]]*\]))*$")
+# The intrinsics AWS accepts in a Fail state's ErrorPath and CausePath (those that return a string).
+_FAIL_PATH_INTRINSICS = {
+    "States.Format",
+    "States.JsonToString",
+    "States.ArrayGetItem",
+    "States.Base64Encode",
+    "States.Base64Decode",
+    "States.Hash",
+    "States.UUID",
+}
 _INTRINSIC_CALL = re.compile(r"^(States\.[A-Za-z0-9]+)\s*\((.*)\)$", re.DOTALL)
 _MAX_STATE_NAME = 80
 
@@ -517,6 +527,8 @@ class _Checker:
         for field, value in state.items():
             if field in ("InputPath", "OutputPath", "ResultPath"):
                 self.path_field(f"{where}/{field}", value, nullable=True)
+            elif field in ("ErrorPath", "CausePath") and isinstance(value, str) and _INTRINSIC_CALL.match(value):
+                self.fail_intrinsic(f"{where}/{field}", value)
             elif field.endswith("Path"):
                 self.path_field(f"{where}/{field}", value, nullable=False)
         for field in ("Parameters", "ResultSelector", "ItemSelector", "Credentials"):
@@ -528,6 +540,16 @@ class _Checker:
             return
         if not isinstance(value, str) or not _PATH.match(value):
             self.error(where, f"{value!r} is not a valid JSONPath")
+
+    def fail_intrinsic(self, where: str, value: str) -> None:
+        """A Fail state's ErrorPath/CausePath may be one of the intrinsics that return a string."""
+        call = _INTRINSIC_CALL.match(value.strip())
+        assert call is not None
+        if call.group(1) not in _FAIL_PATH_INTRINSICS:
+            self.error(where, f"{call.group(1)} does not return a string; {where.rsplit('/', 1)[-1]} takes one of "
+                       f"{', '.join(sorted(_FAIL_PATH_INTRINSICS))}")  # fmt: skip
+        elif not _balanced(call.group(2)):
+            self.error(where, f"the arguments of {call.group(1)} are not balanced")
 
     def payload(self, where: str, value: Any) -> None:
         if isinstance(value, list):

@@ -105,4 +105,8 @@ def evaluate(
         "challenger": {"version": model_version, "metrics": brief(cand_metrics)},
         "champion": None if champ_version is None else {"version": champ_version, "metrics": brief(champ_metrics)},
         "gate": {"passed": decision_passed, "reasons": reasons},
+        # Flat, for the state machine: the release starts from the champion that serves now, and a
+        # version that already is the champion (training reused it) has nothing to release gradually.
+        "champion_version": champ_version,
+        "already_champion": champ_version == model_version,
     }

@@ -1,7 +1,13 @@
-"""Step: move the `champion` alias to a version that passed the gate, remembering the one it replaces.
+"""Step: move the `champion` alias to a version whose release completed, remembering the one it replaces.
 
-The previous champion is recorded on the new version (tag `previous_champion`), which is what a
-rollback restores. Promoting the current champion again is a no-op, so retries are safe.
+The workflow calls this LAST: after the all-at-once smoke test passed, or after the canary's stable
+service took the candidate at 100 % (never for a shadow release). So the alias always names what
+serves, and a failed release has nothing in the registry to undo.
+
+The records (tag `previous_champion`, the promote run, the lineage) are written first and the alias
+move is the final write: if the alias cannot be moved, the release is rolled back with the alias
+untouched and the records say what was tried. Promoting the current champion again is a no-op, so a
+retry after a lost response is safe.
 """
 
 from __future__ import annotations
@@ -46,8 +52,6 @@ def promote(
     name = settings.registered_model_name
     if previous is not None:
         client.set_model_version_tag(name, model_version, "previous_champion", previous)
-    client.set_registered_model_alias(name, registry.CHAMPION, model_version)
-    client.set_model_version_tag(name, model_version, "promoted", "true")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     with mlflow.start_run(experiment_id=registry.experiment_id(settings), run_name=f"promote v{model_version}"):
         mlflow.set_tags(
@@ -63,4 +67,6 @@ def promote(
     lineage.record_promotion(
         model_version, status="promoted", previous_champion=previous, execution_arn=execution_arn, settings=settings
     )
+    client.set_model_version_tag(name, model_version, "promoted", "true")
+    client.set_registered_model_alias(name, registry.CHAMPION, model_version)  # the last write: see above
     return {**result, "status": "promoted", "champion": model_version}

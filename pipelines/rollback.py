@@ -1,8 +1,9 @@
-"""Step: put serving back as it was: the previous task-definition revision AND the previous champion alias.
+"""Step: put serving back as it was: the service runs the task-definition revision it ran before the release.
 
-Called by the state machine when deploy, the stability wait or the smoke test fails. Each half is
-done only when there is something to undo, so a rollback after a half-finished deploy is safe, and
-so is running it twice. The registry alias and the running revision end up agreeing again.
+Called by the state machine when deploy, the stability wait, the smoke test, the release record or the
+promotion fails. The service is updated only when it runs something else, so a rollback after a
+half-finished deploy is safe, and so is running it twice. The `champion` alias needs no undoing: it
+moves only when a release completes (pipelines/promote.py), so it already names what serves again.
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ def rollback(
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     execution_arn: str | None = None,
-    record_lineage: bool = True,
+    strategy: str = "all_at_once",
 ) -> dict[str, Any]:
-    """`record_lineage=False` for callers that record the rollback in their own release (pipelines/release/)."""
     settings = settings or Settings.from_env()
     wf = wf or aws.WorkflowSettings.from_env()
     model_version = str(model_version)
     result: dict[str, Any] = {"step": "rollback", "model_version": model_version, "reason": reason}
 
-    # 1. The service: back to the revision that ran before this deploy.
+    # The service: back to the revision that ran before this release.
     running = current_task_definition(wf, settings)
     if previous_task_definition and running != previous_task_definition:
         aws.client("ecs", settings).update_service(
@@ -42,31 +42,23 @@ def rollback(
         result["task_definition"] = {"unchanged": running}
         result["serving_task_definition"] = running
 
-    # 2. The registry: champion back to the version promote recorded as previous_champion.
-    client = registry.client(settings)
-    name = settings.registered_model_name
+    # The registry is not touched: the alias moves only when a release completes (pipelines/promote.py),
+    # so it still names the champion that serves again. The version is tagged with what was tried.
+    registry.client(settings).set_model_version_tag(
+        settings.registered_model_name, model_version, "rolled_back", reason[:500] or "true"
+    )
     champion = registry.version_by_alias(settings, registry.CHAMPION)
-    if champion is not None and str(champion.version) == model_version:
-        previous = client.get_model_version(name, model_version).tags.get("previous_champion")
-        if previous:
-            client.set_registered_model_alias(name, registry.CHAMPION, previous)
-        else:  # the first model ever: there is no older champion to restore
-            client.delete_registered_model_alias(name, registry.CHAMPION)
-        client.set_model_version_tag(name, model_version, "rolled_back", reason[:500] or "true")
-        result["champion"] = {"from": model_version, "to": previous}
-    else:
-        result["champion"] = {"unchanged": None if champion is None else str(champion.version)}
+    result["champion"] = {"unchanged": None if champion is None else str(champion.version)}
     result["status"] = "rolled-back"
-    if record_lineage:
-        lineage.record_release(
-            model_version,
-            strategy="all_at_once",
-            event="rollback",
-            execution_arn=execution_arn,
-            outcome="rolled_back",
-            reason=reason,
-            champion=result["champion"],
-            rollback_task_definition=result["task_definition"],
-            settings=settings,
-        )
+    lineage.record_release(
+        model_version,
+        strategy=strategy,
+        event="rollback",
+        execution_arn=execution_arn,
+        outcome="rolled_back",
+        reason=reason,
+        champion=result["champion"],
+        rollback_task_definition=result["task_definition"],
+        settings=settings,
+    )
     return result

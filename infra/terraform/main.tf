@@ -297,6 +297,7 @@ module "workflow" {
   ec2_training            = local.ec2_training_task
   functions_outside_vpc   = var.smoke_test_outside_vpc ? ["smoke_test"] : []
   definition_path         = "${path.root}/../../stepfunctions/train_evaluate_deploy.asl.json"
+  release_definition_path = "${path.root}/../../stepfunctions/release.asl.json"
   vpc_id                  = module.network.vpc_id
   vpc_cidr_block          = module.network.vpc_cidr_block
   private_subnet_ids      = module.network.private_subnet_ids

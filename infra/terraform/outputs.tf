@@ -41,6 +41,11 @@ output "state_machine_arn" {
   value       = module.workflow.state_machine_arn
 }
 
+output "release_state_machine_arn" {
+  description = "ARN of the release state machine the workflow starts for each release (all-at-once, canary or shadow)."
+  value       = module.workflow.release_state_machine_arn
+}
+
 output "lambda_function_names" {
   description = "Workflow Lambda names by key."
   value       = module.workflow.function_names

@@ -3,7 +3,8 @@
 Why two services behind one weighted listener (not ECS's native BLUE_GREEN): the workflow must own
 every step. It picks the weights (10 -> 50 -> 100 by default, any list), bakes, judges the candidate on
 metrics scoped to its model version AND against the champion's live distribution, and on a breach
-undoes traffic, the `champion` alias and the MLflow record in one place. ECS's native strategies move
+puts the traffic back in one place. The `champion` alias is not touched here: the workflow moves it
+(pipelines/promote.py) only after `finalize`, so a release that fails has no alias to undo. ECS's native strategies move
 traffic themselves (one canary step, or equal linear steps) and only call back through lifecycle
 hooks; see docs/canary.md for the comparison against the pinned provider.
 
@@ -14,8 +15,9 @@ The actions (one Lambda, `lambdas/canary_check.py`, dispatches on `action`):
 - shift:         set the weights for step `index` (ALB ModifyListener: the same call locally);
 - check:         the verdict after a bake: 5xx rate, p99 latency, low-confidence rate, prediction
                  drift vs the champion, plus the per-version alarms' state;
-- finalize:      the stable service takes the candidate's revision, weights back to stable, canary to 0;
-- abort:         weights back to stable at once, canary to 0, champion alias restored, tags;
+- finalize:      the stable service takes the candidate's revision, weights back to stable, canary to 0
+                 (the workflow then promotes; if that fails, its rollback restores the stable revision);
+- abort:         weights back to stable at once, canary to 0, the stable revision back, tags;
 - shadow_report: agreement of the candidate with the champion on mirrored traffic, then clean up.
 Every action is idempotent, because Step Functions retries them.
 """
@@ -32,7 +34,6 @@ from pipelines import aws, lineage, registry
 from pipelines.deploy import current_task_definition, pin_model, served_model_uri
 from pipelines.release import alarms, metrics, traffic, verdict
 from pipelines.release.settings import STRATEGIES, CanaryNotReady, CanarySettings, validate_steps
-from pipelines.rollback import rollback
 from pipelines.service_stable import check as service_check
 
 
@@ -80,8 +81,9 @@ def start(
         request_tags = [*tags, {"key": "esteira:model-version", "value": v}]
         return str(ecs.register_task_definition(**request, tags=request_tags)["taskDefinition"]["taskDefinitionArn"])
 
-    # The stable fleet must keep serving the champion even if a task restarts while the alias points at
-    # the candidate: pin it to the champion's version if it follows an alias (the Terraform first deploy).
+    # The stable fleet is pinned to the champion's version if it follows the alias (the Terraform first
+    # deploy): its tasks then report that version, which the verdict compares the candidate with, and a
+    # rollback after finalize has a pinned revision to return to.
     env = {
         e["name"]: e["value"]
         for c in base["containerDefinitions"]
@@ -254,13 +256,17 @@ def check(
 def finalize(
     model_version: str,
     candidate_task_definition: str,
+    stable_task_definition: str | None = None,
     *,
     settings: Settings | None = None,
     wf: aws.WorkflowSettings | None = None,
     cs: CanarySettings | None = None,
     execution_arn: str | None = None,
 ) -> dict[str, Any]:
-    """100 % reached and healthy: the stable service takes the candidate's revision, then takes the traffic."""
+    """100 % reached and healthy: the stable service takes the candidate's revision, then takes the traffic.
+
+    Returns the deployment as `deploy` does (task_definition, previous_task_definition), so the
+    workflow's Promote and Rollback read one shape whichever strategy released the version."""
     settings, wf, cs = _settings(settings, wf, cs)
     version = str(model_version)
     if current_task_definition(wf, settings) != candidate_task_definition:
@@ -282,7 +288,12 @@ def finalize(
         reason="all steps healthy",
         settings=settings,
     )
-    return {"status": "promoted", "model_version": version, "task_definition": candidate_task_definition}
+    return {
+        "status": "serving",
+        "model_version": version,
+        "task_definition": candidate_task_definition,
+        "previous_task_definition": stable_task_definition,
+    }
 
 
 def abort(
@@ -312,8 +323,8 @@ def abort(
         result["stable_task_definition"] = {"from": running, "to": stable_task_definition}
     traffic.scale_candidate(wf, cs, 0, None, settings)
     alarms.delete_alarms(cs, version, settings)
-    undone = rollback(version, None, reason=f"canary: {reason}", settings=settings, wf=wf, record_lineage=False)
-    result["champion"] = undone["champion"]
+    champion = registry.version_by_alias(settings, registry.CHAMPION)  # never moved by a release that failed
+    result["champion"] = {"unchanged": None if champion is None else str(champion.version)}
     lineage.record_release(
         version,
         strategy=strategy,
@@ -321,7 +332,7 @@ def abort(
         execution_arn=execution_arn,
         outcome="rolled_back",
         reason=reason,
-        champion=undone["champion"],
+        champion=result["champion"],
         rollback_task_definition=result.get("stable_task_definition"),
         settings=settings,
     )
@@ -355,17 +366,16 @@ def shadow_report(
     traffic.set_shadow(cs, False, settings)
     traffic.scale_candidate(wf, cs, 0, None, settings)
     alarms.delete_alarms(cs, version, settings)
-    # Shadow never serves: the alias goes back to the champion that kept serving all along.
-    undone = rollback(
-        version, None, reason="shadow release: evaluated, not served", settings=settings, wf=wf, record_lineage=False
-    )
+    # Shadow never serves, and the alias never moved: it names the champion that served all along.
+    champion = registry.version_by_alias(settings, registry.CHAMPION)
+    kept = {"unchanged": None if champion is None else str(champion.version)}
     lineage.record_release(
         version,
         strategy="shadow",
         event="shadow",
         execution_arn=execution_arn,
         outcome="shadowed",
-        champion=undone["champion"],
+        champion=kept,
         reason=f"agreement {rate:.3f} over {mirrored} mirrored requests ({agreement})",
         settings=settings,
     )
@@ -388,7 +398,7 @@ def shadow_report(
         "mirrored_requests": mirrored,
         "verdict": agreement,
         "candidate_metrics": {k: observed[k] for k in ("requests", "latency_p99_ms", "low_confidence_rate")},
-        "champion": undone["champion"],
+        "champion": kept,
     }
 
 
@@ -398,7 +408,7 @@ def abort_from_state(
     """`abort` as the state machine calls it: with the execution's state, after a failed check (a
     Choice) or an error (a Catch). The reason names the failed check or the caught error."""
     c = state.get("canary") or {}
-    version = model_version or (state.get("promotion") or {}).get("model_version")
+    version = model_version or (state.get("evaluation") or {}).get("model_version")
     if version in (None, ""):
         raise ValueError("abort needs 'model_version'")
     check = c.get("check") or {}

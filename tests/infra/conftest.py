@@ -25,6 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TF_DIR = REPO / "infra" / "terraform"
 ASL = REPO / "stepfunctions" / "train_evaluate_deploy.asl.json"
+RELEASE = REPO / "stepfunctions" / "release.asl.json"
 CONTRACT = REPO / "contract.yaml"
 TOOLS_DIR = Path(os.environ.get("ESTEIRA_TOOLS_DIR", Path.home() / ".cache" / "esteira" / "tools"))
 BIN = TOOLS_DIR / "bin"

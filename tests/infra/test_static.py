@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ASL, BIN, CONTRACT, REPO, TF_DIR, Tofu, require, tofu_env
+from .conftest import ASL, BIN, RELEASE, CONTRACT, REPO, TF_DIR, Tofu, require, tofu_env
 from .iam_policies import allows, decision, escalations, is_allow_all, roles_without_boundary, violations
 
 pytestmark = pytest.mark.infra
@@ -25,8 +25,8 @@ TEMPLATE_VARS = {
     "ecs_cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/esteira-dev",
     "train_task_definition_arn": "arn:aws:ecs:us-east-1:123456789012:task-definition/esteira-dev-train:1",
     "train_container_name": "train",
-    "train_subnets": '["subnet-0a", "subnet-0b"]',
-    "train_security_groups": '["sg-0a"]',
+    "train_subnets": "subnet-0a,subnet-0b",
+    "train_security_groups": "sg-0a",
     "training_backend": "ecs",
     "sagemaker_enabled": "false",
     "ec2_training_enabled": "true",
@@ -43,6 +43,7 @@ TEMPLATE_VARS = {
     "canary_steps": "[10, 50, 100]",
     "canary_bake_seconds": "600",
     "shadow_seconds": "1800",
+    "release_state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:esteira-dev-release",
 }
 
 
@@ -137,8 +138,8 @@ def test_checkov_no_failed_checks_and_every_skip_has_a_reason() -> None:
     assert not no_reason, f"skips without a reason: {no_reason}"
 
 
-def render_asl(variables: dict[str, str]) -> dict:
-    text = ASL.read_text()
+def render_asl(variables: dict[str, str], path: Path = ASL) -> dict:
+    text = path.read_text()
     used = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))
     unknown = used - variables.keys()
     assert not unknown, f"ASL uses variables Terraform does not pass: {sorted(unknown)}"
@@ -175,6 +176,11 @@ def test_state_machine_template_renders_to_valid_asl() -> None:
     assert not asl_problems(definition)
     resources = {s.get("Resource") for s in definition["States"].values()}
     assert "arn:aws:states:::ecs:runTask.sync" in resources, "training must run as an ECS task"
+    release = render_asl(TEMPLATE_VARS, RELEASE)
+    assert not asl_problems(release)
+    (start,) = [s for s in definition["States"].values() if s.get("Resource", "").startswith("arn:aws:states:::states:")]
+    assert start["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
+    assert start["Parameters"]["StateMachineArn"] == TEMPLATE_VARS["release_state_machine_arn"]
 
 
 def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
@@ -185,10 +191,13 @@ def test_the_sagemaker_training_job_runs_in_the_private_subnets() -> None:
     (job,) = [s for s in definition["States"].values() if "sagemaker:createTrainingJob" in s.get("Resource", "")]
     network = definition["States"]["TrainEcs"]["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert job["Parameters"]["VpcConfig"] == {
-        "Subnets": network["Subnets"],
-        "SecurityGroupIds": network["SecurityGroups"],
+        "Subnets.$": network["Subnets.$"],
+        "SecurityGroupIds.$": network["SecurityGroups.$"],
     }
-    assert job["Parameters"]["VpcConfig"] == {"Subnets": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
+    assert job["Parameters"]["VpcConfig"] == {
+        "Subnets.$": "States.StringSplit('subnet-0a,subnet-0b', ',')",
+        "SecurityGroupIds.$": "States.StringSplit('sg-0a', ',')",
+    }
 
 
 def test_the_ec2_training_task_is_the_fargate_one_on_the_capacity_provider() -> None:

@@ -16,14 +16,17 @@ import pytest
 
 from localaws.asl_validate import validate
 
-ASL = Path(__file__).resolve().parents[2] / "stepfunctions" / "train_evaluate_deploy.asl.json"
+STEPFUNCTIONS = Path(__file__).resolve().parents[2] / "stepfunctions"
+ASL = STEPFUNCTIONS / "train_evaluate_deploy.asl.json"
+RELEASE = STEPFUNCTIONS / "release.asl.json"
+MACHINES = [ASL, RELEASE]
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:esteira-dev-x"
 
 
-def rendered(template: str | None = None) -> dict[str, Any]:
+def rendered(template: str | None = None, path: Path = ASL) -> dict[str, Any]:
     """The template filled as templatefile() would, with stand-in values of the right shape."""
-    text = ASL.read_text() if template is None else template
-    text = re.sub(r":\s*\$\{(\w+)\}", ': ["sg-1"]', text)  # unquoted list variables
+    text = path.read_text() if template is None else template
+    json.loads(text)  # valid JSON before rendering: placeholders only inside strings
     text = re.sub(r"\$\{(\w+_arn)\}", ARN, text)
     text = re.sub(r"\$\{(canary_steps|canary_bake_seconds|shadow_seconds)\}", "[1]", text)
     text = re.sub(r"\$\{(\w+)\}", "value", text)
@@ -39,20 +42,22 @@ def codes(definition: Any) -> list[tuple[str, str]]:
     return [(d.code, d.path) for d in validate(definition)]
 
 
-def test_the_shipped_state_machine_is_valid() -> None:
-    assert validate(json.dumps(rendered())) == []
+@pytest.mark.parametrize("path", MACHINES, ids=lambda p: p.name)
+def test_the_shipped_state_machines_are_valid(path: Path) -> None:
+    assert validate(json.dumps(rendered(path=path))) == []
 
 
 def test_states_all_before_another_retrier_is_refused() -> None:
     """The defect AWS found in CanaryAbort and Rollback: States.ALL must be alone and last."""
-    document = rendered()
+    document = rendered(path=RELEASE)
     state = document["States"]["CanaryAbort"]
     state["Retry"] = list(reversed(state["Retry"]))
     assert state["Retry"][0]["ErrorEquals"] == ["States.ALL"]
     assert ("SCHEMA_VALIDATION_FAILED", "/States/CanaryAbort/Retry/0/ErrorEquals") in codes(document)
 
 
-def test_every_retrier_and_catcher_in_the_template_ends_with_states_all_alone() -> None:
+@pytest.mark.parametrize("path", MACHINES, ids=lambda p: p.name)
+def test_every_retrier_and_catcher_in_the_template_ends_with_states_all_alone(path: Path) -> None:
     def walk(states: dict[str, Any]) -> None:
         for name, state in states.items():
             for field in ("Retry", "Catch"):
@@ -63,7 +68,7 @@ def test_every_retrier_and_catcher_in_the_template_ends_with_states_all_alone() 
             for branch in state.get("Branches", []):
                 walk(branch["States"])
 
-    walk(rendered()["States"])
+    walk(rendered(path=path)["States"])
 
 
 @pytest.mark.parametrize(
@@ -249,3 +254,11 @@ def test_valid_constructs_pass() -> None:
         Failed={"Type": "Fail", "Cause": "it failed"},
     )
     assert validate(copy.deepcopy(document)) == []
+
+
+def test_a_fail_cause_may_be_a_string_intrinsic_but_not_any_intrinsic() -> None:
+    """AWS's Fail state: CausePath/ErrorPath take a reference path or an intrinsic that returns a string."""
+    ok = machine(F={"Type": "Fail", "Error": "E", "CausePath": "States.Format('x {}', $.a)"})
+    assert codes(ok) == []
+    bad = machine(F={"Type": "Fail", "Error": "E", "CausePath": "States.StringToJson($.a)"})
+    assert [c for c in codes(bad) if c[1] == "/States/F/CausePath"]

@@ -25,7 +25,7 @@ def test_the_repository_file_is_the_one_read() -> None:
 
 
 def test_the_asl_variables_are_the_templates() -> None:
-    text = ASL.read_text().replace("$${", "")
+    text = "".join(p.read_text() for p in ASL.parent.glob("*.asl.json")).replace("$${", "")
     assert set(contract().asl_variables) == set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
 
 

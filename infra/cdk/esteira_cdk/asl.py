@@ -1,10 +1,14 @@
 """Render stepfunctions/*.asl.json the way Terraform's templatefile() does, for CloudFormation.
 
-Why not CloudFormation DefinitionSubstitutions: the template has unquoted list variables
-(`"Subnets": ${train_subnets}`), so it is not JSON until rendered, and both deployment paths must
-fill the very same file. This renderer accepts the subset templatefile() features the ASL uses:
-`${name}` interpolation and the `$${` escape. Anything else (`%{` directives, expressions) is refused,
-as is a variable with no value, so a template change that CDK cannot honour fails at synth.
+The templates (train_evaluate_deploy.asl.json, the workflow, and release.asl.json, the child it
+starts) are valid JSON before rendering: every `${name}` placeholder sits inside a JSON string, and
+values that are not strings travel as strings the ASL converts (`States.StringSplit('${train_subnets}',
+',')`, `States.StringToJson('${canary_steps}')`). Both deployment paths fill the very same files, so
+this renderer accepts only the subset of templatefile() features the ASL uses: `${name}`
+interpolation and the `$${` escape. Anything else (`%{` directives, expressions) is refused, as is a
+variable with no value, so a template change that CDK cannot honour fails at synth. (Why not
+CloudFormation DefinitionSubstitutions: Terraform has no equivalent, and rendering here keeps one
+set of template semantics for both paths.)
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 from .config import REPO_ROOT
 
 ASL_PATH = REPO_ROOT / "stepfunctions" / "train_evaluate_deploy.asl.json"
+# The child the workflow starts for each release (states:startExecution.sync:2).
+RELEASE_ASL_PATH = REPO_ROOT / "stepfunctions" / "release.asl.json"
 
 _INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}")
 _ESCAPE = "$${"

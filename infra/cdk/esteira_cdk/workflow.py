@@ -1,7 +1,9 @@
-"""Workflow (modules/workflow): the Lambdas, the training task, the lock table and the state machine.
+"""Workflow (modules/workflow): the Lambdas, the training task, the lock table and the state machines.
 
-The state machine is the same stepfunctions/train_evaluate_deploy.asl.json Terraform fills with
-templatefile(); the Lambdas are the same container image with command lambdas.<name>.handler.
+The workflow is the same stepfunctions/train_evaluate_deploy.asl.json Terraform fills with
+templatefile(), and it starts the release, stepfunctions/release.asl.json, as a child execution
+(states:startExecution.sync:2); the Lambdas are the same container image with command
+lambdas.<name>.handler.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -19,12 +21,13 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from .asl import render_definition
+from .asl import RELEASE_ASL_PATH, render_definition
 from .common import ecs_tasks_role, inline_policy, log_group
 from .config import REPO_ROOT
 from .contract import contract, require_same
@@ -277,6 +280,20 @@ class Workflow(Construct):
             service="states",
             resource="stateMachine",
             resource_name=self.state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.release_state_machine_name = f"{name}-release"
+        # The release machine's, likewise: the role's policy must name it before the machine exists.
+        release_state_machine_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.release_state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        release_executions_arn = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.release_state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         serving_service_arn = stack.format_arn(
@@ -788,11 +805,18 @@ class Workflow(Construct):
                 ],
             )
 
-        # ---- the state machine
+        # ---- the state machines: the workflow, and the release it starts as a child (states:startExecution.sync:2)
         sfn_logs = log_group(
             self,
             "StateMachineLogs",
             name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            key=key,
+            days=log_retention_days,
+        )
+        release_logs = log_group(
+            self,
+            "ReleaseStateMachineLogs",
+            name=f"/aws/vendedlogs/states/{self.release_state_machine_name}",
             key=key,
             days=log_retention_days,
         )
@@ -838,11 +862,20 @@ class Workflow(Construct):
                 ),
                 iam.PolicyStatement(sid="PassTrainingRoles", actions=["iam:PassRole"], resources=pass_roles),
                 iam.PolicyStatement(
+                    sid="StartRelease", actions=["states:StartExecution"], resources=[release_state_machine_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="WatchRelease",
+                    actions=["states:DescribeExecution", "states:StopExecution"],
+                    resources=[release_executions_arn],
+                ),
+                iam.PolicyStatement(
                     sid="SyncIntegrationRules",
                     actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                     resources=[
                         events_rule("StepFunctionsGetEventsForECSTaskRule"),
                         events_rule("StepFunctionsGetEventsForSageMakerTrainingJobsRule"),
+                        events_rule("StepFunctionsGetEventsForStepFunctionsExecutionRule"),
                     ],
                 ),
                 iam.PolicyStatement(
@@ -868,8 +901,10 @@ class Workflow(Construct):
             "ecs_cluster_arn": cluster.cluster_arn,
             "train_task_definition_arn": self.train_task_definition.task_definition_arn,
             "train_container_name": "train",
-            "train_subnets": json.dumps(private_subnet_ids),
-            "train_security_groups": json.dumps([self.security_group.security_group_id]),
+            # Comma-joined, split back by States.StringSplit in the ASL (Terraform: join(",", ...)). The
+            # subnet IDs are tokens until deploy, so CloudFormation joins them (Fn::Join).
+            "train_subnets": Fn.join(",", private_subnet_ids),
+            "train_security_groups": self.security_group.security_group_id,
             "training_backend": training_backend,
             "sagemaker_enabled": _tf_bool(training_backend == "sagemaker"),
             "ec2_training_enabled": _tf_bool(ec2_training is not None),
@@ -885,25 +920,47 @@ class Workflow(Construct):
             "data_bucket": buckets["data"].bucket_name,
             "artifacts_bucket": buckets["artifacts"].bucket_name,
             "deployment_strategy": deployment_strategy,
-            "canary_steps": json.dumps(canary_steps or [10, 50, 100]),
+            # jsonencode(): no spaces (the value sits in a string, States.StringToJson('...')).
+            "canary_steps": json.dumps(canary_steps or [10, 50, 100], separators=(",", ":")),
             "canary_bake_seconds": str(canary_bake_seconds),
             "shadow_seconds": str(shadow_seconds),
+            "release_state_machine_arn": release_state_machine_arn,
         }
         missing = sorted(set(names.asl_variables) - set(variables))
         if missing:
             raise ValueError(f"no value for contract.yaml asl_variables {missing}")
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=self.state_machine_name,
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(render_definition(variables)),
-            role=self.sfn_role,
-            logs=sfn.LogOptions(destination=sfn_logs, level=sfn.LogLevel.ALL, include_execution_data=True),
-            tracing_enabled=True,
-            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key, Duration.seconds(300)),
+
+        def state_machine(
+            construct_id: str, machine_name: str, definition: str, destination: logs.ILogGroup
+        ) -> sfn.StateMachine:
+            """One of the two machines: the same role, logging, tracing and encryption for both."""
+            machine = sfn.StateMachine(
+                self,
+                construct_id,
+                state_machine_name=machine_name,
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                definition_body=sfn.DefinitionBody.from_string(definition),
+                role=self.sfn_role,
+                logs=sfn.LogOptions(destination=destination, level=sfn.LogLevel.ALL, include_execution_data=True),
+                tracing_enabled=True,
+                encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key, Duration.seconds(300)),
+            )
+            machine.node.add_dependency(sfn_policy)
+            return machine
+
+        # One role for both machines: the release's Lambdas and SNS are the workflow's, and Step Functions
+        # signs a child's service calls with the child's role (docs/security.md lists this as a known gap).
+        self.release_state_machine = state_machine(
+            "ReleaseStateMachine",
+            self.release_state_machine_name,
+            render_definition(variables, RELEASE_ASL_PATH),
+            release_logs,
         )
-        self.state_machine.node.add_dependency(sfn_policy)
+        self.state_machine = state_machine(
+            "StateMachine", self.state_machine_name, render_definition(variables), sfn_logs
+        )
+        # The release machine exists before the workflow can start it.
+        self.state_machine.node.add_dependency(self.release_state_machine)
 
 
 # modules/workflow variable canary_thresholds: the same defaults, rendered as Terraform's tostring() does.

@@ -8,12 +8,15 @@ locals {
   region     = data.aws_region.current.region
   arn_prefix = "${local.partition}:%s:${local.region}:${local.account_id}"
 
-  state_machine_name = "${var.name}-train-evaluate-deploy"
+  state_machine_name         = "${var.name}-train-evaluate-deploy"
+  release_state_machine_name = "${var.name}-release"
   # Built from its name, not read from the resource: the Lambdas need it in their environment and
   # the state machine needs the Lambda ARNs, which would otherwise be a cycle.
-  state_machine_arn   = "arn:${format(local.arn_prefix, "states")}:stateMachine:${local.state_machine_name}"
-  serving_service_arn = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.serving_service_name}"
-  canary_service_arn  = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.canary_service_name}"
+  state_machine_arn = "arn:${format(local.arn_prefix, "states")}:stateMachine:${local.state_machine_name}"
+  # The release machine's, likewise: the role's policy must name it before the machine exists.
+  release_state_machine_arn = "arn:${format(local.arn_prefix, "states")}:stateMachine:${local.release_state_machine_name}"
+  serving_service_arn       = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.serving_service_name}"
+  canary_service_arn        = "arn:${format(local.arn_prefix, "ecs")}:service/${var.cluster_name}/${var.canary_service_name}"
   # Per-version canary alarms the canary_check Lambda creates and deletes (never "-model-": no retraining).
   canary_alarm_prefix = "${var.name}${var.alarm_prefixes.canary}"
   lock_table_name     = "${var.name}-workflow-lock"
@@ -774,9 +777,16 @@ resource "aws_iam_role_policy" "sagemaker" {
   policy = data.aws_iam_policy_document.sagemaker.json
 }
 
-# ---- the state machine
+# ---- the state machines: the workflow, and the release it starts as a child (states:startExecution.sync:2)
 resource "aws_cloudwatch_log_group" "sfn" {
   name              = "/aws/vendedlogs/states/${local.state_machine_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "release" {
+  name              = "/aws/vendedlogs/states/${local.release_state_machine_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
@@ -833,11 +843,22 @@ data "aws_iam_policy_document" "sfn" {
     resources = concat([aws_iam_role.train_execution.arn, aws_iam_role.train_task.arn], aws_iam_role.sagemaker[*].arn)
   }
   statement {
+    sid       = "StartRelease"
+    actions   = ["states:StartExecution"]
+    resources = [local.release_state_machine_arn]
+  }
+  statement {
+    sid       = "WatchRelease"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = ["arn:${format(local.arn_prefix, "states")}:execution:${local.release_state_machine_name}:*"]
+  }
+  statement {
     sid     = "SyncIntegrationRules"
     actions = ["events:PutTargets", "events:PutRule", "events:DescribeRule"]
     resources = [
       "arn:${format(local.arn_prefix, "events")}:rule/StepFunctionsGetEventsForECSTaskRule",
       "arn:${format(local.arn_prefix, "events")}:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+      "arn:${format(local.arn_prefix, "events")}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
     ]
   }
   statement {
@@ -885,8 +906,8 @@ locals {
       ecs_cluster_arn               = var.cluster_arn
       train_task_definition_arn     = aws_ecs_task_definition.train.arn
       train_container_name          = "train"
-      train_subnets                 = jsonencode(var.private_subnet_ids)
-      train_security_groups         = jsonencode([aws_security_group.workflow.id])
+      train_subnets                 = join(",", var.private_subnet_ids) # States.StringSplit in the ASL
+      train_security_groups         = aws_security_group.workflow.id
       training_backend              = var.training_backend
       sagemaker_enabled             = tostring(var.training_backend == "sagemaker")
       ec2_training_enabled          = tostring(var.ec2_training != null)
@@ -903,8 +924,40 @@ locals {
       canary_steps                  = jsonencode(var.canary_steps)
       canary_bake_seconds           = tostring(var.canary_bake_seconds)
       shadow_seconds                = tostring(var.shadow_seconds)
+      release_state_machine_arn     = local.release_state_machine_arn
     },
   )
+}
+
+# One role for both machines: the release's Lambdas and SNS are the workflow's, and Step Functions
+# signs a child's service calls with the child's role. A role of its own would narrow each machine to
+# its half of the Lambdas (docs/security.md lists this as a known gap).
+resource "aws_sfn_state_machine" "release" {
+  name     = local.release_state_machine_name
+  role_arn = aws_iam_role.sfn.arn
+  type     = "STANDARD"
+
+  definition = templatefile(var.release_definition_path, local.definition_variables)
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.release.arn}:*"
+    include_execution_data = true
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  encryption_configuration {
+    type                              = "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = var.kms_key_arn
+    kms_data_key_reuse_period_seconds = 300
+  }
+
+  # The release machine exists before the workflow can start it.
+  depends_on = [aws_iam_role_policy.sfn, aws_sfn_state_machine.release]
+  tags       = var.tags
 }
 
 resource "aws_sfn_state_machine" "this" {

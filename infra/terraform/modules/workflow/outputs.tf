@@ -42,3 +42,8 @@ output "function_environment_names" {
   description = "Names of the environment variables each Lambda gets, by function key (contract.yaml workflow_environment, extra_environment, the function's own and image_variable); known at plan time, unlike the values."
   value       = { for k, e in local.function_environments : k => sort(keys(e)) }
 }
+
+output "release_state_machine_arn" {
+  description = "ARN of the release state machine (stepfunctions/release.asl.json), which the workflow starts for each release."
+  value       = aws_sfn_state_machine.release.arn
+}

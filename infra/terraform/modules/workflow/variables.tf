@@ -195,7 +195,12 @@ variable "ec2_training" {
 }
 
 variable "definition_path" {
-  description = "Path of the ASL template (stepfunctions/train_evaluate_deploy.asl.json)."
+  description = "Path of the workflow's ASL template (stepfunctions/train_evaluate_deploy.asl.json)."
+  type        = string
+}
+
+variable "release_definition_path" {
+  description = "Path of the release's ASL template (stepfunctions/release.asl.json), the child the workflow starts."
   type        = string
 }
 
