@@ -28,6 +28,8 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from pipelines import executions
+
 
 class LoadGenerator:
     """Closed-loop clients posting one message per request; counts answers per model version and failures."""
@@ -169,7 +171,7 @@ def run_release(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} still running after {timeout} s")
         time.sleep(0.5)
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    events = executions.history(sfn, arn)
     states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     print(f"{name}: {desc['status']}; seconds per state {state_seconds(events)}", file=sys.stderr)
     return dict(desc), states, events

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.mlflow_server import MlflowServer, free_port
+from pipelines import executions
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = float(os.environ.get("ESTEIRA_DEMO_RATE", "25"))  # requests per second, steady
@@ -220,7 +221,7 @@ def _wait_execution(ctx: Context, arn: str, timeout: float) -> dict[str, Any]:
         lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
         timeout,
     )
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    events = executions.history(sfn, arn)
     states = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     causes = [
         f"{v.get('error')}: {str(v.get('cause'))[:400]}"

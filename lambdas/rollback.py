@@ -1,4 +1,4 @@
-"""Previous task definition and champion back. Event: {"model_version", "previous_task_definition", "error"}."""
+"""The service back to its previous revision. Event: {"model_version", "previous_task_definition", "strategy", "error"}."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def _run(event: dict[str, Any]) -> dict[str, Any]:
         event.get("previous_task_definition") or None,
         reason=reason[:1000],
         execution_arn=event.get("execution_arn"),
+        strategy=str(event.get("strategy") or "all_at_once"),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from localaws.applied import AppliedStack, applied_stack
 from localaws.server import LocalAWS
+from pipelines import executions
 
 
 def _run(stack: AppliedStack, inputs: dict[str, Any], timeout: float) -> int:
@@ -33,7 +34,7 @@ def _run(stack: AppliedStack, inputs: dict[str, Any], timeout: float) -> int:
             print(f"still running after {timeout} s", file=sys.stderr)
             return 1
         time.sleep(1)
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    events = executions.history(sfn, arn)
     for e in events:
         if "stateEnteredEventDetails" in e:
             print(f"  {e['stateEnteredEventDetails']['name']}")

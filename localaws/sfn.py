@@ -167,6 +167,61 @@ def rewrite(definition: str, account_id: str, region: str) -> str:
     return json.dumps(doc, indent=2) if changed else definition
 
 
+def _pascal_top(response: Any) -> Any:
+    """The shape Step Functions gives a Task for the API's camelCase response: PascalCase keys at the
+    top (ExecutionArn, Output, StartDate), dates as epoch milliseconds."""
+    if not isinstance(response, dict):
+        return response
+    out = {}
+    for key, value in response.items():
+        if isinstance(value, datetime):
+            value = int(value.timestamp() * 1000)
+        out[key[:1].upper() + key[1:]] = value
+    return out
+
+
+def install_nested_executions() -> Any:
+    """moto's `states:startExecution(.sync|.sync:2)` integration sends the ASL's PascalCase parameters
+    to the API unchanged (botocore then fails on `StateMachineArn`) and hands the camelCase response to
+    the state. AWS maps both ways: parameters to the API's members, the response to PascalCase. This
+    adds that mapping, so a parent machine starts and waits for its child as in AWS; the error a failed
+    child gives its parent (States.TaskFailed, the child's description as Cause) is moto's own."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    original_params = StateTaskServiceSfn._normalise_parameters
+    original_eval = StateTaskServiceSfn._eval_service_task
+    original_response = StateTaskServiceSfn._normalise_response
+
+    def normalise_parameters(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original_params(self, parameters, *args, **kwargs)
+        for key in list(parameters):
+            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
+
+    def eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original_eval(self, env, *args, **kwargs)
+        env.stack.append(_pascal_top(env.stack.pop()))
+
+    def normalise_response(self: Any, response: Any, *args: Any, **kwargs: Any) -> None:
+        original_response(self, response, *args, **kwargs)
+        if isinstance(response, dict):
+            pascal = _pascal_top(response)
+            response.clear()
+            response.update(pascal)
+
+    StateTaskServiceSfn._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceSfn._eval_service_task = eval_service_task  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = normalise_response  # type: ignore[method-assign]
+
+    def undo() -> None:
+        StateTaskServiceSfn._normalise_parameters = original_params  # type: ignore[method-assign]
+        StateTaskServiceSfn._eval_service_task = original_eval  # type: ignore[method-assign]
+        StateTaskServiceSfn._normalise_response = original_response  # type: ignore[method-assign]
+
+    return undo
+
+
 def install(ensure_functions: Any) -> Any:
     from moto.stepfunctions.models import StepFunctionBackend
 
@@ -189,9 +244,11 @@ def install(ensure_functions: Any) -> Any:
 
     StepFunctionBackend.create_state_machine = create_state_machine  # type: ignore[method-assign,assignment]
     StepFunctionBackend.update_state_machine = update_state_machine  # type: ignore[method-assign,assignment]
+    undo_nested = install_nested_executions()
 
     def undo() -> None:
         StepFunctionBackend.create_state_machine = original_create  # type: ignore[method-assign]
         StepFunctionBackend.update_state_machine = original_update  # type: ignore[method-assign]
+        undo_nested()
 
     return copy.copy(undo)

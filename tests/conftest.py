@@ -17,6 +17,7 @@ from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
 from model.data import banking77_dir
+from pipelines import executions
 
 # Qase's reporter (docs/qase.md): off unless QASE_MODE asks for it; stable case ids for the operator's suites.
 pytest_plugins = ["tests.qase_plugin"]
@@ -86,7 +87,7 @@ def explain(aws: LocalAWS, execution_arn: str) -> str:
     """An execution's failed events and the local task logs, for assertion messages."""
     sfn = aws.client("stepfunctions")
     lines = []
-    for e in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]:
+    for e in executions.history(sfn, execution_arn):
         for key, val in e.items():
             if key.endswith("FailedEventDetails"):
                 lines.append(f"{e['type']}: {json.dumps(val, default=str)[:1500]}")

@@ -58,7 +58,7 @@ CASES: tuple[Case, ...] = (
     Case(19, BAD_INPUTS, f"{_VALIDATE}::test_unparseable_and_unsupported"),
     # Rollbacks: a failed deploy or smoke test, a denied deploy, every canary abort, the rollback function.
     Case(20, ROLLBACKS, f"{_WORKFLOW}::test_deploy_failure_rolls_back"),
-    Case(21, ROLLBACKS, f"{_WORKFLOW}::test_smoke_failure_rolls_back_revision_and_alias"),
+    Case(21, ROLLBACKS, f"{_WORKFLOW}::test_smoke_failure_rolls_back_the_revision_and_leaves_the_alias"),
     Case(22, ROLLBACKS, f"{_WORKFLOW}::test_a_missing_statement_fails_the_deploy_with_access_denied"),
     Case(23, ROLLBACKS, f"{_CANARY}::test_degraded_candidate_rolled_back_on_low_confidence"),
     Case(24, ROLLBACKS, f"{_CANARY}::test_skewed_candidate_rolled_back_on_prediction_drift"),

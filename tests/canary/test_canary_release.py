@@ -14,11 +14,12 @@ import threading
 
 import pytest
 
+from pipelines import executions
 from tests.canary.conftest import OFF, Release
 
 pytestmark = pytest.mark.slow  # a tofu apply and a first champion per module
 
-CANARY = ["Promote", "ReleaseDefaults", "ReleaseConfig", "DeploymentStrategy?", "CanaryStart", "CanaryWaitStable",
+CANARY = ["Release", "ReleaseDefaults", "ReleaseConfig", "DeploymentStrategy?", "CanaryStart", "CanaryWaitStable",
           "CanaryMode?", "CanaryShift", "CanaryBake", "CanaryCheck", "CanaryHealthy?"]  # fmt: skip
 
 
@@ -41,20 +42,21 @@ def test_canary_moves_through_every_step_and_promotes(release: Release) -> None:
     r = release.release("canary-ok", deployment_strategy="canary")
     if r["desc"]["status"] != "SUCCEEDED":
         raise AssertionError(f"{r['states']}\n{_abort_output(r['events'])}")
-    assert _in_order([*CANARY, "CanaryFinalize", "NotifyCanaryPromoted", "ReleaseLock", "Done"], r["states"])
+    assert _in_order([*CANARY, "CanaryFinalize", "Promote", "Released", "NotifyReleased", "ReleaseLock", "Done"],
+                     r["states"]), r["states"]  # fmt: skip
     assert "Deploy" not in r["states"]
     assert r["weights"] == [10, 50, 100]
     assert r["states"].count("CanaryCheck") >= 3
-    out = json.loads(r["desc"]["output"])
-    version = out["canary"]["model_version"]
-    assert r["after"] == version != r["before"]
+    out = json.loads(r["desc"]["output"])["release"]["output"]
+    version = out["model_version"]
+    assert out["outcome"] == "serving" and r["after"] == version != r["before"]
     # The stable service now runs the candidate's revision; the canary service is empty; traffic is on stable.
-    assert release.service(release.stack.service)["taskDefinition"] == out["canary"]["candidate_task_definition"]
+    assert release.service(release.stack.service)["taskDefinition"] == out["deployment"]["task_definition"]
     assert release.service(release.stack.outputs["canary_service"])["desiredCount"] == 0
     assert release.listener_weights() == {"stable": 100, "canary": 0}
     tags = release.tags(version)
     assert tags["canary.status"] == "succeeded" and tags["canary.step"] == "100"
-    assert any("canary release succeeded" in n.get("Subject", "") for n in r["notifications"])
+    assert any("new model released" in n.get("Subject", "") for n in r["notifications"])
     # Both versions answered real traffic during the release, and nothing failed.
     assert r["load"]["failed"] == 0, r["load"]
     assert r["load"]["versions"].get(version, 0) > 0 and r["load"]["versions"].get(r["before"], 0) > 0
@@ -72,7 +74,7 @@ def test_releasing_the_champion_again_takes_the_all_at_once_path(release: Releas
     assert first["desc"]["status"] == "SUCCEEDED", first["states"]
     again = release.release("same-data-2", train_data=release.last_train, deployment_strategy="canary")
     assert again["desc"]["status"] == "SUCCEEDED", again["states"]
-    assert _in_order(["Promote", "DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest", "Done"],
+    assert _in_order(["DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest", "Promote", "Done"],
                      again["states"]), again["states"]  # fmt: skip
     assert "CanaryStart" not in again["states"]
     assert again["after"] == again["before"] == first["after"]
@@ -82,19 +84,19 @@ def test_degraded_candidate_rolled_back_on_low_confidence(release: Release) -> N
     release.bars(ESTEIRA_CANARY_MAX_PREDICTION_DRIFT=OFF["ESTEIRA_CANARY_MAX_PREDICTION_DRIFT"])
     r = release.release("canary-lowconf", train_data=release.shuffled, deployment_strategy="canary")
     assert r["desc"]["status"] == "FAILED"
-    assert r["desc"].get("error") == "CanaryRolledBack", r["desc"]
-    assert _in_order([*CANARY, "CanaryAbort", "NotifyCanaryRolledBack", "ReleaseLockAfterCanaryRollback",
-                      "CanaryRolledBack"], r["states"]), r["states"]  # fmt: skip
+    assert _in_order([*CANARY, "CanaryAbort", "RolledBack", "ReleaseFailed", "RolledBack?", "NotifyRolledBack",
+                      "ReleaseLockAfterFailure", "Failed"], r["states"]), r["states"]  # fmt: skip
+    assert "Promote" not in r["states"]
     assert r["weights"] == [10], "the first step's check must stop the release"
     abort = _abort_output(r["events"])
     assert [b["kind"] for b in abort["breaches"]] == ["low_confidence"], abort
-    assert r["after"] == r["before"], "champion alias restored"
+    assert r["after"] == r["before"], "the champion alias never moved"
     assert release.listener_weights() == {"stable": 100, "canary": 0}
     assert release.service(release.stack.outputs["canary_service"])["desiredCount"] == 0
     tags = release.tags(abort["model_version"])
     assert tags["canary.status"] == "rolled_back" and tags["canary.step"] == "10"
     assert "low_confidence" in tags["canary.reason"]
-    msgs = [n for n in r["notifications"] if "canary release failed" in n.get("Subject", "")]
+    msgs = [n for n in r["notifications"] if "rolled back" in n.get("Subject", "")]
     assert msgs and "low_confidence" in msgs[0]["Message"]
     assert r["load"]["failed"] == 0, r["load"]
 
@@ -109,7 +111,8 @@ def _start_output(events: list[dict]) -> dict:
 
 
 def _assert_rolled_back(release: Release, r: dict, kind: str) -> dict:
-    assert r["desc"]["status"] == "FAILED" and r["desc"].get("error") == "CanaryRolledBack", r["states"]
+    assert r["desc"]["status"] == "FAILED" and "RolledBack" in r["states"], r["states"]
+    assert "Promote" not in r["states"]
     abort = _abort_output(r["events"])
     assert kind in [b["kind"] for b in abort["breaches"]], abort
     assert r["after"] == r["before"]
@@ -151,7 +154,7 @@ def test_failing_candidate_rolled_back_on_5xx_rate(release: Release) -> None:
             version = None
             while not stop.is_set():
                 if version is None:
-                    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+                    events = executions.history(sfn, execution_arn)
                     with contextlib.suppress(AssertionError):
                         version = _start_output(events)["model_version"]
                 else:
@@ -176,10 +179,11 @@ def test_shadow_release_reports_agreement_and_serves_nobody(release: Release) ->
     served_before = dict(release.stack.router.served)
     r = release.release("shadow", deployment_strategy="shadow")
     assert r["desc"]["status"] == "SUCCEEDED", r["states"]
-    assert _in_order(["CanaryStart", "CanaryWaitStable", "CanaryMode?", "ShadowBake", "ShadowReport",
-                      "NotifyShadowReport", "ReleaseLock", "Done"], r["states"]), r["states"]  # fmt: skip
+    assert _in_order(["CanaryStart", "CanaryWaitStable", "CanaryMode?", "ShadowBake", "ShadowReport", "Shadowed",
+                      "NotifyReleased", "ReleaseLock", "Done"], r["states"]), r["states"]  # fmt: skip
+    assert "Promote" not in r["states"]
     assert "CanaryShift" not in r["states"] and r["weights"] == []
-    shadow = json.loads(r["desc"]["output"])["shadow"]
+    shadow = json.loads(r["desc"]["output"])["release"]["output"]["shadow"]
     version = shadow["model_version"]
     # Same data, same recipe: the candidate agrees with the champion on most mirrored requests.
     assert shadow["mirrored_requests"] >= 10
@@ -199,8 +203,9 @@ def test_shadow_release_reports_agreement_and_serves_nobody(release: Release) ->
 def test_unknown_strategy_is_refused_and_rolled_back(release: Release) -> None:
     release.bars()
     r = release.release("bad-strategy", deployment_strategy="blue-green-please")
-    assert r["desc"]["status"] == "FAILED" and r["desc"].get("error") == "CanaryRolledBack"
-    assert _in_order(["DeploymentStrategy?", "CanaryStart", "CanaryAbort"], r["states"]), r["states"]
+    assert r["desc"]["status"] == "FAILED"
+    assert _in_order(["DeploymentStrategy?", "CanaryStart", "CanaryAbort", "RolledBack", "NotifyRolledBack"],
+                     r["states"]), r["states"]  # fmt: skip
     abort = _abort_output(r["events"])
     assert "deployment_strategy" in abort["reason"]
     assert r["after"] == r["before"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -62,3 +63,13 @@ def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+_STRING_SPLIT = re.compile(r"^States\.StringSplit\('([^']*)', ','\)$")
+
+
+def string_split(value: str) -> list[str]:
+    """The items of an ASL `States.StringSplit('a,b', ',')` (how the templates pass lists as strings)."""
+    match = _STRING_SPLIT.match(value)
+    assert match, f"not a States.StringSplit of a literal: {value!r}"
+    return match[1].split(",")

@@ -20,6 +20,11 @@ if str(CDK_DIR) not in sys.path:
     sys.path.insert(0, str(CDK_DIR))
 
 
+# The two state machines (modules/workflow): the workflow, and the release it starts as a child.
+WORKFLOW = "train-evaluate-deploy"
+RELEASE = "release"
+
+
 @dataclass
 class Synth:
     """A synthesised stack: the raw template, the assertions view, and where it was written."""
@@ -32,6 +37,15 @@ class Synth:
 
     def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == cfn_type}
+
+    def state_machine(self, suffix: str = WORKFLOW) -> dict[str, Any]:
+        """The state machine named <name>-<suffix>: WORKFLOW (the parent) or RELEASE (the child it starts)."""
+        (machine,) = [
+            r
+            for r in self.resources("AWS::StepFunctions::StateMachine").values()
+            if str(r["Properties"].get("StateMachineName", "")).endswith(f"-{suffix}")
+        ]
+        return machine
 
 
 def synthesise(outdir: Path, environment: str, overrides: dict[str, Any] | None = None) -> Synth:

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import REPO
 
-from esteira_cdk.asl import ASL_PATH, TemplateError, render, render_definition, template_variables  # isort: skip
+from esteira_cdk.asl import ASL_PATH, RELEASE_ASL_PATH, TemplateError, render, render_definition, template_variables  # isort: skip
 from esteira_cdk.config import TERRAFORM_ONLY_VARIABLES, ConfigError, EsteiraConfig, load_config, read_tfvars  # isort: skip
 
 CDK_ONLY = {"lambda_image_asset", "registry_only"}
@@ -139,11 +139,52 @@ def test_render_does_not_rescan_inserted_values() -> None:
     assert render('"${a}"', {"a": "${Token[TOKEN.1]}"}) == '"${Token[TOKEN.1]}"'
 
 
-def test_the_shared_asl_renders_to_a_state_machine() -> None:
-    names = template_variables(ASL_PATH.read_text())
-    values = {n: ('["x"]' if n in ("train_subnets", "train_security_groups") else f"v-{n}") for n in names}
-    document = json.loads(render_definition(values))
+def _placeholder_values(names: set[str]) -> dict[str, str]:
+    """Values shaped as Terraform's definition_variables gives them (lists comma-joined, numbers as text)."""
+    shaped = {
+        "train_subnets": "subnet-a,subnet-b",
+        "train_security_groups": "sg-1",
+        "canary_steps": "[10,50,100]",
+        "canary_bake_seconds": "600",
+        "shadow_seconds": "1800",
+    }
+    return {n: shaped.get(n, f"v-{n}") for n in names}
+
+
+@pytest.mark.parametrize("path", [ASL_PATH, RELEASE_ASL_PATH], ids=lambda p: p.name)
+def test_the_shared_asl_renders_to_a_state_machine(path: Path) -> None:
+    names = template_variables(path.read_text())
+    document = json.loads(render_definition(_placeholder_values(names), path))
     assert document["StartAt"] in document["States"]
-    assert {
-        f"{k}_function_arn" for k in ("lock", "validate_data", "evaluate", "promote", "deploy", "rollback")
-    } <= names
+
+
+@pytest.mark.parametrize("path", [ASL_PATH, RELEASE_ASL_PATH], ids=lambda p: p.name)
+def test_the_templates_are_json_with_placeholders_only_inside_strings(path: Path) -> None:
+    # Valid JSON before rendering: no unquoted ${...} (a value is always inserted into a string).
+    document = json.loads(path.read_text())
+    found: set[str] = set()
+
+    def strings(value: object) -> None:
+        if isinstance(value, str):
+            found.update(template_variables(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                strings(key)
+                strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                strings(item)
+
+    strings(document)
+    assert found == template_variables(path.read_text())
+
+
+def test_the_workflow_starts_the_release_and_both_name_their_lambdas() -> None:
+    workflow, release = (template_variables(p.read_text()) for p in (ASL_PATH, RELEASE_ASL_PATH))
+    assert "release_state_machine_arn" in workflow
+    assert {f"{k}_function_arn" for k in ("lock", "validate_data", "evaluate")} <= workflow
+    assert {f"{k}_function_arn" for k in ("promote", "deploy", "rollback", "canary_check")} <= release
+    rendered = json.loads(render_definition(_placeholder_values(workflow)))
+    (start,) = [s for s in rendered["States"].values() if "states:startExecution" in str(s.get("Resource", ""))]
+    assert start["Resource"].endswith(":states:::states:startExecution.sync:2")
+    assert "v-release_state_machine_arn" in json.dumps(start)

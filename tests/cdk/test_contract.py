@@ -242,7 +242,7 @@ def test_the_image_variable_follows_the_image_overrides(tmp_path_factory: pytest
     }
     functions = [f for f in pinned.resources("AWS::Lambda::Function").values() if "FunctionName" in f["Properties"]]
     assert {f["Properties"]["Environment"]["Variables"][variable] for f in functions} == {images["lambda"]}
-    (machine,) = pinned.resources("AWS::StepFunctions::StateMachine").values()
+    machine = pinned.state_machine()
     document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
     (job,) = [s for s in document["States"].values() if "createTrainingJob" in str(s.get("Resource", ""))]
     assert job["Parameters"]["AlgorithmSpecification"]["TrainingImage"] == images["training"]

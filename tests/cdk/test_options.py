@@ -64,7 +64,7 @@ def test_the_group_costs_nothing_idle_and_ecs_scales_it(dev_with_options: Synth)
 
 
 def test_the_state_machine_runs_the_ec2_task_on_the_capacity_provider(dev_with_options: Synth) -> None:
-    (machine,) = dev_with_options.resources("AWS::StepFunctions::StateMachine").values()
+    machine = dev_with_options.state_machine()
     document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
     state = document["States"]["TrainEc2"]
     params = state.get("Parameters") or state.get("Arguments")

@@ -11,8 +11,8 @@ import hcl2
 import yaml
 from aws_cdk.assertions import Match
 
-from .cfn import as_list, resolve, statements
-from .conftest import REPO, Synth
+from .cfn import as_list, resolve, statements, string_split
+from .conftest import RELEASE, REPO, Synth
 
 # Actions that have no resource-level permissions in IAM, so "Resource": "*" is the only option.
 # A new entry here needs the same justification (AWS Service Authorization Reference).
@@ -103,7 +103,7 @@ def test_every_terraform_module_has_its_core_resources(dev: Synth) -> None:
     )
     t.resource_count_is("AWS::ECS::Service", 3)  # serving, serving-canary, mlflow
     t.resource_count_is("AWS::ECS::TaskDefinition", 3)
-    t.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    t.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # the workflow and the release it starts
     t.resource_count_is("AWS::CloudWatch::Alarm", 6)
     t.resource_count_is("AWS::IAM::OIDCProvider", 1)
     t.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "ALL", "MaxAggregationInterval": 600})
@@ -261,7 +261,7 @@ def test_model_alarms_start_retraining_through_eventbridge(dev: Synth) -> None:
     )
 
     # retrain_trigger knows the state machine and may start it; the ARN names the real machine.
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    machine = dev.state_machine()
     machine_name = machine["Properties"]["StateMachineName"]
     env_arn = resolve(trigger["Properties"]["Environment"]["Variables"]["ESTEIRA_STATE_MACHINE_ARN"])
     assert env_arn.endswith(f":stateMachine:{machine_name}") and env_arn.startswith("arn:")
@@ -295,7 +295,7 @@ def test_drift_check_runs_on_the_configured_schedule(dev: Synth) -> None:
 
 
 def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) -> None:
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    machine = dev.state_machine()
     definition = resolve(machine["Properties"]["DefinitionString"])
     assert "${" not in re.sub(r"<[^>]+>", "", definition), "an ASL template variable was left unrendered"
     document = json.loads(definition)
@@ -316,7 +316,11 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     tasks = {k: s for k, s in document["States"].items() if "ecs:runTask" in str(s.get("Resource", ""))}
     assert set(tasks) == {"TrainEcs", "TrainEc2"}
     params = tasks["TrainEcs"].get("Parameters") or tasks["TrainEcs"].get("Arguments")
-    assert len(params["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
+    network = params["NetworkConfiguration"]["AwsvpcConfiguration"]
+    subnets = string_split(network["Subnets.$"])
+    assert len(subnets) == 2 and all(s.startswith("<Ref:") for s in subnets)
+    (group,) = string_split(network["SecurityGroups.$"])
+    assert group.startswith("<GetAtt:WorkflowSg") and group.endswith(".GroupId>")
     assert params["TaskDefinition"].startswith("<Ref:WorkflowTrainTaskDefinition")
     # The EC2 backend is off in dev: its state is rendered with Terraform's values for "off".
     ec2 = tasks["TrainEc2"].get("Parameters") or tasks["TrainEc2"].get("Arguments")
@@ -324,6 +328,91 @@ def test_state_machine_is_the_shared_asl_with_every_variable_filled(dev: Synth) 
     assert '"ec2": "false"' in definition and '"sagemaker": "false"' in definition
     assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+# A Step Functions ARN prefix in the resolved template (the region may be literal or a Ref).
+STATES_ARN = r"arn:<Ref:AWS::Partition>:states:[^:]+:<Ref:AWS::AccountId>"
+
+
+def _machine_id(dev: Synth, machine: dict[str, Any]) -> str:
+    (logical_id,) = [k for k, r in dev.template["Resources"].items() if r is machine]
+    return logical_id
+
+
+def test_the_workflow_starts_the_release_machine_with_the_same_role_and_settings(dev: Synth) -> None:
+    """modules/workflow aws_sfn_state_machine.release: the child the workflow starts (startExecution.sync:2)."""
+    parent, child = dev.state_machine(), dev.state_machine(RELEASE)
+    assert child["Properties"]["StateMachineName"] == "esteira-dev-release"
+    assert child["Properties"]["StateMachineType"] == "STANDARD"
+    for field in ("RoleArn", "TracingConfiguration", "EncryptionConfiguration"):
+        assert child["Properties"][field] == parent["Properties"][field], field
+    assert child["Properties"]["EncryptionConfiguration"]["KmsDataKeyReusePeriodSeconds"] == 300
+    logging = child["Properties"]["LoggingConfiguration"]
+    assert (logging["Level"], logging["IncludeExecutionData"]) == ("ALL", True)
+    (destination,) = logging["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert dev.template["Resources"][log_group_id]["Properties"]["LogGroupName"] == (
+        "/aws/vendedlogs/states/esteira-dev-release"
+    )
+    parent_log = parent["Properties"]["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]
+    assert parent_log["LogGroupArn"]["Fn::GetAtt"][0] != log_group_id
+
+    # The release machine exists before the workflow can start it (Terraform's depends_on).
+    assert _machine_id(dev, child) in as_list(parent.get("DependsOn", []))
+
+    # Its definition is release.asl.json with every variable filled.
+    definition = resolve(child["Properties"]["DefinitionString"])
+    assert "${" not in re.sub(r"<[^>]+>", "", definition), "a release template variable was left unrendered"
+    document = json.loads(definition)
+    source_text = (REPO / "stepfunctions/release.asl.json").read_text()
+    source = json.loads(source_text)
+    assert document["StartAt"] == source["StartAt"] and set(document["States"]) == set(source["States"])
+    expected = {
+        function_by_name(dev, k.replace("_", "-"))[0] for k in re.findall(r"\$\{([a-z_]+)_function_arn\}", source_text)
+    }
+    referenced = set(re.findall(r"<GetAtt:([A-Za-z0-9]+)\.Arn>", definition)) & set(
+        dev.resources("AWS::Lambda::Function")
+    )
+    assert expected and referenced == expected, f"wired {sorted(referenced)}, expected {sorted(expected)}"
+    assert "States.StringToJson('[10,50,100]')" in definition, "canary_steps as Terraform's jsonencode() writes it"
+
+    # The parent's Release state starts exactly that machine, by the ARN built from its name.
+    parent_document = json.loads(resolve(parent["Properties"]["DefinitionString"]))
+    (start,) = [
+        s for s in parent_document["States"].values() if str(s.get("Resource", "")).endswith("startExecution.sync:2")
+    ]
+    arn = start["Parameters"]["StateMachineArn"]
+    assert re.fullmatch(rf"{STATES_ARN}:stateMachine:esteira-dev-release", arn), arn
+    outputs = dev.template["Outputs"]
+    assert outputs["ReleaseStateMachineArn"]["Value"] == {"Ref": _machine_id(dev, child)}
+
+
+def test_the_workflow_role_may_start_and_watch_only_the_release(dev: Synth) -> None:
+    (policy,) = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for k, r in dev.resources("AWS::IAM::Policy").items()
+        if k.startswith("WorkflowStateMachinePolicy")
+    ]
+    by_sid = {s.get("Sid"): s for s in policy}
+    assert by_sid["StartRelease"]["Action"] == "states:StartExecution"
+    start = resolve(by_sid["StartRelease"]["Resource"])
+    assert re.fullmatch(rf"{STATES_ARN}:stateMachine:esteira-dev-release", start), start
+    assert sorted(as_list(by_sid["WatchRelease"]["Action"])) == ["states:DescribeExecution", "states:StopExecution"]
+    watch = resolve(by_sid["WatchRelease"]["Resource"])
+    assert re.fullmatch(rf"{STATES_ARN}:execution:esteira-dev-release:\*", watch), watch
+    rules = sorted(str(resolve(r)).rsplit("/", 1)[1] for r in as_list(by_sid["SyncIntegrationRules"]["Resource"]))
+    assert rules == [
+        "StepFunctionsGetEventsForECSTaskRule",
+        "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+        "StepFunctionsGetEventsForStepFunctionsExecutionRule",
+    ]
+    # No other statement anywhere lets this role start or stop executions.
+    starts = [
+        s
+        for holder, s in statements(dev.template)
+        if holder.startswith("WorkflowStateMachine") and any(str(a).startswith("states:") for a in as_list(s["Action"]))
+    ]
+    assert [s.get("Sid") for s in starts] == ["StartRelease", "WatchRelease"]
 
 
 # ---------------------------------------------------------------- ECS
@@ -461,13 +550,11 @@ def test_the_sagemaker_job_runs_in_the_vpc(tmp_path_factory: Any) -> None:
     from .conftest import synthesise
 
     sagemaker = synthesise(tmp_path_factory.mktemp("cdk-sagemaker"), "dev", {"training_backend": "sagemaker"})
-    (machine,) = sagemaker.resources("AWS::StepFunctions::StateMachine").values()
+    machine = sagemaker.state_machine()
     document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
     (job,) = [s for s in document["States"].values() if "createTrainingJob" in str(s.get("Resource", ""))]
-    assert (
-        len(job["Parameters"]["VpcConfig"]["Subnets"]) == 2
-        and len(job["Parameters"]["VpcConfig"]["SecurityGroupIds"]) == 1
-    )
+    vpc_config = job["Parameters"]["VpcConfig"]
+    assert len(string_split(vpc_config["Subnets.$"])) == 2 and len(string_split(vpc_config["SecurityGroupIds.$"])) == 1
     (role_id,) = [
         k
         for k, r in sagemaker.resources("AWS::IAM::Role").items()
@@ -599,7 +686,7 @@ def test_containers_get_their_mlflow_user_as_ecs_secrets(dev: Synth) -> None:
 
 def test_the_workflow_tells_training_jobs_the_workflow_credential(dev: Synth) -> None:
     secrets = _secrets(dev)
-    (machine,) = dev.resources("AWS::StepFunctions::StateMachine").values()
+    machine = dev.state_machine()
     document = json.loads(resolve(machine["Properties"]["DefinitionString"]))
     environment = document["States"]["MergeInput"]["Parameters"]["training_image_environment"]
     assert environment["ESTEIRA_MLFLOW_CREDENTIALS_SECRET"] == f"<Ref:{secrets['workflow']}>"

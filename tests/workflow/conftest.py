@@ -20,7 +20,7 @@ from demo.canary import stage_data
 from localaws import LocalAWS
 from localaws.applied import AppliedStack
 from model.config import Settings
-from pipelines import registry
+from pipelines import executions, registry
 from tests.conftest import deployed
 
 # The 12-intent slice is far from the full data set: its first model cannot reach the absolute bars
@@ -76,12 +76,11 @@ class Workflow:
         raise TimeoutError(f"{execution_arn} still running after {timeout} s")
 
     def states(self, execution_arn: str) -> list[str]:
-        """Names of the states entered, in order (the execution history, condensed)."""
-        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+        """Names of the states entered, in order, the release's (a child execution) included."""
+        return executions.states(self.sfn, execution_arn)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        return list(self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"])
+        return executions.history(self.sfn, execution_arn)
 
     def service(self) -> dict[str, Any]:
         ecs = self.aws.client("ecs")

@@ -27,8 +27,9 @@ pytestmark = pytest.mark.slow  # a tofu apply per module
 
 HAPPY = [
     "AcquireLock", "LockAcquired?", "ValidateData", "TrainingBackend?", "TrainSageMaker", "Evaluate", "Gate?",
-    "Promote", "Deploy", "WaitServiceStable", "SmokeTest", "RecordRelease", "NotifyDeployed", "ReleaseLock", "Done",
-]  # fmt: skip
+    "Release", "ReleaseDefaults", "ReleaseConfig", "DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest",
+    "RecordRelease", "Promote", "Released", "NotifyReleased", "ReleaseLock", "Done",
+]  # fmt: skip (the release's states are its child execution's, spliced in by pipelines/executions.py)
 
 
 def _predict_version(url: str) -> str:
@@ -100,11 +101,11 @@ def test_happy_path_and_concurrent_start(workflow: Workflow) -> None:
     svc = wf.service()
     assert len(svc["deployments"]) == 1
     primary = svc["deployments"][0]["taskDefinition"]
-    assert primary != before and primary == result["deployment"]["task_definition"]
+    assert primary != before and primary == result["release"]["output"]["deployment"]["task_definition"]
+    assert result["release"]["output"]["outcome"] == "serving"
     assert wf.serving_env(primary)["ESTEIRA_MODEL_URI"] == f"models:/{wf.settings.registered_model_name}/{version}"
     assert _predict_version(wf.stack.outputs["serving_url"]) == version
-    assert result["smoke"]["status"] == "passed"
-    assert any("new model deployed" in s for s in _subjects(wf))
+    assert any("new model released" in s for s in _subjects(wf))
     item = wf.aws.client("dynamodb").get_item(
         TableName=wf.stack.outputs["lock_table"], Key={"lock_id": {"S": "train-evaluate-deploy"}}
     )
@@ -209,7 +210,7 @@ def test_training_failure_notifies_and_touches_nothing(workflow: Workflow, tmp_p
     assert errors == [TaskFailed.error_type]
     assert wf.champion() == champion
     assert wf.service()["taskDefinition"] == before
-    assert any("failed before deploy" in s for s in _subjects(wf))
+    assert any("failed before the release" in s for s in _subjects(wf))
 
 
 def test_deploy_failure_rolls_back(workflow: Workflow, tmp_path: Path) -> None:
@@ -221,15 +222,16 @@ def test_deploy_failure_rolls_back(workflow: Workflow, tmp_path: Path) -> None:
     done = wf.wait(wf.start("deploy-fails", **wf.inputs(train_data=str(_variant(wf, tmp_path, 3)))))
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED", explain_execution(wf.aws, done["executionArn"])
-    assert _in_order(["Promote", "Deploy", "Rollback", "WaitRollbackStable", "NotifyRolledBack", "Failed"], states)
-    assert "SmokeTest" not in states
-    assert wf.champion() == v1, "champion alias must be restored"
+    assert _in_order(["Release", "Deploy", "Rollback", "WaitRollbackStable", "RolledBack", "ReleaseFailed",
+                      "RolledBack?", "NotifyRolledBack", "ReleaseLockAfterFailure", "Failed"], states), states  # fmt: skip
+    assert "SmokeTest" not in states and "Promote" not in states
+    assert wf.champion() == v1, "the champion alias never moved"
     assert wf.service()["taskDefinition"] == before
     assert _predict_version(wf.stack.outputs["serving_url"]) == v1
     assert any("rolled back" in s for s in _subjects(wf))
 
 
-def test_smoke_failure_rolls_back_revision_and_alias(workflow: Workflow, tmp_path: Path) -> None:
+def test_smoke_failure_rolls_back_the_revision_and_leaves_the_alias(workflow: Workflow, tmp_path: Path) -> None:
     wf = workflow
     v1 = _champion_serving(wf)
     before = wf.service()["taskDefinition"]
@@ -243,8 +245,9 @@ def test_smoke_failure_rolls_back_revision_and_alias(workflow: Workflow, tmp_pat
     done = wf.wait(wf.start("smoke-fails", **wf.inputs(train_data=train_data, smoke_data=str(wrong))))
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED"
-    assert _in_order(["Deploy", "WaitServiceStable", "SmokeTest", "Rollback", "WaitRollbackStable",
+    assert _in_order(["Deploy", "WaitServiceStable", "SmokeTest", "Rollback", "WaitRollbackStable", "RolledBack",
                       "NotifyRolledBack", "ReleaseLockAfterFailure", "Failed"], states), states  # fmt: skip
+    assert "Promote" not in states
     errors = [e["lambdaFunctionFailedEventDetails"]["error"] for e in wf.history(done["executionArn"])
               if e["type"] == "LambdaFunctionFailed"]  # fmt: skip
     assert "SmokeTestFailed" in errors
@@ -259,7 +262,9 @@ def test_smoke_failure_rolls_back_revision_and_alias(workflow: Workflow, tmp_pat
     release = lineage.build_document(wf.settings, new)["releases"][-1]
     assert release["execution_arn"] == done["executionArn"] and release["outcome"] == "rolled_back"
     assert "SmokeTestFailed" in release["rollbacks"][-1]["reason"]
-    assert lineage.build_document(wf.settings, v1)["replaced_by"]["status"] == "restored"
+    # The alias never moved, so the old champion's record was not touched by this execution.
+    replaced = lineage.build_document(wf.settings, v1).get("replaced_by") or {}
+    assert replaced.get("execution_arn") != done["executionArn"]
 
 
 def test_a_missing_statement_fails_the_deploy_with_access_denied(workflow: Workflow, tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ values that are not strings travel as strings the ASL converts (`States.StringSp
 ',')`, `States.StringToJson('${canary_steps}')`). Both deployment paths fill the very same files, so
 this renderer accepts only the subset of templatefile() features the ASL uses: `${name}`
 interpolation and the `$${` escape. Anything else (`%{` directives, expressions) is refused, as is a
-variable with no value, so a template change that CDK cannot honour fails at synth. (Why not
-CloudFormation DefinitionSubstitutions: Terraform has no equivalent, and rendering here keeps one
-set of template semantics for both paths.)
+variable with no value, so a template change that CDK cannot honour fails at synth. Values are
+inserted verbatim, as templatefile() does (a value with a quote would break the JSON, and
+render_definition says so). Why not CloudFormation DefinitionSubstitutions: it does not know the
+`$${` escape and would only find a missing variable at deploy; rendering here keeps templatefile()'s
+semantics on both paths.
 """
 
 from __future__ import annotations

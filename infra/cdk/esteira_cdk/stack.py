@@ -283,6 +283,10 @@ class EsteiraStack(Stack):
             "EcsClusterName": (serving.cluster.cluster_name, "ECS cluster running serving, MLflow and training tasks"),
             "ServingServiceName": (serving.service.service_name, "ECS service of the inference service"),
             "StateMachineArn": (workflow.state_machine.state_machine_arn, "Train-evaluate-deploy state machine"),
+            "ReleaseStateMachineArn": (
+                workflow.release_state_machine.state_machine_arn,
+                "Release state machine the workflow starts for each release (all-at-once, canary or shadow)",
+            ),
             "SnsTopicArn": (notifications.topic.topic_arn, "Notification topic for alarms and workflow results"),
             "DashboardName": (monitoring.dashboard.ref, "CloudWatch dashboard"),
             "KmsKeyArn": (storage.key.key_arn, "KMS key encrypting data at rest"),

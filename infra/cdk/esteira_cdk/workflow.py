@@ -219,7 +219,8 @@ def lambda_image(
 
 
 class Workflow(Construct):
-    """train -> evaluate -> gate -> promote -> deploy -> stable -> smoke, with rollback and notification."""
+    """lock -> validate -> train -> evaluate -> gate -> release (the child machine: deploy, stable, smoke,
+    promote, or roll back), with notification."""
 
     def __init__(
         self,

@@ -955,8 +955,7 @@ resource "aws_sfn_state_machine" "release" {
     kms_data_key_reuse_period_seconds = 300
   }
 
-  # The release machine exists before the workflow can start it.
-  depends_on = [aws_iam_role_policy.sfn, aws_sfn_state_machine.release]
+  depends_on = [aws_iam_role_policy.sfn]
   tags       = var.tags
 }
 
@@ -998,6 +997,7 @@ resource "aws_sfn_state_machine" "this" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.sfn]
+  # The release machine exists before the workflow can start it.
+  depends_on = [aws_iam_role_policy.sfn, aws_sfn_state_machine.release]
   tags       = var.tags
 }
