@@ -1,4 +1,4 @@
-"""The service back to its previous revision. Event: {"model_version", "previous_task_definition", "strategy", "error"}."""
+"""The service back to its previous revision. Event: {model_version, previous_task_definition, strategy, error}."""
 
 from __future__ import annotations
 

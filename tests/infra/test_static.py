@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ASL, BIN, RELEASE, CONTRACT, REPO, TF_DIR, Tofu, require, tofu_env
+from .conftest import ASL, BIN, CONTRACT, RELEASE, REPO, TF_DIR, Tofu, require, tofu_env
 from .iam_policies import allows, decision, escalations, is_allow_all, roles_without_boundary, violations
 
 pytestmark = pytest.mark.infra
@@ -178,7 +178,9 @@ def test_state_machine_template_renders_to_valid_asl() -> None:
     assert "arn:aws:states:::ecs:runTask.sync" in resources, "training must run as an ECS task"
     release = render_asl(TEMPLATE_VARS, RELEASE)
     assert not asl_problems(release)
-    (start,) = [s for s in definition["States"].values() if s.get("Resource", "").startswith("arn:aws:states:::states:")]
+    (start,) = [
+        s for s in definition["States"].values() if s.get("Resource", "").startswith("arn:aws:states:::states:")
+    ]
     assert start["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
     assert start["Parameters"]["StateMachineArn"] == TEMPLATE_VARS["release_state_machine_arn"]
 

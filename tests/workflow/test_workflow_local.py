@@ -25,11 +25,12 @@ from tests.workflow.conftest import Workflow
 
 pytestmark = pytest.mark.slow  # a tofu apply per module
 
+# The release's states are its child execution's, spliced in by pipelines/executions.py.
 HAPPY = [
     "AcquireLock", "LockAcquired?", "ValidateData", "TrainingBackend?", "TrainSageMaker", "Evaluate", "Gate?",
     "Release", "ReleaseDefaults", "ReleaseConfig", "DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest",
     "RecordRelease", "Promote", "Released", "NotifyReleased", "ReleaseLock", "Done",
-]  # fmt: skip (the release's states are its child execution's, spliced in by pipelines/executions.py)
+]  # fmt: skip
 
 
 def _predict_version(url: str) -> str:
@@ -222,8 +223,9 @@ def test_deploy_failure_rolls_back(workflow: Workflow, tmp_path: Path) -> None:
     done = wf.wait(wf.start("deploy-fails", **wf.inputs(train_data=str(_variant(wf, tmp_path, 3)))))
     states = wf.states(done["executionArn"])
     assert done["status"] == "FAILED", explain_execution(wf.aws, done["executionArn"])
-    assert _in_order(["Release", "Deploy", "Rollback", "WaitRollbackStable", "RolledBack", "ReleaseFailed",
-                      "RolledBack?", "NotifyRolledBack", "ReleaseLockAfterFailure", "Failed"], states), states  # fmt: skip
+    expected = ["Release", "Deploy", "Rollback", "WaitRollbackStable", "RolledBack", "ReleaseFailed", "RolledBack?",
+                "NotifyRolledBack", "ReleaseLockAfterFailure", "Failed"]  # fmt: skip
+    assert _in_order(expected, states), states
     assert "SmokeTest" not in states and "Promote" not in states
     assert wf.champion() == v1, "the champion alias never moved"
     assert wf.service()["taskDefinition"] == before
