@@ -1,0 +1,486 @@
+"""Every state and every Catch edge of both state machines runs in a test.
+
+The two Terraform templates (stepfunctions/train_evaluate_deploy.asl.json, the workflow, and
+stepfunctions/release.asl.json, the release it starts with `states:startExecution.sync:2`) are
+rendered with stand-in values and run on moto's ASL interpreter, in-process. Every Task except the
+nested release execution runs a Lambda double (tests/unit/asl_doubles.py) that answers as the real
+step does, or raises the error the scenario names. The nested execution is real: the workflow
+starts the release machine and waits for it.
+
+SCENARIOS (below) is the table a reader starts from: the paths a release takes. Then, generated from
+the definitions on disk, one scenario per Catch edge of every state: a scenario that already enters
+the state, plus an error at that state that its catcher (and none before it, and no retrier) takes.
+Finally the states entered and Catch edges taken, read from the execution histories of both
+machines, must be all of them.
+
+Changes to the RENDERED copies only (the files are never touched), each to keep the test fast:
+- retriers that match any error (`States.ALL`; Rollback and CanaryAbort wait 5 + 10 s) wait 1 s;
+- one rendering gives the Release task a 1 s TimeoutSeconds (see RELEASE_TIMES_OUT).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+
+from localaws import lambdas as local_lambdas
+from localaws.sfn import install_nested_executions
+from tests.unit import asl_doubles as doubles
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_ASL = ROOT / "stepfunctions" / "train_evaluate_deploy.asl.json"
+RELEASE_ASL = ROOT / "stepfunctions" / "release.asl.json"
+REGION, ACCOUNT = "us-east-1", "123456789012"
+START_EXECUTION_SYNC = "arn:aws:states:::states:startExecution.sync:2"
+RELEASE_MACHINE = "esteira-test-release"
+RELEASE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{RELEASE_MACHINE}"
+INJECTED = "InjectedError"  # no retrier names it; only `States.ALL` / `States.TaskFailed` catchers take it
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def stand_in_variables(**changes: str) -> dict[str, str]:
+    """A value for every variable Terraform passes (contract.yaml asl_variables), as a dev stack has them;
+    EC2 and SageMaker training are both enabled, so every training branch can run."""
+    names = yaml.safe_load((ROOT / "contract.yaml").read_text())["asl_variables"]
+    values = {
+        "sns_topic_arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:esteira-dev-notifications",
+        "ecs_cluster_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/esteira-dev",
+        "train_task_definition_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/esteira-dev-train:1",
+        "train_container_name": "train",
+        "train_subnets": "subnet-0a,subnet-0b",
+        "train_security_groups": "sg-0a",
+        "training_backend": "ecs",
+        "sagemaker_enabled": "true",
+        "ec2_training_enabled": "true",
+        "ec2_capacity_provider": "esteira-dev-ec2-training",
+        "train_ec2_task_definition_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/esteira-dev-train-ec2:1",
+        "sagemaker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-sagemaker",
+        "training_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/esteira-dev/training:0.1.0",
+        "image_variable": yaml.safe_load((ROOT / "contract.yaml").read_text())["image_variable"],
+        "mlflow_credentials_secret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:esteira-dev/mlflow/workflow-A1",
+        "data_bucket": f"esteira-dev-data-{ACCOUNT}",
+        "artifacts_bucket": f"esteira-dev-artifacts-{ACCOUNT}",
+        "deployment_strategy": "all_at_once",
+        "canary_steps": "[10, 50, 100]",
+        "canary_bake_seconds": "600",
+        "shadow_seconds": "1800",
+        "release_state_machine_arn": RELEASE_MACHINE_ARN,
+    }
+    for name in names:  # the Lambda functions: ARNs of the dev stack's (the doubles replace them anyway)
+        if name.endswith("_function_arn"):
+            values.setdefault(name, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:esteira-dev-{name[: -len('_function_arn')]}")
+    values.update(changes)
+    missing = set(names) - values.keys()
+    assert not missing, f"no stand-in value for {sorted(missing)}: add one here"
+    return {name: values[name] for name in names}
+
+
+def render(path: Path, variables: dict[str, str]) -> dict[str, Any]:
+    """Terraform's templatefile(), for these templates: `${name}` only inside strings."""
+    text = path.read_text()
+    unknown = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - variables.keys()
+    assert not unknown, f"{path.name} uses variables contract.yaml does not list: {sorted(unknown)}"
+    rendered: dict[str, Any] = json.loads(re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: variables[m.group(1)], text))
+    return rendered
+
+
+def tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
+
+
+def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
+    """Every Task but the nested execution runs its double; retriers that take any error wait 1 s."""
+    out = copy.deepcopy(definition)
+    for name, state in tasks(out).items():
+        if state["Resource"] != START_EXECUTION_SYNC:
+            state["Resource"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{doubles.function_name(name)}"
+        for retrier in state.get("Retry", []):
+            if "States.ALL" in retrier["ErrorEquals"]:  # the injected errors; 5 + 10 s otherwise
+                retrier["IntervalSeconds"] = 1
+    return out
+
+
+# The workflow in three renderings; all start the one release machine.
+WORKFLOW = "workflow"  # the dev stack, every training backend deployed
+ECS_ONLY = "workflow-ecs-only"  # a stack without EC2 or SageMaker training
+# The Release task's `States.ALL` catcher comes after `States.TaskFailed`, which takes every error
+# but States.Timeout (AWS and moto alike): a StartExecution that fails (no such machine, a name in
+# use) is a TaskFailed too. So the only way to that catcher is the task's TimeoutSeconds: this
+# rendering lowers it from a day to 1 s, and the scenario makes the release bake 3 s.
+RELEASE_TIMES_OUT = "workflow-release-timeout"
+
+
+def workflow_renderings() -> dict[str, dict[str, Any]]:
+    timeout = render(WORKFLOW_ASL, stand_in_variables())
+    timeout["States"]["Release"]["TimeoutSeconds"] = 1
+    return {
+        WORKFLOW: render(WORKFLOW_ASL, stand_in_variables()),
+        ECS_ONLY: render(WORKFLOW_ASL, stand_in_variables(ec2_training_enabled="false", sagemaker_enabled="false")),
+        RELEASE_TIMES_OUT: timeout,
+    }
+
+
+def machines() -> dict[str, dict[str, Any]]:
+    """The two machines as the coverage counts them (the files on disk, read now)."""
+    return {"workflow": render(WORKFLOW_ASL, stand_in_variables()), "release": render(RELEASE_ASL, stand_in_variables())}
+
+
+# --- the scenario table --------------------------------------------------------------------------------
+
+OK, FAILED = "SUCCEEDED", "FAILED"
+# Every execution's input: what CI passes, and no waiting in the release (the workflow's input is
+# its `args`, which the release gets as `overrides` over the stack's canary_bake_seconds/shadow_seconds).
+BASE_INPUT: dict[str, Any] = {"trigger": {"kind": "ci", "principal": "pytest"}, "canary_bake_seconds": 0, "shadow_seconds": 0}
+CANARY = {"deployment_strategy": "canary", "canary_steps": [10, 100]}
+SHADOW = {"deployment_strategy": "shadow"}
+LOCK_HELD = {"acquired": False, "holder": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:esteira-dev:other", "status": "already-running"}  # fmt: skip
+GATE_REJECTED = {"gate": {"passed": False, "reasons": ["macro_f1 0.850 < champion 0.890"]}}
+ALREADY_CHAMPION = {"model_version": doubles.CHAMPION_VERSION, "already_champion": True}
+CHECK_FAILS = {"passed": False, "breaches": ["error_rate"], "reason": "error_rate 0.12 > 0.05"}
+
+
+@dataclass
+class Scenario:
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)  # over BASE_INPUT
+    faults: dict[str, str] = field(default_factory=dict)  # state -> error its double raises
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # state -> fields over its canned output
+    ends_at: str = ""  # the workflow's last state
+    status: str = OK  # the workflow's
+    release_ends_at: str | None = None  # the release's last state (None: no release, or not checked)
+    visits: dict[str, int] = field(default_factory=dict)  # state -> times entered (either machine)
+    machine: str = WORKFLOW
+    edge: tuple[str, str, int] | None = None  # for a generated scenario: the Catch edge it is for
+
+
+SCENARIOS = [
+    #        name                              input / what the steps answer                               ends at
+    Scenario("all-at-once release",            ends_at="Done", release_ends_at="Released",
+             visits={"Deploy": 1, "SmokeTest": 1, "Promote": 1, "CanaryStart": 0}),
+    Scenario("canary 10 -> 100 %, healthy",    CANARY, ends_at="Done", release_ends_at="Released",
+             visits={"CanaryShift": 2, "CanaryBake": 2, "CanaryCheck": 2, "CanaryFinalize": 1, "Promote": 1}),
+    Scenario("canary check fails",             CANARY, outputs={"CanaryCheck": CHECK_FAILS},
+             ends_at="Failed", status=FAILED, release_ends_at="RolledBack",
+             visits={"CanaryAbort": 1, "Promote": 0, "NotifyRolledBack": 1, "ReleaseLockAfterFailure": 1}),
+    Scenario("shadow",                         SHADOW, ends_at="Done", release_ends_at="Shadowed",
+             visits={"ShadowBake": 1, "ShadowReport": 1, "CanaryShift": 0, "Promote": 0}),
+    Scenario("backend not deployed",           {"training_backend": "sagemaker"}, machine=ECS_ONLY,
+             ends_at="BackendNotDeployed", status=FAILED, visits={"AcquireLock": 0}),
+    Scenario("lock held: skipped",             outputs={"AcquireLock": LOCK_HELD}, ends_at="Skipped",
+             visits={"AlreadyRunning": 1, "ValidateData": 0, "ReleaseLock": 0}),
+    Scenario("lock error",                     faults={"AcquireLock": "ResourceNotFoundException"},
+             ends_at="LockFailed", status=FAILED, visits={"NotifyLockError": 1, "ValidateData": 0}),
+    Scenario("gate rejects the challenger",    outputs={"Evaluate": GATE_REJECTED}, ends_at="Done",
+             visits={"NotifyRejected": 1, "Release": 0, "ReleaseLock": 1}),
+    Scenario("training on ECS (Fargate)",      {"training_backend": "ecs"}, ends_at="Done", visits={"TrainEcs": 1}),
+    Scenario("training on EC2",                {"training_backend": "ec2"}, ends_at="Done", visits={"TrainEc2": 1}),
+    Scenario("training on SageMaker",          {"training_backend": "sagemaker"}, ends_at="Done",
+             visits={"TrainSageMaker": 1, "TrainEcs": 0}),
+    Scenario("already champion, canary asked", CANARY, outputs={"Evaluate": ALREADY_CHAMPION}, ends_at="Done",
+             release_ends_at="Released", visits={"Deploy": 1, "CanaryStart": 0}),
+]  # fmt: skip
+
+
+# --- reading an ASL ------------------------------------------------------------------------------------
+
+
+def matches(error_equals: list[str], error: str) -> bool:
+    """A retrier's or catcher's ErrorEquals against an error name, as Step Functions matches them:
+    `States.TaskFailed` takes every error but the States.* ones (States.Timeout in particular)."""
+    if "States.ALL" in error_equals:
+        return True
+    if "States.TaskFailed" in error_equals and not error.startswith("States."):
+        return True
+    return error in error_equals
+
+
+def catcher_for(state: dict[str, Any], error: str) -> int | None:
+    return next((i for i, c in enumerate(state.get("Catch", [])) if matches(c["ErrorEquals"], error)), None)
+
+
+def error_for(state: dict[str, Any], index: int) -> str | None:
+    """An error this catcher (not an earlier one) takes and no retrier does, or None if a double cannot raise one."""
+    names = [n for n in state["Catch"][index]["ErrorEquals"] if not n.startswith("States.")] + [INJECTED]
+    fits = [n for n in names if catcher_for(state, n) == index]
+    unretried = [n for n in fits if not any(matches(r["ErrorEquals"], n) and "States.ALL" not in r["ErrorEquals"]
+                                            for r in state.get("Retry", []))]  # fmt: skip
+    # A `States.ALL` retrier takes any error; the double fails every attempt, so it runs out.
+    return (unretried or fits or [None])[0]
+
+
+def terminal_after(definition: dict[str, Any], name: str) -> str:
+    """The Succeed/Fail state the machine ends in from `name` when every Task succeeds (a Choice's
+    branches must agree)."""
+    states = definition["States"]
+    state = states[name]
+    if state["Type"] in ("Succeed", "Fail") or state.get("End"):
+        return name
+    if state["Type"] == "Choice":
+        ends = {terminal_after(definition, c["Next"]) for c in state["Choices"]} | {terminal_after(definition, state["Default"])}
+        assert len(ends) == 1, f"{name}: the branches end differently ({sorted(ends)}); name the expectation by hand"
+        return ends.pop()
+    return terminal_after(definition, state["Next"])
+
+
+def status_of(definition: dict[str, Any], terminal: str) -> str:
+    return FAILED if definition["States"][terminal]["Type"] == "Fail" else OK
+
+
+def catch_edges(definition: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(name, i) for name, s in definition["States"].items() for i in range(len(s.get("Catch", [])))]
+
+
+def all_edges() -> list[tuple[str, str, int]]:
+    return [(m, name, i) for m, d in machines().items() for name, i in catch_edges(d)]
+
+
+# --- running on moto -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    status: str
+    history: dict[str, list[dict[str, Any]]]  # machine -> events
+    entered: dict[str, list[str]]  # machine -> states in the order entered
+    edges: set[tuple[str, str, int]]  # (machine, state, catcher index)
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("placeholder.py", "")
+    return buffer.getvalue()
+
+
+FAILURE_EVENTS = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")
+
+
+def read_history(events: list[dict[str, Any]], definition: dict[str, Any], machine: str) -> tuple[list[str], set]:
+    """States entered, and Catch edges taken: a state whose last attempt failed, then its catcher's Next."""
+    entered: list[str] = []
+    edges: set[tuple[str, str, int]] = set()
+    failed_with: str | None = None
+    for event in events:
+        if event["type"].endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            if entered and failed_with is not None:
+                previous = definition["States"][entered[-1]]
+                index = catcher_for(previous, failed_with)
+                assert index is not None and previous["Catch"][index]["Next"] == name, (
+                    f"{machine}: {entered[-1]} failed with {failed_with}, then {name} ran"
+                )
+                edges.add((machine, entered[-1], index))
+            entered.append(name)
+            failed_with = None
+        elif event["type"] in FAILURE_EVENTS:
+            details = next(v for k, v in event.items() if k.endswith("EventDetails"))
+            failed_with = details.get("error", "")
+        elif event["type"].endswith(("Succeeded", "Submitted", "Scheduled", "Started")):
+            failed_with = None  # a retry, or the state succeeded
+    return entered, edges
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+        trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+        role = iam.create_role(RoleName="esteira-test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        self.definitions = {"release": render(RELEASE_ASL, stand_in_variables()), **workflow_renderings()}
+        workflow_tasks, release_tasks = tasks(self.definitions[WORKFLOW]), tasks(self.definitions["release"])
+        shared = workflow_tasks.keys() & release_tasks.keys()
+        assert not shared, f"a Task name in both machines: {shared} (the doubles are per state name)"
+        lam = boto3.client("lambda", region_name=REGION)
+        for name in {**workflow_tasks, **release_tasks}:
+            if name not in doubles.CANNED:
+                continue  # the nested execution; a new Task without a double fails in its scenario
+            lam.create_function(FunctionName=doubles.function_name(name), Runtime="python3.12", Role=role,
+                                Handler="tests.unit.asl_doubles.handler", Code={"ZipFile": _zip()}, Timeout=60)  # fmt: skip
+        self.arns = {}
+        for key, definition in self.definitions.items():
+            name = RELEASE_MACHINE if key == "release" else f"esteira-test-{key}"
+            created = self.sfn.create_state_machine(name=name, definition=json.dumps(with_doubles(definition)), roleArn=role)  # fmt: skip
+            self.arns[key] = created["stateMachineArn"]
+        assert self.arns["release"] == RELEASE_MACHINE_ARN
+        self.count = 0
+
+    def _wait(self, arn: str) -> str:
+        deadline = time.monotonic() + 60
+        while (status := self.sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+            assert time.monotonic() < deadline, f"{arn} still running after 60 s"
+            time.sleep(0.05)
+        return str(status)
+
+    def _history(self, arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def run(self, scenario: Scenario) -> Run:
+        self.count += 1
+        doubles.SCENARIO.clear()
+        doubles.SCENARIO.update(scenario.faults)
+        doubles.OUTPUTS.clear()
+        doubles.OUTPUTS.update(scenario.outputs)
+        before = {e["executionArn"] for e in self.sfn.list_executions(stateMachineArn=self.arns["release"])["executions"]}  # fmt: skip
+        arn = self.sfn.start_execution(stateMachineArn=self.arns[scenario.machine], name=f"path-{self.count:03d}",
+                                       input=json.dumps({**BASE_INPUT, **scenario.input}))["executionArn"]  # fmt: skip
+        status = self._wait(arn)
+        history = {"workflow": self._history(arn)}
+        children = [e["executionArn"] for e in self.sfn.list_executions(stateMachineArn=self.arns["release"])["executions"]
+                    if e["executionArn"] not in before]  # fmt: skip
+        assert len(children) <= 1, children
+        for child in children:
+            self._wait(child)  # a timed-out Release leaves its release running
+            history["release"] = self._history(child)
+        entered: dict[str, list[str]] = {}
+        edges: set[tuple[str, str, int]] = set()
+        for machine, events in history.items():
+            definition = self.definitions[scenario.machine if machine == "workflow" else "release"]
+            entered[machine], found = read_history(events, definition, machine)
+            edges |= found
+        return Run(scenario, status, history, entered, edges)
+
+
+def scenario_for_edge(edge: tuple[str, str, int], runs: list[Run], definitions: dict[str, dict[str, Any]]) -> Scenario | None:  # fmt: skip
+    """A scenario that takes this Catch edge: a run that entered the state, plus an error there."""
+    machine, name, index = edge
+    definition = definitions[machine]
+    state = definition["States"][name]
+    base = next((r for r in runs if name in r.entered.get(machine, []) and r.scenario.machine == WORKFLOW), None)
+    if base is None:
+        return None
+    target = state["Catch"][index]["Next"]
+    scenario = copy.deepcopy(base.scenario)
+    scenario.edge, scenario.visits, scenario.name = edge, {}, f"{machine}: {name} -> Catch[{index}] -> {target}"
+    if state.get("Resource") == START_EXECUTION_SYNC:
+        if catcher_for(state, INJECTED) == index:  # the release fails: its first Task raises
+            first = next(s for s in base.entered["release"] if definitions["release"]["States"][s]["Type"] == "Task")
+            scenario.faults = {**scenario.faults, first: INJECTED}
+            scenario.release_ends_at = None
+            terminal = terminal_after(definition, target)
+        elif catcher_for(state, "States.Timeout") == index:
+            scenario.machine, scenario.input = RELEASE_TIMES_OUT, {**scenario.input, **CANARY, "canary_bake_seconds": 3}
+            scenario.release_ends_at, terminal = "Released", terminal_after(definition, target)
+        else:
+            return None
+    else:
+        error = error_for(state, index)
+        if error is None:
+            return None
+        scenario.faults = {**scenario.faults, name: error}
+        scenario.release_ends_at, terminal = None, terminal_after(definition, target)
+        if machine == "release":  # the release fails or succeeds; the workflow follows its Release catcher
+            scenario.release_ends_at = terminal
+            if status_of(definition, terminal) == FAILED:
+                release = definitions["workflow"]["States"]["Release"]
+                caught = catcher_for(release, "States.TaskFailed")  # what a failed release is to the workflow
+                assert caught is not None
+                terminal = terminal_after(definitions["workflow"], release["Catch"][caught]["Next"])
+            else:
+                terminal = terminal_after(definitions["workflow"], "Release")
+            definition = definitions["workflow"]
+    scenario.ends_at, scenario.status = terminal, status_of(definition, terminal)
+    return scenario
+
+
+@dataclass
+class Results:
+    named: dict[str, Run]
+    by_edge: dict[tuple[str, str, int], Run]
+    seconds: float
+
+    @property
+    def runs(self) -> list[Run]:
+        return [*self.named.values(), *self.by_edge.values()]
+
+
+@pytest.fixture(scope="module")
+def results() -> Iterator[Results]:
+    started = time.monotonic()
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}),
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        # moto polls a nested execution every 0.5 s; most scenarios run one, and its states take ms.
+        patch.setattr(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", 0.02)
+        undo_nested = install_nested_executions()  # moto's startExecution.sync:2 needs it
+        undo_lambdas = local_lambdas.install(local_lambdas.LambdaRuntime(base_env={}))  # the doubles, in-process
+        try:
+            harness = Harness()
+            named = {s.name: harness.run(s) for s in SCENARIOS}
+            runs, by_edge = list(named.values()), {}
+            definitions = {**machines(), **{k: v for k, v in harness.definitions.items() if k != "release"}}
+            pending = all_edges()
+            while pending:  # an error path's states are entered only by a scenario made in an earlier round
+                made = [(e, s) for e in pending if (s := scenario_for_edge(e, runs, definitions)) is not None]
+                if not made:
+                    break
+                for edge, scenario in made:
+                    by_edge[edge] = harness.run(scenario)
+                    runs.append(by_edge[edge])
+                pending = [e for e in pending if e not in by_edge]
+            yield Results(named, by_edge, time.monotonic() - started)
+        finally:
+            undo_lambdas()
+            undo_nested()
+            doubles.SCENARIO.clear()
+            doubles.OUTPUTS.clear()
+
+
+def check_run(run: Run) -> None:
+    s = run.scenario
+    trail = f"\nworkflow: {run.entered.get('workflow')}\nrelease: {run.entered.get('release')}"
+    assert run.entered["workflow"][-1] == s.ends_at, f"{s.name}: ended at {run.entered['workflow'][-1]}{trail}"
+    assert run.status == s.status, f"{s.name}: {run.status}{trail}"
+    if s.release_ends_at is not None:
+        assert run.entered.get("release", [None])[-1] == s.release_ends_at, f"{s.name}: release{trail}"
+    seen = [*run.entered.get("workflow", []), *run.entered.get("release", [])]
+    wrong = {n: seen.count(n) for n, times in s.visits.items() if seen.count(n) != times}
+    assert not wrong, f"{s.name}: entered {wrong} times, expected {s.visits}{trail}"
+    if s.edge is not None:
+        assert s.edge in run.edges, f"{s.name}: the Catch edge was not taken; taken: {sorted(run.edges)}{trail}"
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_scenario(results: Results, name: str) -> None:
+    check_run(results.named[name])
+
+
+@pytest.mark.parametrize("edge", all_edges(), ids=lambda e: f"{e[0]}:{e[1]}#{e[2]}")
+def test_catch_edge(results: Results, edge: tuple[str, str, int]) -> None:
+    assert edge in results.by_edge, f"no scenario reaches {edge[1]} in the {edge[0]} machine, or none can raise there"
+    check_run(results.by_edge[edge])
+
+
+def test_every_state_and_every_catch_edge_runs(results: Results) -> None:
+    definitions = machines()
+    states = {(m, name) for m, d in definitions.items() for name in d["States"]}
+    edges = set(all_edges())
+    entered = {(m, name) for r in results.runs for m, names in r.entered.items() for name in names}
+    taken = set().union(*(r.edges for r in results.runs))
+    assert not states - entered, f"states no scenario enters: {sorted(states - entered)}"
+    assert not edges - taken, f"Catch edges no scenario takes: {sorted(edges - taken)}"
+    assert entered <= states and taken <= edges
