@@ -120,12 +120,24 @@ def _stable(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _smoke(event: dict[str, Any]) -> dict[str, Any]:
-    return {"step": "smoke-test", "status": "passed", "model_version": event["model_version"], "requests": 20,
-            "accuracy": 0.95, "p50_ms": 12.0, "max_ms": 40.0}  # fmt: skip
+    return {
+        "step": "smoke-test",
+        "status": "passed",
+        "model_version": event["model_version"],
+        "requests": 20,
+        "accuracy": 0.95,
+        "p50_ms": 12.0,
+        "max_ms": 40.0,
+    }
 
 
 def _record(event: dict[str, Any]) -> dict[str, Any]:
-    return {"step": "record-release", "status": "recorded", "model_version": event["model_version"], "outcome": "serving"}
+    return {
+        "step": "record-release",
+        "status": "recorded",
+        "model_version": event["model_version"],
+        "outcome": "serving",
+    }
 
 
 def _canary_start(event: dict[str, Any]) -> dict[str, Any]:
@@ -149,49 +161,87 @@ def _canary_stable(event: dict[str, Any]) -> dict[str, Any]:
 
 def _canary_shift(event: dict[str, Any]) -> dict[str, Any]:
     steps, index = list(event["steps"]), int(event["index"])
-    return {"index": index, "next_index": index + 1, "weight": steps[index], "last": index + 1 == len(steps),
-            "shifted_at": 1_700_000_100.0 + index}  # fmt: skip
+    return {
+        "index": index,
+        "next_index": index + 1,
+        "weight": steps[index],
+        "last": index + 1 == len(steps),
+        "shifted_at": 1_700_000_100.0 + index,
+    }
 
 
 def _canary_check(event: dict[str, Any]) -> dict[str, Any]:
-    return {"passed": True, "weight": event["weight"], "breaches": [], "reason": "within every threshold",
-            "metrics": {"requests": 120, "error_rate": 0.0}, "window_seconds": 0.0}  # fmt: skip
+    return {
+        "passed": True,
+        "weight": event["weight"],
+        "breaches": [],
+        "reason": "within every threshold",
+        "metrics": {"requests": 120, "error_rate": 0.0},
+        "window_seconds": 0.0,
+    }
 
 
 def _canary_finalize(event: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "serving", "model_version": event["model_version"],
-            "task_definition": event["candidate_task_definition"],
-            "previous_task_definition": event["stable_task_definition"]}  # fmt: skip
+    return {
+        "status": "serving",
+        "model_version": event["model_version"],
+        "task_definition": event["candidate_task_definition"],
+        "previous_task_definition": event["stable_task_definition"],
+    }
 
 
 def _promote(event: dict[str, Any]) -> dict[str, Any]:
     version = event["evaluation"]["model_version"]
-    return {"step": "promote", "model_version": version, "previous_champion": CHAMPION_VERSION,
-            "reasons": event["evaluation"]["gate"]["reasons"], "status": "promoted", "champion": version}  # fmt: skip
+    return {
+        "step": "promote",
+        "model_version": version,
+        "previous_champion": CHAMPION_VERSION,
+        "reasons": event["evaluation"]["gate"]["reasons"],
+        "status": "promoted",
+        "champion": version,
+    }
 
 
 def _shadow_report(event: dict[str, Any]) -> dict[str, Any]:
-    return {"status": "shadowed", "model_version": event["model_version"],
-            "champion_version": event["champion_version"], "agreement_rate": 0.97, "mirrored_requests": 300,
-            "verdict": "agrees", "candidate_metrics": {"requests": 300}, "champion": {"unchanged": CHAMPION_VERSION}}  # fmt: skip
+    return {
+        "status": "shadowed",
+        "model_version": event["model_version"],
+        "champion_version": event["champion_version"],
+        "agreement_rate": 0.97,
+        "mirrored_requests": 300,
+        "verdict": "agrees",
+        "candidate_metrics": {"requests": 300},
+        "champion": {"unchanged": CHAMPION_VERSION},
+    }
 
 
 def _canary_abort(event: dict[str, Any]) -> dict[str, Any]:
     canary = event["state"].get("canary") or {}
     check, error = canary.get("check") or {}, event["state"].get("error")
     reason = f"canary check failed: {check.get('reason')}" if check and not check.get("passed", True) else str(error)
-    return {"status": "rolled_back", "model_version": event["model_version"], "reason": reason,
-            "step": (canary.get("progress") or {}).get("weight"), "champion": {"unchanged": CHAMPION_VERSION},
-            "breaches": check.get("breaches", []), "metrics": check.get("metrics")}  # fmt: skip
+    return {
+        "status": "rolled_back",
+        "model_version": event["model_version"],
+        "reason": reason,
+        "step": (canary.get("progress") or {}).get("weight"),
+        "champion": {"unchanged": CHAMPION_VERSION},
+        "breaches": check.get("breaches", []),
+        "metrics": check.get("metrics"),
+    }
 
 
 def _rollback(event: dict[str, Any]) -> dict[str, Any]:
     previous = event["previous_task_definition"] or f"{_SERVING_TD}:7"
     error = event.get("error") or {}
-    return {"step": "rollback", "model_version": event["model_version"],
-            "reason": f"{error.get('Error', '')}: {error.get('Cause', '')}",
-            "task_definition": {"from": f"{_SERVING_TD}:8", "to": previous}, "serving_task_definition": previous,
-            "champion": {"unchanged": CHAMPION_VERSION}, "status": "rolled-back"}  # fmt: skip
+    return {
+        "step": "rollback",
+        "model_version": event["model_version"],
+        "reason": f"{error.get('Error', '')}: {error.get('Cause', '')}",
+        "task_definition": {"from": f"{_SERVING_TD}:8", "to": previous},
+        "serving_task_definition": previous,
+        "champion": {"unchanged": CHAMPION_VERSION},
+        "status": "rolled-back",
+    }
 
 
 CANNED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -7,22 +7,24 @@ nested release execution runs a Lambda double (tests/unit/asl_doubles.py) that a
 step does, or raises the error the scenario names. The nested execution is real: the workflow
 starts the release machine and waits for it.
 
-SCENARIOS (below) is the table a reader starts from: the paths a release takes. Then, generated from
-the definitions on disk, one scenario per Catch edge of every state: a scenario that already enters
-the state, plus an error at that state that its catcher (and none before it, and no retrier) takes.
-Finally the states entered and Catch edges taken, read from the execution histories of both
-machines, must be all of them.
+SCENARIOS (below) is the table to read first: the paths a run takes. Then, generated from the
+definitions on disk, one scenario per Catch edge of every state: a scenario that already enters the
+state, plus an error there that this catcher takes (not an earlier one, and no retrier). At the end,
+the states entered and the Catch edges taken, read from the execution histories of both machines,
+must be all of them.
 
 Changes to the RENDERED copies only (the files are never touched), each to keep the test fast:
-- retriers that match any error (`States.ALL`; Rollback and CanaryAbort wait 5 + 10 s) wait 1 s;
+- retriers that match any error (`States.ALL`: Rollback and CanaryAbort, 5 + 10 s) wait 1 + 1 s;
 - one rendering gives the Release task a 1 s TimeoutSeconds (see RELEASE_TIMES_OUT).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
+import logging
 import re
 import time
 import zipfile
@@ -35,8 +37,8 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
-
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from localaws import lambdas as local_lambdas
 from localaws.sfn import install_nested_executions
@@ -49,7 +51,9 @@ REGION, ACCOUNT = "us-east-1", "123456789012"
 START_EXECUTION_SYNC = "arn:aws:states:::states:startExecution.sync:2"
 RELEASE_MACHINE = "esteira-test-release"
 RELEASE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{RELEASE_MACHINE}"
-INJECTED = "InjectedError"  # no retrier names it; only `States.ALL` / `States.TaskFailed` catchers take it
+INJECTED = "InjectedError"  # no retrier names it: only `States.ALL` / `States.TaskFailed` catchers take it
+
+Edge = tuple[str, str, int]  # (machine, state, catcher index)
 
 # --- rendering -----------------------------------------------------------------------------------------
 
@@ -57,7 +61,7 @@ INJECTED = "InjectedError"  # no retrier names it; only `States.ALL` / `States.T
 def stand_in_variables(**changes: str) -> dict[str, str]:
     """A value for every variable Terraform passes (contract.yaml asl_variables), as a dev stack has them;
     EC2 and SageMaker training are both enabled, so every training branch can run."""
-    names = yaml.safe_load((ROOT / "contract.yaml").read_text())["asl_variables"]
+    contract = yaml.safe_load((ROOT / "contract.yaml").read_text())
     values = {
         "sns_topic_arn": f"arn:aws:sns:{REGION}:{ACCOUNT}:esteira-dev-notifications",
         "ecs_cluster_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/esteira-dev",
@@ -72,8 +76,8 @@ def stand_in_variables(**changes: str) -> dict[str, str]:
         "train_ec2_task_definition_arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/esteira-dev-train-ec2:1",
         "sagemaker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/esteira-dev-sagemaker",
         "training_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/esteira-dev/training:0.1.0",
-        "image_variable": yaml.safe_load((ROOT / "contract.yaml").read_text())["image_variable"],
-        "mlflow_credentials_secret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:esteira-dev/mlflow/workflow-A1",
+        "image_variable": contract["image_variable"],
+        "mlflow_credentials_secret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:esteira-dev/mlflow/wf-A1",
         "data_bucket": f"esteira-dev-data-{ACCOUNT}",
         "artifacts_bucket": f"esteira-dev-artifacts-{ACCOUNT}",
         "deployment_strategy": "all_at_once",
@@ -82,9 +86,11 @@ def stand_in_variables(**changes: str) -> dict[str, str]:
         "shadow_seconds": "1800",
         "release_state_machine_arn": RELEASE_MACHINE_ARN,
     }
-    for name in names:  # the Lambda functions: ARNs of the dev stack's (the doubles replace them anyway)
+    names = contract["asl_variables"]
+    for name in names:  # the dev stack's functions (the doubles replace them)
         if name.endswith("_function_arn"):
-            values.setdefault(name, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:esteira-dev-{name[: -len('_function_arn')]}")
+            function = "esteira-dev-" + name.removesuffix("_function_arn")
+            values.setdefault(name, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function}")
     values.update(changes)
     missing = set(names) - values.keys()
     assert not missing, f"no stand-in value for {sorted(missing)}: add one here"
@@ -104,6 +110,12 @@ def tasks(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
 
 
+def nested_task(definition: dict[str, Any]) -> str:
+    """The workflow's Task that starts the release and waits for it."""
+    (name,) = [n for n, s in tasks(definition).items() if s["Resource"] == START_EXECUTION_SYNC]
+    return name
+
+
 def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
     """Every Task but the nested execution runs its double; retriers that take any error wait 1 s."""
     out = copy.deepcopy(definition)
@@ -111,45 +123,52 @@ def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
         if state["Resource"] != START_EXECUTION_SYNC:
             state["Resource"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{doubles.function_name(name)}"
         for retrier in state.get("Retry", []):
-            if "States.ALL" in retrier["ErrorEquals"]:  # the injected errors; 5 + 10 s otherwise
-                retrier["IntervalSeconds"] = 1
+            if "States.ALL" in retrier["ErrorEquals"]:  # retries the injected errors: 1 + 1 s, not 5 + 10 s
+                retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
     return out
 
 
-# The workflow in three renderings; all start the one release machine.
+# The workflow in four renderings; all start the one release machine (but the last).
 WORKFLOW = "workflow"  # the dev stack, every training backend deployed
 ECS_ONLY = "workflow-ecs-only"  # a stack without EC2 or SageMaker training
 # The Release task's `States.ALL` catcher comes after `States.TaskFailed`, which takes every error
-# but States.Timeout (AWS and moto alike): a StartExecution that fails (no such machine, a name in
-# use) is a TaskFailed too. So the only way to that catcher is the task's TimeoutSeconds: this
-# rendering lowers it from a day to 1 s, and the scenario makes the release bake 3 s.
+# but States.Timeout (in AWS and in moto): a StartExecution that fails (no such machine, access
+# denied) is a TaskFailed too. So the one way to that catcher is the task's TimeoutSeconds: this
+# rendering lowers it from a day to 1 s, and the scenario's release is a shadow one that bakes 2 s.
 RELEASE_TIMES_OUT = "workflow-release-timeout"
+NO_RELEASE_MACHINE = "workflow-no-release-machine"  # StartExecution fails: see the xfail test at the end
 
 
 def workflow_renderings() -> dict[str, dict[str, Any]]:
     timeout = render(WORKFLOW_ASL, stand_in_variables())
-    timeout["States"]["Release"]["TimeoutSeconds"] = 1
+    timeout["States"][nested_task(timeout)]["TimeoutSeconds"] = 1
+    missing = RELEASE_MACHINE_ARN.replace(RELEASE_MACHINE, "esteira-test-no-such-machine")
     return {
         WORKFLOW: render(WORKFLOW_ASL, stand_in_variables()),
         ECS_ONLY: render(WORKFLOW_ASL, stand_in_variables(ec2_training_enabled="false", sagemaker_enabled="false")),
         RELEASE_TIMES_OUT: timeout,
+        NO_RELEASE_MACHINE: render(WORKFLOW_ASL, stand_in_variables(release_state_machine_arn=missing)),
     }
 
 
 def machines() -> dict[str, dict[str, Any]]:
-    """The two machines as the coverage counts them (the files on disk, read now)."""
-    return {"workflow": render(WORKFLOW_ASL, stand_in_variables()), "release": render(RELEASE_ASL, stand_in_variables())}
+    """The two machines the coverage counts (the files on disk, read now)."""
+    return {
+        "workflow": render(WORKFLOW_ASL, stand_in_variables()),
+        "release": render(RELEASE_ASL, stand_in_variables()),
+    }
 
 
 # --- the scenario table --------------------------------------------------------------------------------
 
 OK, FAILED = "SUCCEEDED", "FAILED"
-# Every execution's input: what CI passes, and no waiting in the release (the workflow's input is
-# its `args`, which the release gets as `overrides` over the stack's canary_bake_seconds/shadow_seconds).
-BASE_INPUT: dict[str, Any] = {"trigger": {"kind": "ci", "principal": "pytest"}, "canary_bake_seconds": 0, "shadow_seconds": 0}
+# Every execution's input: what CI passes, and no waiting in the release. The workflow's input becomes
+# its `args`, which the release gets as `overrides` over the stack's canary_bake_seconds/shadow_seconds.
+BASE_INPUT = {"trigger": {"kind": "ci", "principal": "pytest"}, "canary_bake_seconds": 0, "shadow_seconds": 0}
 CANARY = {"deployment_strategy": "canary", "canary_steps": [10, 100]}
 SHADOW = {"deployment_strategy": "shadow"}
-LOCK_HELD = {"acquired": False, "holder": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:esteira-dev:other", "status": "already-running"}  # fmt: skip
+# What a step answers, over its canned output (asl_doubles.CANNED):
+LOCK_HELD = {"acquired": False, "holder": "arn:aws:states:...:execution:esteira-dev:other", "status": "already-running"}
 GATE_REJECTED = {"gate": {"passed": False, "reasons": ["macro_f1 0.850 < champion 0.890"]}}
 ALREADY_CHAMPION = {"model_version": doubles.CHAMPION_VERSION, "already_champion": True}
 CHECK_FAILS = {"passed": False, "breaches": ["error_rate"], "reason": "error_rate 0.12 > 0.05"}
@@ -159,42 +178,47 @@ CHECK_FAILS = {"passed": False, "breaches": ["error_rate"], "reason": "error_rat
 class Scenario:
     name: str
     input: dict[str, Any] = field(default_factory=dict)  # over BASE_INPUT
-    faults: dict[str, str] = field(default_factory=dict)  # state -> error its double raises
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # state -> fields over its canned output
     ends_at: str = ""  # the workflow's last state
     status: str = OK  # the workflow's
     release_ends_at: str | None = None  # the release's last state (None: no release, or not checked)
+    faults: dict[str, str] = field(default_factory=dict)  # state -> the error its double raises
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # state -> fields over its canned output
     visits: dict[str, int] = field(default_factory=dict)  # state -> times entered (either machine)
-    machine: str = WORKFLOW
-    edge: tuple[str, str, int] | None = None  # for a generated scenario: the Catch edge it is for
+    machine: str = WORKFLOW  # which rendering of the workflow
+    edge: Edge | None = None  # a generated scenario's Catch edge
 
 
 SCENARIOS = [
-    #        name                              input / what the steps answer                               ends at
-    Scenario("all-at-once release",            ends_at="Done", release_ends_at="Released",
+    #        name                              input                               workflow ends at     release ends at
+    Scenario("all-at-once release",            {},                                 "Done", OK,          "Released",
              visits={"Deploy": 1, "SmokeTest": 1, "Promote": 1, "CanaryStart": 0}),
-    Scenario("canary 10 -> 100 %, healthy",    CANARY, ends_at="Done", release_ends_at="Released",
+    Scenario("canary 10 -> 100 %, healthy",    CANARY,                             "Done", OK,          "Released",
              visits={"CanaryShift": 2, "CanaryBake": 2, "CanaryCheck": 2, "CanaryFinalize": 1, "Promote": 1}),
-    Scenario("canary check fails",             CANARY, outputs={"CanaryCheck": CHECK_FAILS},
-             ends_at="Failed", status=FAILED, release_ends_at="RolledBack",
+    Scenario("canary check fails",             CANARY,                             "Failed", FAILED,    "RolledBack",
+             outputs={"CanaryCheck": CHECK_FAILS},
              visits={"CanaryAbort": 1, "Promote": 0, "NotifyRolledBack": 1, "ReleaseLockAfterFailure": 1}),
-    Scenario("shadow",                         SHADOW, ends_at="Done", release_ends_at="Shadowed",
+    Scenario("shadow",                         SHADOW,                             "Done", OK,          "Shadowed",
              visits={"ShadowBake": 1, "ShadowReport": 1, "CanaryShift": 0, "Promote": 0}),
-    Scenario("backend not deployed",           {"training_backend": "sagemaker"}, machine=ECS_ONLY,
-             ends_at="BackendNotDeployed", status=FAILED, visits={"AcquireLock": 0}),
-    Scenario("lock held: skipped",             outputs={"AcquireLock": LOCK_HELD}, ends_at="Skipped",
-             visits={"AlreadyRunning": 1, "ValidateData": 0, "ReleaseLock": 0}),
-    Scenario("lock error",                     faults={"AcquireLock": "ResourceNotFoundException"},
-             ends_at="LockFailed", status=FAILED, visits={"NotifyLockError": 1, "ValidateData": 0}),
-    Scenario("gate rejects the challenger",    outputs={"Evaluate": GATE_REJECTED}, ends_at="Done",
-             visits={"NotifyRejected": 1, "Release": 0, "ReleaseLock": 1}),
-    Scenario("training on ECS (Fargate)",      {"training_backend": "ecs"}, ends_at="Done", visits={"TrainEcs": 1}),
-    Scenario("training on EC2",                {"training_backend": "ec2"}, ends_at="Done", visits={"TrainEc2": 1}),
-    Scenario("training on SageMaker",          {"training_backend": "sagemaker"}, ends_at="Done",
-             visits={"TrainSageMaker": 1, "TrainEcs": 0}),
-    Scenario("already champion, canary asked", CANARY, outputs={"Evaluate": ALREADY_CHAMPION}, ends_at="Done",
-             release_ends_at="Released", visits={"Deploy": 1, "CanaryStart": 0}),
+    Scenario("backend not deployed",           {"training_backend": "sagemaker"},  "BackendNotDeployed", FAILED,
+             machine=ECS_ONLY, visits={"AcquireLock": 0}),
+    Scenario("lock held: skipped",             {},                                 "Skipped", OK,
+             outputs={"AcquireLock": LOCK_HELD}, visits={"AlreadyRunning": 1, "ValidateData": 0, "ReleaseLock": 0}),
+    Scenario("lock error",                     {},                                 "LockFailed", FAILED,
+             faults={"AcquireLock": "ResourceNotFoundException"}, visits={"NotifyLockError": 1, "ValidateData": 0}),
+    Scenario("gate rejects the challenger",    {},                                 "Done", OK,
+             outputs={"Evaluate": GATE_REJECTED}, visits={"NotifyRejected": 1, "Release": 0, "ReleaseLock": 1}),
+    Scenario("training on ECS (Fargate)",      {"training_backend": "ecs"},        "Done", OK,          "Released",
+             visits={"TrainEcs": 1, "TrainEc2": 0, "TrainSageMaker": 0}),
+    Scenario("training on EC2",                {"training_backend": "ec2"},        "Done", OK,          "Released",
+             visits={"TrainEc2": 1, "TrainEcs": 0, "TrainSageMaker": 0}),
+    Scenario("training on SageMaker",          {"training_backend": "sagemaker"},  "Done", OK,          "Released",
+             visits={"TrainSageMaker": 1, "TrainEcs": 0, "TrainEc2": 0}),
+    Scenario("already champion, canary asked", CANARY,                             "Done", OK,          "Released",
+             outputs={"Evaluate": ALREADY_CHAMPION}, visits={"Deploy": 1, "CanaryStart": 0}),
 ]  # fmt: skip
+
+# Not part of the coverage: the release machine does not exist, so StartExecution itself fails.
+CANNOT_START = Scenario("the release cannot start", machine=NO_RELEASE_MACHINE)
 
 
 # --- reading an ASL ------------------------------------------------------------------------------------
@@ -202,7 +226,7 @@ SCENARIOS = [
 
 def matches(error_equals: list[str], error: str) -> bool:
     """A retrier's or catcher's ErrorEquals against an error name, as Step Functions matches them:
-    `States.TaskFailed` takes every error but the States.* ones (States.Timeout in particular)."""
+    `States.TaskFailed` takes every error but the `States.` ones (States.Timeout in particular)."""
     if "States.ALL" in error_equals:
         return True
     if "States.TaskFailed" in error_equals and not error.startswith("States."):
@@ -215,24 +239,22 @@ def catcher_for(state: dict[str, Any], error: str) -> int | None:
 
 
 def error_for(state: dict[str, Any], index: int) -> str | None:
-    """An error this catcher (not an earlier one) takes and no retrier does, or None if a double cannot raise one."""
+    """An error a double can raise that this catcher takes (not an earlier one), preferably one no
+    retrier takes. A `States.ALL` retrier takes any: the double fails every attempt, so it runs out."""
     names = [n for n in state["Catch"][index]["ErrorEquals"] if not n.startswith("States.")] + [INJECTED]
     fits = [n for n in names if catcher_for(state, n) == index]
-    unretried = [n for n in fits if not any(matches(r["ErrorEquals"], n) and "States.ALL" not in r["ErrorEquals"]
-                                            for r in state.get("Retry", []))]  # fmt: skip
-    # A `States.ALL` retrier takes any error; the double fails every attempt, so it runs out.
+    unretried = [n for n in fits if not any(matches(r["ErrorEquals"], n) for r in state.get("Retry", []))]
     return (unretried or fits or [None])[0]
 
 
 def terminal_after(definition: dict[str, Any], name: str) -> str:
-    """The Succeed/Fail state the machine ends in from `name` when every Task succeeds (a Choice's
+    """The Succeed/Fail state a machine ends in from `name` when every Task succeeds (a Choice's
     branches must agree)."""
-    states = definition["States"]
-    state = states[name]
+    state = definition["States"][name]
     if state["Type"] in ("Succeed", "Fail") or state.get("End"):
         return name
     if state["Type"] == "Choice":
-        ends = {terminal_after(definition, c["Next"]) for c in state["Choices"]} | {terminal_after(definition, state["Default"])}
+        ends = {terminal_after(definition, n) for n in [c["Next"] for c in state["Choices"]] + [state["Default"]]}
         assert len(ends) == 1, f"{name}: the branches end differently ({sorted(ends)}); name the expectation by hand"
         return ends.pop()
     return terminal_after(definition, state["Next"])
@@ -242,12 +264,13 @@ def status_of(definition: dict[str, Any], terminal: str) -> str:
     return FAILED if definition["States"][terminal]["Type"] == "Fail" else OK
 
 
-def catch_edges(definition: dict[str, Any]) -> list[tuple[str, int]]:
-    return [(name, i) for name, s in definition["States"].items() for i in range(len(s.get("Catch", [])))]
-
-
-def all_edges() -> list[tuple[str, str, int]]:
-    return [(m, name, i) for m, d in machines().items() for name, i in catch_edges(d)]
+def all_edges() -> list[Edge]:
+    return [
+        (machine, name, i)
+        for machine, definition in machines().items()
+        for name, state in definition["States"].items()
+        for i in range(len(state.get("Catch", [])))
+    ]
 
 
 # --- running on moto -----------------------------------------------------------------------------------
@@ -257,25 +280,17 @@ def all_edges() -> list[tuple[str, str, int]]:
 class Run:
     scenario: Scenario
     status: str
-    history: dict[str, list[dict[str, Any]]]  # machine -> events
     entered: dict[str, list[str]]  # machine -> states in the order entered
-    edges: set[tuple[str, str, int]]  # (machine, state, catcher index)
-
-
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("placeholder.py", "")
-    return buffer.getvalue()
+    edges: set[Edge]
 
 
 FAILURE_EVENTS = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")
 
 
-def read_history(events: list[dict[str, Any]], definition: dict[str, Any], machine: str) -> tuple[list[str], set]:
+def read_history(events: list[dict[str, Any]], definition: dict[str, Any], machine: str) -> tuple[list[str], set[Edge]]:
     """States entered, and Catch edges taken: a state whose last attempt failed, then its catcher's Next."""
     entered: list[str] = []
-    edges: set[tuple[str, str, int]] = set()
+    edges: set[Edge] = set()
     failed_with: str | None = None
     for event in events:
         if event["type"].endswith("StateEntered"):
@@ -297,27 +312,44 @@ def read_history(events: list[dict[str, Any]], definition: dict[str, Any], machi
     return entered, edges
 
 
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("placeholder.py", "")
+    return buffer.getvalue()
+
+
 class Harness:
+    """The machines and the doubles' functions in moto; runs one scenario at a time (the doubles read a
+    module-level scenario)."""
+
     def __init__(self) -> None:
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         iam = boto3.client("iam", region_name=REGION)
-        trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}  # fmt: skip
+        lambda_trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        trust = {"Version": "2012-10-17", "Statement": [lambda_trust]}
         role = iam.create_role(RoleName="esteira-test", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
         self.definitions = {"release": render(RELEASE_ASL, stand_in_variables()), **workflow_renderings()}
         workflow_tasks, release_tasks = tasks(self.definitions[WORKFLOW]), tasks(self.definitions["release"])
         shared = workflow_tasks.keys() & release_tasks.keys()
         assert not shared, f"a Task name in both machines: {shared} (the doubles are per state name)"
+        doubled = {n for n, s in {**workflow_tasks, **release_tasks}.items() if s["Resource"] != START_EXECUTION_SYNC}
+        assert doubled <= doubles.CANNED.keys(), f"Tasks without a double: {sorted(doubled - doubles.CANNED.keys())}"
         lam = boto3.client("lambda", region_name=REGION)
-        for name in {**workflow_tasks, **release_tasks}:
-            if name not in doubles.CANNED:
-                continue  # the nested execution; a new Task without a double fails in its scenario
-            lam.create_function(FunctionName=doubles.function_name(name), Runtime="python3.12", Role=role,
-                                Handler="tests.unit.asl_doubles.handler", Code={"ZipFile": _zip()}, Timeout=60)  # fmt: skip
+        for name in doubled:
+            lam.create_function(
+                FunctionName=doubles.function_name(name),
+                Runtime="python3.12",
+                Role=role,
+                Handler="tests.unit.asl_doubles.handler",  # localaws.lambdas runs it in-process
+                Code={"ZipFile": _zip()},
+                Timeout=60,
+            )
         self.arns = {}
         for key, definition in self.definitions.items():
             name = RELEASE_MACHINE if key == "release" else f"esteira-test-{key}"
-            created = self.sfn.create_state_machine(name=name, definition=json.dumps(with_doubles(definition)), roleArn=role)  # fmt: skip
-            self.arns[key] = created["stateMachineArn"]
+            text = json.dumps(with_doubles(definition))
+            self.arns[key] = self.sfn.create_state_machine(name=name, definition=text, roleArn=role)["stateMachineArn"]
         assert self.arns["release"] == RELEASE_MACHINE_ARN
         self.count = 0
 
@@ -325,7 +357,7 @@ class Harness:
         deadline = time.monotonic() + 60
         while (status := self.sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
             assert time.monotonic() < deadline, f"{arn} still running after 60 s"
-            time.sleep(0.05)
+            time.sleep(0.02)
         return str(status)
 
     def _history(self, arn: str) -> list[dict[str, Any]]:
@@ -338,79 +370,103 @@ class Harness:
                 return events
             kwargs["nextToken"] = page["nextToken"]
 
+    def _releases(self) -> set[str]:
+        return {e["executionArn"] for e in self.sfn.list_executions(stateMachineArn=self.arns["release"])["executions"]}
+
     def run(self, scenario: Scenario) -> Run:
         self.count += 1
         doubles.SCENARIO.clear()
         doubles.SCENARIO.update(scenario.faults)
         doubles.OUTPUTS.clear()
         doubles.OUTPUTS.update(scenario.outputs)
-        before = {e["executionArn"] for e in self.sfn.list_executions(stateMachineArn=self.arns["release"])["executions"]}  # fmt: skip
-        arn = self.sfn.start_execution(stateMachineArn=self.arns[scenario.machine], name=f"path-{self.count:03d}",
-                                       input=json.dumps({**BASE_INPUT, **scenario.input}))["executionArn"]  # fmt: skip
+        before = self._releases()
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.arns[scenario.machine],
+            name=f"path-{self.count:03d}",
+            input=json.dumps({**BASE_INPUT, **scenario.input}),
+        )["executionArn"]
         status = self._wait(arn)
-        history = {"workflow": self._history(arn)}
-        children = [e["executionArn"] for e in self.sfn.list_executions(stateMachineArn=self.arns["release"])["executions"]
-                    if e["executionArn"] not in before]  # fmt: skip
-        assert len(children) <= 1, children
-        for child in children:
+        entered, edges = read_history(self._history(arn), self.definitions[scenario.machine], "workflow")
+        run = Run(scenario, status, {"workflow": entered}, edges)
+        started = self._releases() - before
+        assert len(started) <= 1, f"{scenario.name}: more than one release started: {started}"
+        for child in started:
             self._wait(child)  # a timed-out Release leaves its release running
-            history["release"] = self._history(child)
-        entered: dict[str, list[str]] = {}
-        edges: set[tuple[str, str, int]] = set()
-        for machine, events in history.items():
-            definition = self.definitions[scenario.machine if machine == "workflow" else "release"]
-            entered[machine], found = read_history(events, definition, machine)
-            edges |= found
-        return Run(scenario, status, history, entered, edges)
+            run.entered["release"], edges = read_history(self._history(child), self.definitions["release"], "release")
+            run.edges |= edges
+        return run
 
 
-def scenario_for_edge(edge: tuple[str, str, int], runs: list[Run], definitions: dict[str, dict[str, Any]]) -> Scenario | None:  # fmt: skip
-    """A scenario that takes this Catch edge: a run that entered the state, plus an error there."""
+# --- the scenario for a Catch edge ---------------------------------------------------------------------
+
+
+def retry_waits(run: Run, definitions: dict[str, dict[str, Any]]) -> int:
+    """How many of a run's injected errors a retrier waited on (a second or two each)."""
+    states = {**definitions[WORKFLOW]["States"], **definitions["release"]["States"]}
+    return sum(
+        any(matches(r["ErrorEquals"], error) for r in states[name].get("Retry", []))
+        for name, error in run.scenario.faults.items()
+    )
+
+
+def cost(run: Run, definitions: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    return retry_waits(run, definitions), len(run.scenario.faults)
+
+
+def base_for(edge: Edge, runs: list[Run], definitions: dict[str, dict[str, Any]]) -> Run | None:
+    """The run to build an edge's scenario on: one that entered the state, waiting on the fewest retries."""
+    machine, name, _ = edge
+    bases = [r for r in runs if name in r.entered.get(machine, []) and r.scenario.machine == WORKFLOW]
+    return min(bases, key=lambda r: cost(r, definitions), default=None)
+
+
+def scenario_for_edge(edge: Edge, base: Run, definitions: dict[str, dict[str, Any]]) -> Scenario | None:
+    """A scenario that takes this Catch edge: the base run's scenario plus an error at the state."""
     machine, name, index = edge
+    workflow = definitions[WORKFLOW]
     definition = definitions[machine]
     state = definition["States"][name]
-    base = next((r for r in runs if name in r.entered.get(machine, []) and r.scenario.machine == WORKFLOW), None)
-    if base is None:
-        return None
     target = state["Catch"][index]["Next"]
     scenario = copy.deepcopy(base.scenario)
     scenario.edge, scenario.visits, scenario.name = edge, {}, f"{machine}: {name} -> Catch[{index}] -> {target}"
+    scenario.release_ends_at = None
     if state.get("Resource") == START_EXECUTION_SYNC:
-        if catcher_for(state, INJECTED) == index:  # the release fails: its first Task raises
-            first = next(s for s in base.entered["release"] if definitions["release"]["States"][s]["Type"] == "Task")
+        if catcher_for(state, "States.TaskFailed") == index:  # the release fails: its first Task raises
+            first = next(s for s in base.entered["release"] if s in tasks(definitions["release"]))
             scenario.faults = {**scenario.faults, first: INJECTED}
-            scenario.release_ends_at = None
-            terminal = terminal_after(definition, target)
-        elif catcher_for(state, "States.Timeout") == index:
-            scenario.machine, scenario.input = RELEASE_TIMES_OUT, {**scenario.input, **CANARY, "canary_bake_seconds": 3}
-            scenario.release_ends_at, terminal = "Released", terminal_after(definition, target)
+        elif catcher_for(state, "States.Timeout") == index:  # see RELEASE_TIMES_OUT
+            scenario.machine, scenario.input = RELEASE_TIMES_OUT, {**SHADOW, "shadow_seconds": 2}
+            scenario.faults, scenario.outputs, scenario.release_ends_at = {}, {}, "Shadowed"
         else:
             return None
-    else:
-        error = error_for(state, index)
-        if error is None:
-            return None
+        terminal = terminal_after(workflow, target)
+    elif (error := error_for(state, index)) is None:
+        return None
+    elif machine == "release":  # the workflow follows the release: a failed one is States.TaskFailed to it
         scenario.faults = {**scenario.faults, name: error}
-        scenario.release_ends_at, terminal = None, terminal_after(definition, target)
-        if machine == "release":  # the release fails or succeeds; the workflow follows its Release catcher
-            scenario.release_ends_at = terminal
-            if status_of(definition, terminal) == FAILED:
-                release = definitions["workflow"]["States"]["Release"]
-                caught = catcher_for(release, "States.TaskFailed")  # what a failed release is to the workflow
-                assert caught is not None
-                terminal = terminal_after(definitions["workflow"], release["Catch"][caught]["Next"])
-            else:
-                terminal = terminal_after(definitions["workflow"], "Release")
-            definition = definitions["workflow"]
-    scenario.ends_at, scenario.status = terminal, status_of(definition, terminal)
+        scenario.release_ends_at = terminal_after(definition, target)
+        release = workflow["States"][nested_task(workflow)]
+        if status_of(definition, scenario.release_ends_at) == FAILED:
+            caught = catcher_for(release, "States.TaskFailed")
+            assert caught is not None, "the workflow does not catch a failed release"
+            terminal = terminal_after(workflow, release["Catch"][caught]["Next"])
+        else:
+            terminal = terminal_after(workflow, release["Next"])
+    else:
+        scenario.faults = {**scenario.faults, name: error}
+        terminal = terminal_after(workflow, target)
+    scenario.ends_at, scenario.status = terminal, status_of(workflow, terminal)
     return scenario
+
+
+# --- the tests -----------------------------------------------------------------------------------------
 
 
 @dataclass
 class Results:
     named: dict[str, Run]
-    by_edge: dict[tuple[str, str, int], Run]
-    seconds: float
+    by_edge: dict[Edge, Run]
+    cannot_start: Run
 
     @property
     def runs(self) -> list[Run]:
@@ -419,30 +475,34 @@ class Results:
 
 @pytest.fixture(scope="module")
 def results() -> Iterator[Results]:
-    started = time.monotonic()
     with (
         mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}),
         pytest.MonkeyPatch.context() as patch,
     ):
         # moto polls a nested execution every 0.5 s; most scenarios run one, and its states take ms.
         patch.setattr(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", 0.02)
+        # moto parses the definition again for every execution (~0.15 s each here); the parsed program
+        # holds no execution state, so one parse per definition serves every execution.
+        parse = functools.cache(AmazonStateLanguageParser.parse)
+        patch.setattr(AmazonStateLanguageParser, "parse", staticmethod(parse))
+        # moto logs every Fail state an execution reaches as an ERROR; most scenarios end in one.
+        patch.setattr(logging.getLogger("moto.stepfunctions.parser"), "level", logging.CRITICAL)
         undo_nested = install_nested_executions()  # moto's startExecution.sync:2 needs it
         undo_lambdas = local_lambdas.install(local_lambdas.LambdaRuntime(base_env={}))  # the doubles, in-process
         try:
             harness = Harness()
             named = {s.name: harness.run(s) for s in SCENARIOS}
             runs, by_edge = list(named.values()), {}
-            definitions = {**machines(), **{k: v for k, v in harness.definitions.items() if k != "release"}}
             pending = all_edges()
-            while pending:  # an error path's states are entered only by a scenario made in an earlier round
-                made = [(e, s) for e in pending if (s := scenario_for_edge(e, runs, definitions)) is not None]
-                if not made:
-                    break
-                for edge, scenario in made:
+            # One edge at a time: an error path's states are entered only by scenarios made before, and
+            # the edge with the cheapest base goes first (ties: the order of the definitions).
+            while bases := {e: b for e in pending if (b := base_for(e, runs, harness.definitions)) is not None}:
+                edge = min(bases, key=lambda e: cost(bases[e], harness.definitions))
+                pending.remove(edge)
+                if (scenario := scenario_for_edge(edge, bases[edge], harness.definitions)) is not None:
                     by_edge[edge] = harness.run(scenario)
                     runs.append(by_edge[edge])
-                pending = [e for e in pending if e not in by_edge]
-            yield Results(named, by_edge, time.monotonic() - started)
+            yield Results(named, by_edge, harness.run(CANNOT_START))
         finally:
             undo_lambdas()
             undo_nested()
@@ -452,11 +512,11 @@ def results() -> Iterator[Results]:
 
 def check_run(run: Run) -> None:
     s = run.scenario
-    trail = f"\nworkflow: {run.entered.get('workflow')}\nrelease: {run.entered.get('release')}"
+    trail = f"\n  workflow: {run.entered.get('workflow')}\n  release: {run.entered.get('release')}"
     assert run.entered["workflow"][-1] == s.ends_at, f"{s.name}: ended at {run.entered['workflow'][-1]}{trail}"
     assert run.status == s.status, f"{s.name}: {run.status}{trail}"
     if s.release_ends_at is not None:
-        assert run.entered.get("release", [None])[-1] == s.release_ends_at, f"{s.name}: release{trail}"
+        assert run.entered.get("release", [None])[-1] == s.release_ends_at, f"{s.name}: the release{trail}"
     seen = [*run.entered.get("workflow", []), *run.entered.get("release", [])]
     wrong = {n: seen.count(n) for n, times in s.visits.items() if seen.count(n) != times}
     assert not wrong, f"{s.name}: entered {wrong} times, expected {s.visits}{trail}"
@@ -470,17 +530,27 @@ def test_scenario(results: Results, name: str) -> None:
 
 
 @pytest.mark.parametrize("edge", all_edges(), ids=lambda e: f"{e[0]}:{e[1]}#{e[2]}")
-def test_catch_edge(results: Results, edge: tuple[str, str, int]) -> None:
-    assert edge in results.by_edge, f"no scenario reaches {edge[1]} in the {edge[0]} machine, or none can raise there"
+def test_catch_edge(results: Results, edge: Edge) -> None:
+    assert edge in results.by_edge, f"no scenario enters {edge[1]} ({edge[0]}), or no error a double raises fits"
     check_run(results.by_edge[edge])
 
 
 def test_every_state_and_every_catch_edge_runs(results: Results) -> None:
-    definitions = machines()
-    states = {(m, name) for m, d in definitions.items() for name in d["States"]}
+    states = {(m, name) for m, definition in machines().items() for name in definition["States"]}
     edges = set(all_edges())
     entered = {(m, name) for r in results.runs for m, names in r.entered.items() for name in names}
     taken = set().union(*(r.edges for r in results.runs))
     assert not states - entered, f"states no scenario enters: {sorted(states - entered)}"
     assert not edges - taken, f"Catch edges no scenario takes: {sorted(edges - taken)}"
-    assert entered <= states and taken <= edges
+    assert entered <= states and taken <= edges, f"unknown: {sorted(entered - states)} {sorted(taken - edges)}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ReleaseFailed reads the Cause of every States.TaskFailed as the release's description (JSON); a "
+    "StartExecution that fails (StepFunctions.StateMachineDoesNotExistException, AccessDenied, limits) has a "
+    "plain-text Cause, so States.StringToJson ends the workflow in States.Runtime: no notification, lock kept",
+)
+def test_a_release_that_cannot_start_notifies_and_frees_the_lock(results: Results) -> None:
+    run = results.cannot_start
+    assert "ReleaseLockAfterFailure" in run.entered["workflow"], run.entered["workflow"]
