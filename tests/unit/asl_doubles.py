@@ -19,7 +19,7 @@ from typing import Any
 
 FUNCTION_PREFIX = "double-"
 
-# Set by the test before each execution: state name -> error name to raise (a state not listed answers).
+# Set by the test before each execution: state name -> "ok" or the error name to raise (unlisted: "ok").
 SCENARIO: dict[str, str] = {}
 # Set by the test: state name -> fields merged over the canned output (lock held, gate rejected, ...).
 OUTPUTS: dict[str, dict[str, Any]] = {}
@@ -290,7 +290,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     state = state_of(os.environ["AWS_LAMBDA_FUNCTION_NAME"])
     with _CALLS_LOCK:
         CALLS.append((state, event))
-    error = SCENARIO.get(state)
-    if error is not None:
+    error = SCENARIO.get(state, "ok")
+    if error != "ok":
         raise error_class(error)(f"{state}: injected by the test scenario")
     return {**CANNED[state](event), **OUTPUTS.get(state, {})}

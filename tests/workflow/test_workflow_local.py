@@ -211,7 +211,7 @@ def test_training_failure_notifies_and_touches_nothing(workflow: Workflow, tmp_p
     assert errors == [TaskFailed.error_type]
     assert wf.champion() == champion
     assert wf.service()["taskDefinition"] == before
-    assert any("failed before the release" in s for s in _subjects(wf))
+    assert any("failed before a release changed anything" in s for s in _subjects(wf))
 
 
 def test_deploy_failure_rolls_back(workflow: Workflow, tmp_path: Path) -> None:
