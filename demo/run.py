@@ -230,7 +230,11 @@ def _wait_execution(ctx: Context, arn: str, timeout: float) -> dict[str, Any]:
         if k.endswith("FailedEventDetails") and k != "executionFailedEventDetails"
     ]
     out = json.loads(desc.get("output") or "{}")
-    return {"status": desc["status"], "states": states, "output": out, "name": desc["name"], "causes": causes}
+    from demo.canary import state_seconds
+
+    seconds = state_seconds(events)  # where the run's time went, the release's states included
+    return {"status": desc["status"], "states": states, "output": out, "name": desc["name"], "causes": causes,
+            "seconds": seconds}  # fmt: skip
 
 
 def phase_first_model(ctx: Context) -> str:

@@ -13,12 +13,13 @@ import boto3
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra" / "cdk"))
-from esteira_cdk.asl import render_definition  # templatefile() semantics, as CDK renders it
+from esteira_cdk.asl import RELEASE_ASL_PATH, render_definition  # templatefile() semantics, as CDK renders it
 from esteira_cdk.contract import contract
 
 # Also `slow`: it starts LocalStack (~30 s), so it stays out of the default `make test`.
 pytestmark = [pytest.mark.localstack, pytest.mark.slow]
 SM_NAME = "esteira-train-evaluate-deploy"
+RELEASE_NAME = "esteira-release"
 ACCOUNT = "000000000000"
 
 
@@ -54,8 +55,8 @@ def machine(localstack: str) -> dict[str, str]:
         "ecs_cluster_arn": f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/esteira",
         "train_task_definition_arn": f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/esteira-train:1",
         "train_container_name": "train",
-        "train_subnets": json.dumps(["subnet-1"]),
-        "train_security_groups": json.dumps(["sg-1"]),
+        "train_subnets": "subnet-1",
+        "train_security_groups": "sg-1",
         "training_backend": "ecs",
         # As Terraform renders them without the optional backends (modules/workflow definition_variables).
         "sagemaker_enabled": "false",
@@ -69,20 +70,30 @@ def machine(localstack: str) -> dict[str, str]:
         "data_bucket": "d",
         "artifacts_bucket": "a",
         "deployment_strategy": "all_at_once",
-        "canary_steps": "[10, 50, 100]",
+        "canary_steps": "[10,50,100]",
         "canary_bake_seconds": "600",
         "shadow_seconds": "1800",
         "mlflow_credentials_secret": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:esteira/mlflow/workflow",
+        "release_state_machine_arn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{RELEASE_NAME}",
     }
-    arn = _client(localstack, "stepfunctions").create_state_machine(
-        name=SM_NAME, definition=render_definition(variables), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
-    )["stateMachineArn"]
-    return {"arn": arn, "queue": queue}
-
-
-def _run(localstack: str, machine: dict[str, str], case: str) -> tuple[dict[str, Any], list[str]]:
     sfn = _client(localstack, "stepfunctions")
-    ex = sfn.start_execution(stateMachineArn=f"{machine['arn']}#{case}", name=f"{case}-{time.time_ns()}", input="{}")
+    role = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+    release = sfn.create_state_machine(
+        name=RELEASE_NAME, definition=render_definition(variables, RELEASE_ASL_PATH), roleArn=role
+    )["stateMachineArn"]
+    arn = sfn.create_state_machine(name=SM_NAME, definition=render_definition(variables), roleArn=role)[
+        "stateMachineArn"
+    ]
+    return {"arn": arn, "release": release, "queue": queue}
+
+
+def _run(
+    localstack: str, machine: dict[str, str], case: str, key: str = "arn", payload: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    sfn = _client(localstack, "stepfunctions")
+    ex = sfn.start_execution(
+        stateMachineArn=f"{machine[key]}#{case}", name=f"{case}-{time.time_ns()}", input=json.dumps(payload or {})
+    )
     deadline = time.monotonic() + 120
     while True:
         desc = sfn.describe_execution(executionArn=ex["executionArn"])
@@ -106,12 +117,14 @@ def _subjects(localstack: str, machine: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize(
     ("case", "status", "must", "must_not"),
     [
-        ("HappyPath", "SUCCEEDED", ["TrainEcs", "Promote", "Deploy", "WaitServiceStable", "SmokeTest",
-                                    "RecordRelease", "NotifyDeployed"], ["Rollback"]),
-        ("GateRejected", "SUCCEEDED", ["Evaluate", "NotifyRejected", "ReleaseLock"], ["Promote", "Deploy"]),
+        ("HappyPath", "SUCCEEDED", ["TrainEcs", "Evaluate", "Release", "NotifyReleased", "ReleaseLock"],
+         ["ReleaseEnded?"]),
+        ("GateRejected", "SUCCEEDED", ["Evaluate", "NotifyRejected", "ReleaseLock"], ["Release"]),
         ("TrainingFails", "FAILED", ["TrainEcs", "NotifyFailure", "ReleaseLockAfterFailure"], ["Evaluate"]),
-        ("SmokeFails", "FAILED", ["SmokeTest", "Rollback", "WaitRollbackStable", "NotifyRolledBack"],
-         ["NotifyDeployed"]),
+        ("ReleaseRolledBack", "FAILED", ["Release", "ReleaseEnded?", "ReleaseFailed", "RolledBack?",
+                                         "NotifyRolledBack", "ReleaseLockAfterFailure"], ["NotifyReleased"]),
+        ("ReleaseCannotStart", "FAILED", ["Release", "ReleaseEnded?", "NotifyFailure", "ReleaseLockAfterFailure"],
+         ["ReleaseFailed"]),
         ("AlreadyRunning", "SUCCEEDED", ["AlreadyRunning", "Skipped"], ["ValidateData"]),
     ],
 )  # fmt: skip
@@ -124,6 +137,41 @@ def test_control_flow(
     assert not any(s in states for s in must_not), states
     if case != "AlreadyRunning":
         assert _subjects(localstack, machine), "every outcome notifies through SNS"
+
+
+RELEASE_INPUT = {
+    "model_version": "2",
+    "champion_version": "1",
+    "already_champion": False,
+    "evaluation": {"model_version": "2", "gate": {"passed": True, "reasons": ["beats champion"]}},
+    "eval_data": "s3://data/snapshots/sha256=02/",
+    "smoke_data": "",
+    "overrides": {},
+    "deployment": {"task_definition": None, "previous_task_definition": None},
+    "workflow_execution_arn": f"arn:aws:states:us-east-1:{ACCOUNT}:execution:{SM_NAME}:x",
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "states"),
+    [
+        ("AllAtOnce", "SUCCEEDED", ["DeploymentStrategy?", "Deploy", "WaitServiceStable", "SmokeTest",
+                                    "RecordRelease", "Promote", "Released"]),
+        ("SmokeFails", "FAILED", ["Deploy", "WaitServiceStable", "SmokeTest", "Rollback", "WaitRollbackStable",
+                                  "RolledBack"]),
+    ],
+)  # fmt: skip
+def test_release_control_flow(
+    localstack: str, machine: dict[str, str], case: str, status: str, states: list[str]
+) -> None:
+    """The release machine on its own: Promote (the alias) only after the smoke test; a failed smoke test
+    rolls the service back and never reaches Promote."""
+    desc, entered = _run(localstack, machine, case, key="release", payload=RELEASE_INPUT)
+    assert desc["status"] == status, (entered, desc.get("cause"))
+    it = iter(entered)
+    assert all(s in it for s in states), entered
+    if status == "FAILED":
+        assert "Promote" not in entered and desc.get("error") == "RolledBack", desc
 
 
 def test_alarm_evaluates_and_its_event_starts_the_state_machine(localstack: str) -> None:
