@@ -131,9 +131,9 @@ def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
 # The workflow in four renderings; all start the one release machine (but the last).
 WORKFLOW = "workflow"  # the dev stack, every training backend deployed
 ECS_ONLY = "workflow-ecs-only"  # a stack without EC2 or SageMaker training
-# The Release task's `States.ALL` catcher comes after `States.TaskFailed`, which takes every error
-# but States.Timeout (in AWS and in moto): a StartExecution that fails (no such machine, access
-# denied) is a TaskFailed too. So the one way to that catcher is the task's TimeoutSeconds: this
+# The Release task has one catcher; ReleaseEnded? tells a release that ran and failed (States.TaskFailed
+# with the child's description) from one that never started (a StartExecution refusal, plain-text
+# Cause) and from a timeout. The timeout path is reached through the task's TimeoutSeconds: this
 # rendering lowers it from a day to 1 s, and the scenario's release is a shadow one that bakes 2 s.
 RELEASE_TIMES_OUT = "workflow-release-timeout"
 NO_RELEASE_MACHINE = "workflow-no-release-machine"  # StartExecution fails: see the last test
