@@ -8,8 +8,8 @@ twice with `deployment_strategy: "canary"` in the execution input:
    healthy, promoted;
 2. a deliberately degraded candidate (trained on shuffled labels; the offline gate is lowered for
    this run so that it reaches production): the first live check sees its low confidence and its
-   prediction drift against the champion, traffic and the `champion` alias go back, the execution
-   ends FAILED with CanaryRolledBack.
+   prediction drift against the champion, traffic goes back (the `champion` alias never moved), the
+   release ends RolledBack and the workflow's execution FAILED.
 Both phases must end with zero failed requests.
 """
 
