@@ -44,6 +44,9 @@ from localaws import lambdas as local_lambdas
 from localaws.sfn import install_nested_executions
 from tests.unit import asl_doubles as doubles
 
+# About 25 s here, 45 s under CI load: `make test` stays under its 10 minutes; .ci/run runs it in test-slow.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_ASL = ROOT / "stepfunctions" / "train_evaluate_deploy.asl.json"
 RELEASE_ASL = ROOT / "stepfunctions" / "release.asl.json"

@@ -240,16 +240,16 @@ def test_validate_evaluate_promote_rollback(
     monkeypatch.setenv("ESTEIRA_GATE_MIN_IMPROVEMENT", "-1")
     monkeypatch.setenv("ESTEIRA_GATE_MAX_INTENT_F1_DROP", "1")
     ev2 = evaluate.handler({"eval_data": str(slice_files["test"])}, None)
-    assert promote.handler({"evaluation": ev2}, None)["previous_champion"] == v1
-    assert str(registry.version_by_alias(settings, registry.CHAMPION).version) == v2  # type: ignore[union-attr]
 
+    # A release that fails: deployed, then rolled back. The alias moves only when a release completes
+    # (Promote is its last step), so the rollback has nothing to undo in the registry.
     before = _service(monkeypatch, registry.model_uri(settings, v1))["td"]
     deployed = deploy.handler({"model_version": v2}, None)
     back = rollback.handler(
         {"model_version": v2, "previous_task_definition": deployed["previous_task_definition"],
          "error": {"Error": "SmokeTestFailed", "Cause": "wrong answers"}}, None,
     )  # fmt: skip
-    assert back["champion"] == {"from": v2, "to": v1}
+    assert back["champion"] == {"unchanged": v1}
     assert back["serving_task_definition"] == before
     assert str(registry.version_by_alias(settings, registry.CHAMPION).version) == v1  # type: ignore[union-attr]
     ecs = boto3.client("ecs", region_name=REGION)
@@ -258,6 +258,9 @@ def test_validate_evaluate_promote_rollback(
     assert "SmokeTestFailed" in tags["rolled_back"]
     again = rollback.handler({"model_version": v2, "previous_task_definition": before}, None)  # idempotent
     assert again["champion"] == {"unchanged": v1} and again["task_definition"] == {"unchanged": before}
+    # A release that completes promotes last: v2 becomes the champion and remembers v1.
+    assert promote.handler({"evaluation": ev2}, None)["previous_champion"] == v1
+    assert str(registry.version_by_alias(settings, registry.CHAMPION).version) == v2  # type: ignore[union-attr]
 
 
 # ---- runtime
