@@ -625,15 +625,28 @@ def units(state: Mapping[str, Any] | Stack) -> list[Unit]:
     return found
 
 
+_SPLIT_LITERAL = re.compile(r"^States\.StringSplit\(\s*'([^']*)'\s*,\s*'([^']+)'\s*\)$")
+
+
+def _constant_list(net: Mapping[str, Any], key: str) -> list[Any] | None:
+    """The field's list when the state fixes it: given as a list, or `States.StringSplit` of a literal
+    (how the templates carry Terraform's list variables inside strings); None when chosen at run time."""
+    if f"{key}.$" not in net:
+        return _list(net.get(key))
+    split = _SPLIT_LITERAL.match(str(net[f"{key}.$"]).strip())
+    return [s for s in split.group(1).split(split.group(2)) if s] if split else None
+
+
 def _task_placement(stack: Stack, net: Mapping[str, Any], subnets_key: str, groups_key: str) -> Placement:
     if not net:
         return Placement(None)
-    if f"{subnets_key}.$" in net or f"{groups_key}.$" in net:
+    subnet_list, group_list = _constant_list(net, subnets_key), _constant_list(net, groups_key)
+    if subnet_list is None or group_list is None:
         return Placement(None, unknown=f"{subnets_key} is chosen at run time (JSONPath), not in the state")
-    subnets = tuple(str(s) for s in _list(net.get(subnets_key)))
+    subnets = tuple(str(s) for s in subnet_list)
     if not subnets:
         return Placement(None, unknown=f"no {subnets_key} in the task's network configuration")
-    return Placement(stack.vpc_of(subnets), subnets, tuple(str(g) for g in _list(net.get(groups_key))))
+    return Placement(stack.vpc_of(subnets), subnets, tuple(str(g) for g in group_list))
 
 
 def _task_states(definition: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

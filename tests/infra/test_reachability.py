@@ -616,6 +616,17 @@ def test_a_job_without_a_role_is_not_configured_and_run_time_subnets_are_reporte
     }
     doc = state(base(), fargate(), sfn({"StartAt": "Run", "States": {"Run": run_task}}))
     assert found(r.check(doc, {}), "state machine task Run", "(placement)", "chosen at run time")
+    # A literal split (how the templates carry Terraform's subnet list inside a string) is fixed in the state.
+    net = run_task["Parameters"]["NetworkConfiguration"]["AwsvpcConfiguration"]  # type: ignore[index]
+    net.clear()
+    net.update(
+        {
+            "Subnets.$": "States.StringSplit('subnet-x,subnet-y', ',')",
+            "SecurityGroups.$": "States.StringSplit('sg-1', ',')",
+        }
+    )
+    doc = state(base(), fargate(), sfn({"StartAt": "Run", "States": {"Run": run_task}}))
+    assert not found(r.check(doc, {}), "state machine task Run", "(placement)", "chosen at run time")
 
 
 def test_calls_by_unit_key_win_over_the_role_and_the_emulator_report_is_read() -> None:

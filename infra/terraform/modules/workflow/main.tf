@@ -955,6 +955,19 @@ resource "aws_sfn_state_machine" "release" {
     kms_data_key_reuse_period_seconds = 300
   }
 
+  # The checks the workflow machine makes too: this machine is planned first (the workflow depends on
+  # it), so a missing template value must be reported here, naming the contract, not as a templatefile error.
+  lifecycle {
+    precondition {
+      condition     = length(setsubtract(var.template_variables, keys(local.definition_variables))) == 0
+      error_message = "No value for the ASL template variable(s) ${join(", ", sort(setsubtract(var.template_variables, keys(local.definition_variables))))} of contract.yaml asl_variables."
+    }
+    precondition {
+      condition     = length(setsubtract(keys(var.functions), var.function_keys)) == 0
+      error_message = "var.functions sizes ${join(", ", sort(setsubtract(keys(var.functions), var.function_keys)))}, which contract.yaml lambda_functions does not name."
+    }
+  }
+
   depends_on = [aws_iam_role_policy.sfn]
   tags       = var.tags
 }
