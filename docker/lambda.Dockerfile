@@ -33,7 +33,9 @@ COPY lambdas/ ${LAMBDA_TASK_ROOT}/lambdas/
 # Lambda's filesystem is read-only: bytecode not written here would be compiled again on every cold start.
 RUN python -m compileall -q "${LAMBDA_TASK_ROOT}"
 
+# GIT_PYTHON_REFRESH: MLflow looks for git to tag a run's source; there is none in the image, so it stays quiet.
 ENV MPLBACKEND=Agg \
+    GIT_PYTHON_REFRESH=quiet \
     HOME=/tmp
 
 # Provenance last, so a new commit rebuilds one small layer: the commit the image was built from.

@@ -33,8 +33,11 @@ LABEL org.opencontainers.image.title="esteira-training" \
 RUN groupadd --system --gid 10001 esteira \
     && useradd --system --uid 10001 --gid esteira --home-dir /app --no-create-home --shell /usr/sbin/nologin esteira
 COPY --from=build /opt/venv /opt/venv
+# GIT_PYTHON_REFRESH: the image has no git, and MLflow's run-source lookup would otherwise write a
+# 45-line warning into every training run's log.
 ENV PATH=/opt/venv/bin:$PATH \
     MPLBACKEND=Agg \
+    GIT_PYTHON_REFRESH=quiet \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp

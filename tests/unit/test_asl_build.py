@@ -31,6 +31,14 @@ def test_every_retrier_is_named_and_used() -> None:
     assert used == set(retriers), f"unused retriers: {sorted(set(retriers) - used)}"
 
 
+def test_docs_name_every_retrier() -> None:
+    """docs/workflow.md lists the policies a reader will find in the sources, no more, no fewer."""
+    retriers = set(json.loads((build_asl.SOURCES / "retriers.json").read_text()))
+    text = (ROOT / "docs" / "workflow.md").read_text()
+    listed = text.split("stepfunctions/src/retriers.json`", 1)[1].split(";", 1)[0]
+    assert set(re.findall(r"`([a-z-]+)`", listed)) == retriers, f"docs/workflow.md lists {listed!r}"
+
+
 def test_placeholders_only_inside_strings() -> None:
     """The templates parse as JSON before Terraform renders them, so editors and linters can read them."""
     for machine in build_asl.MACHINES:

@@ -14,12 +14,14 @@ the states entered and the Catch edges taken, read from the execution histories 
 must be all of them.
 
 Changes to the RENDERED copies only (the files are never touched), each to keep the test fast:
-- retriers that match any error (`States.ALL`: Rollback and CanaryAbort, 5 + 10 s) wait 1 + 1 s;
+- retriers that match any error (`States.ALL`: Rollback and CanaryAbort, 5 + 10 s) wait 1 + 1 s, and
+  so does the Release task's retrier of a refused start (10 s, then 20 s);
 - one rendering gives the Release task a 1 s TimeoutSeconds (see RELEASE_TIMES_OUT).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
@@ -37,8 +39,10 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
+from moto.core.exceptions import AWSError
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from localaws import lambdas as local_lambdas
 from localaws.sfn import install_nested_executions
@@ -127,6 +131,8 @@ def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
             state["Resource"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{doubles.function_name(name)}"
         for retrier in state.get("Retry", []):
             if "States.ALL" in retrier["ErrorEquals"]:  # retries the injected errors: 1 + 1 s, not 5 + 10 s
+                retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
+            if state["Resource"] == START_EXECUTION_SYNC:  # a refused start waits 1 s, not 10 s
                 retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
     return out
 
@@ -222,6 +228,31 @@ SCENARIOS = [
 
 # Not part of the coverage: the release machine does not exist, so StartExecution itself fails.
 CANNOT_START = Scenario("the release cannot start", machine=NO_RELEASE_MACHINE)
+# Nor this: the account is at its quota of open executions for the first StartExecution of the release.
+LIMIT_ONCE = Scenario("the first start is refused for the execution quota", ends_at="Done", release_ends_at="Released")
+
+
+class ExecutionLimitExceeded(AWSError):
+    """StartExecution's answer when the account has too many open executions (the API reference's error)."""
+
+    TYPE, STATUS = "ExecutionLimitExceeded", 400
+
+
+@contextlib.contextmanager
+def release_start_refused_once() -> Iterator[list[str]]:
+    """moto's StartExecution refuses the release machine's first start; yields the machines it refused."""
+    original = StepFunctionsParserBackend.start_execution
+    refused: list[str] = []
+
+    def start_execution(backend: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        if state_machine_arn == RELEASE_MACHINE_ARN and not refused:
+            refused.append(state_machine_arn)
+            raise ExecutionLimitExceeded("Maximum number of running executions reached")
+        return original(backend, state_machine_arn, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StepFunctionsParserBackend, "start_execution", start_execution)
+        yield refused
 
 
 # --- reading an ASL ------------------------------------------------------------------------------------
@@ -471,6 +502,8 @@ class Results:
     named: dict[str, Run]
     by_edge: dict[Edge, Run]
     cannot_start: Run
+    limit_once: Run
+    limit_refusals: list[str]
 
     @property
     def runs(self) -> list[Run]:
@@ -506,7 +539,10 @@ def results() -> Iterator[Results]:
                 if (scenario := scenario_for_edge(edge, bases[edge], harness.definitions)) is not None:
                     by_edge[edge] = harness.run(scenario)
                     runs.append(by_edge[edge])
-            yield Results(named, by_edge, harness.run(CANNOT_START))
+            cannot_start = harness.run(CANNOT_START)
+            with release_start_refused_once() as refused:
+                limit_once = harness.run(LIMIT_ONCE)
+            yield Results(named, by_edge, cannot_start, limit_once, refused)
         finally:
             undo_lambdas()
             undo_nested()
@@ -556,3 +592,13 @@ def test_a_release_that_cannot_start_notifies_and_frees_the_lock(results: Result
     entered = run.entered["workflow"]
     assert entered[-5:] == ["Release", "ReleaseEnded?", "NotifyFailure", "ReleaseLockAfterFailure", "Failed"], entered
     assert "release" not in run.entered or not run.entered["release"]
+
+
+def test_a_start_refused_for_the_execution_quota_is_retried(results: Results) -> None:
+    """The account's open-execution quota refuses the release's first start: the Release task's retrier
+    (release-start) starts it again, and the release runs once, to the end."""
+    run = results.limit_once
+    assert results.limit_refusals == [RELEASE_MACHINE_ARN], "the patched StartExecution never refused"
+    check_run(run)
+    assert run.entered["workflow"].count("Release") == 1, run.entered["workflow"]  # a retry, not a re-entry
+    assert "NotifyFailure" not in run.entered["workflow"], run.entered["workflow"]
