@@ -323,6 +323,7 @@ def _two_releases(
         "weights": weights_seen(events),
         "champion": {"before": before, "after": champion()},
         "load": traffic,
+        "states": state_seconds(events),
     }
     summary["good"] = good
     log(
@@ -354,6 +355,7 @@ def _two_releases(
         "champion": {"before": before, "after": champion()},
         "mlflow_tags": {k: v for k, v in tags.items() if k.startswith("canary.")},
         "load": traffic,
+        "states": state_seconds(events),
     }
     summary["degraded"] = bad
     log(
