@@ -53,25 +53,31 @@ def _is_transient(exc: BaseException) -> bool:
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-# The MLflow credential read from each secret, once per execution environment (its cold start).
-_credentials: dict[str, dict[str, str]] = {}
+# The MLflow credential each function read from its secret, once per execution environment (its cold
+# start), keyed by (function name, secret).
+_credentials: dict[tuple[str, str], dict[str, str]] = {}
 
 
 def mlflow_credentials() -> None:
     """The function's MLflow user from the secret ESTEIRA_MLFLOW_CREDENTIALS_SECRET names, read at the
     first call (pipelines.registry.use_credentials_from_secret) and set for every call. A failure is
-    raised in the call, so the step's Retry/Catch sees it, and is tried again next call. Kept per secret
-    and set on each call, not only once: the embedded AWS runs several functions in one process."""
+    raised in the call, so the step's Retry/Catch sees it, and is tried again next call.
+
+    In AWS an execution environment holds one function. The embedded AWS runs several in one process,
+    so the cache is per function and set on each call: each function reads the secret itself, with its
+    own role, as it must in AWS. Keyed by the secret alone, one function's read served the others, and
+    a role without secretsmanager:GetSecretValue would have passed here and failed there."""
     from pipelines.registry import CREDENTIALS_SECRET_VARIABLE, use_credentials_from_secret
 
     arn = os.environ.get(CREDENTIALS_SECRET_VARIABLE, "")
     if not arn:
         return
-    if arn not in _credentials:
+    key = (os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""), arn)
+    if key not in _credentials:
         read = {CREDENTIALS_SECRET_VARIABLE: arn}
         use_credentials_from_secret(read)
-        _credentials[arn] = {k: v for k, v in read.items() if k != CREDENTIALS_SECRET_VARIABLE}
-    os.environ.update(_credentials[arn])
+        _credentials[key] = {k: v for k, v in read.items() if k != CREDENTIALS_SECRET_VARIABLE}
+    os.environ.update(_credentials[key])
 
 
 def step(name: str) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Handler]:

@@ -295,6 +295,33 @@ def test_notify_publishes_or_says_why_not(aws: None, monkeypatch: pytest.MonkeyP
     assert body["Subject"] == "esteira: model 3 deployed ( )" and json.loads(body["Message"]) == {"version": "3"}
 
 
+def test_each_function_reads_the_secret_itself(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two functions named the same secret each read it, once per environment: in AWS each has its own
+    environment and its own role, so one function's read must not serve another here either."""
+    import lambdas._runtime as runtime
+    import pipelines.registry as registry
+
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    arn = sm.create_secret(Name="esteira-dev/mlflow/workflow", SecretString=json.dumps(
+        {"username": "esteira-workflow", "password": "p" * 40}))["ARN"]  # fmt: skip
+    monkeypatch.setenv("ESTEIRA_MLFLOW_CREDENTIALS_SECRET", arn)
+    monkeypatch.setattr(runtime, "_credentials", {})
+    reads: list[str | None] = []
+    real = registry.use_credentials_from_secret
+
+    def counted(environ: dict[str, str] | None = None, secrets_client: Any = None) -> bool:
+        reads.append(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+        return real(environ, secrets_client)
+
+    monkeypatch.setattr(registry, "use_credentials_from_secret", counted)
+    for function in ("esteira-dev-deploy", "esteira-dev-rollback", "esteira-dev-deploy"):
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", function)
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        runtime.mlflow_credentials()
+        assert os.environ["MLFLOW_TRACKING_USERNAME"] == "esteira-workflow"
+    assert reads == ["esteira-dev-deploy", "esteira-dev-rollback"]
+
+
 def test_every_mlflow_caller_reads_its_own_credential(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """A function named an MLflow secret (ESTEIRA_MLFLOW_CREDENTIALS_SECRET) calls MLflow as that user,
     the workflow steps (@step) and the scheduled drift check alike; never with a credential it did not
