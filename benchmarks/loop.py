@@ -48,7 +48,8 @@ def run_once(workdir: Path) -> dict[str, Any]:
         "phases": phases,
         "load": round(load, 2),
         "bootstrap": results["infrastructure"]["bootstrap"],
-        # Seconds per state of the two workflow runs (the release's states included): where a run's time goes.
+        # Seconds per state of the two workflow runs and the two canary releases (the release's states
+        # included): where a run's time goes.
         "states": {
             **{k: results[k].get("seconds", {}) for k in ("first_model", "retraining")},
             **{f"canary {k}": v.get("states", {}) for k, v in results.get("canary", {}).items() if isinstance(v, dict)},

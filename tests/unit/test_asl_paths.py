@@ -130,9 +130,8 @@ def with_doubles(definition: dict[str, Any]) -> dict[str, Any]:
         if state["Resource"] != START_EXECUTION_SYNC:
             state["Resource"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{doubles.function_name(name)}"
         for retrier in state.get("Retry", []):
-            if "States.ALL" in retrier["ErrorEquals"]:  # retries the injected errors: 1 + 1 s, not 5 + 10 s
-                retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
-            if state["Resource"] == START_EXECUTION_SYNC:  # a refused start waits 1 s, not 10 s
+            # Retriers of the injected errors (1 + 1 s, not 5 + 10 s) and of a refused start (1 s, not 10 s).
+            if "States.ALL" in retrier["ErrorEquals"] or state["Resource"] == START_EXECUTION_SYNC:
                 retrier["IntervalSeconds"], retrier["BackoffRate"] = 1, 1.0
     return out
 
